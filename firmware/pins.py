@@ -1,0 +1,58 @@
+# The one pin map of the reference board (hw/README.md).
+#
+# Both the firmware's board module and the simulated board (hw/sim/simboard.py) read this
+# file, so a pin or an address changes here and nowhere else. Constants only: no imports
+# beyond const, no code, so it loads on the board, on the unix port and on CPython alike.
+from micropython import const
+
+# --- I2C bus 0: INA219 current monitor and SSD1306 display -------------------------------
+I2C_ID = const(0)
+I2C_SDA = const(4)
+I2C_SCL = const(5)
+I2C_FREQ = const(400_000)
+# rp2 waits 50 ms by default on a stuck bus; the control loop runs every 2 ms.
+I2C_TIMEOUT_US = const(1_000)
+INA219_ADDR = const(0x40)
+SSD1306_ADDR = const(0x3C)
+
+# --- Output stage --------------------------------------------------------------------------
+# PWM into a two-pole RC filter gives the current source its reference voltage.
+PIN_SETPOINT_PWM = const(16)
+SETPOINT_PWM_FREQ = const(50_000)
+# Output enable: a series switch, open unless driven high (10k pull-down on the board).
+PIN_OUTPUT_ENABLE = const(17)
+# Polarity bridge: 0 = electrode A is the anode, 1 = reversed.
+PIN_POLARITY = const(18)
+# Pulse gate: ANDed with enable in hardware; held high for plain DC, PWM for pulsed DC.
+PIN_PULSE_GATE = const(19)
+# Hardware current limiter (trips near 35 mA without the MCU): open-drain flag, low = tripped.
+PIN_HW_LIMIT = const(20)
+
+# --- Analog ----------------------------------------------------------------------------
+# Electrode voltage through a divider into ADC0 (GP26).
+PIN_ELECTRODE_ADC = const(26)
+# Pico GP24 senses VBUS: high while a USB host powers the port.
+PIN_VBUS_SENSE = const(24)
+
+# --- Nurse panel: buttons are active low with pull-ups ------------------------------------
+PIN_BTN_START = const(10)
+PIN_BTN_STOP = const(11)
+PIN_BTN_UP = const(12)
+PIN_BTN_DOWN = const(13)
+PIN_BTN_MODE = const(14)
+PIN_BUZZER = const(15)
+PIN_LED = const(25)
+
+# --- Analog scaling of the reference board -----------------------------------------------
+# Setpoint: duty 65535 -> 3.3 V reference -> SETPOINT_FULL_SCALE_UA at the source.
+SETPOINT_FULL_SCALE_UA = const(40_000)
+# Compliance: the current source cannot drive the electrodes above this voltage.
+COMPLIANCE_MV = const(60_000)
+# Shunt in the return path, read by the INA219 (PGA /8, +-320 mV -> 32 mA full scale).
+SHUNT_MILLIOHM = const(10_000)
+# Electrode-voltage divider: 100k over 5.1k -> 60 V reads as 2.91 V at the ADC.
+DIVIDER_TOP_OHM = const(100_000)
+DIVIDER_BOTTOM_OHM = const(5_100)
+ADC_VREF_MV = const(3_300)
+# Hardware limiter trip point (for the model and the documentation; the MCU never sets it).
+HW_LIMIT_UA = const(35_000)

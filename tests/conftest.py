@@ -1,0 +1,59 @@
+"""Shared test plumbing: paths for CPython unit tests and a runner for MicroPython scripts."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+SIM = ROOT / "hw" / "sim"
+SHIMS = ROOT / "tests" / "shims"
+MPY_TESTS = ROOT / "tests" / "mpy"
+
+# CPython unit tests import firmware modules and the simulation directly. The shims come
+# first so `micropython.const` resolves to ours, not Adafruit Blinka's look-alike.
+for p in (str(ROOT), str(ROOT / "host_tools"), str(SIM), str(FIRMWARE), str(SHIMS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def micropython_exe():
+    """The unix-port `micropython` installed beside this interpreter (the project's .venv)."""
+    exe = Path(sys.executable).with_name("micropython")
+    if not exe.exists():
+        pytest.fail("micropython executable not found next to %s: run `make test`" % sys.executable)
+    return str(exe)
+
+
+def run_mpy(script, *, path=(SIM, FIRMWARE), heapsize=None, timeout=120, args=(), cwd=None):
+    """Run a MicroPython script file (or source text) under the unix port.
+
+    `path` becomes MICROPYPATH, so hw/sim/machine.py and time.py replace the built-ins as a
+    board's would be. Returns the CompletedProcess; callers assert on returncode and output.
+    """
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([str(p) for p in path] + [str(MPY_TESTS), ".frozen"])
+    cmd = [micropython_exe()]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    if isinstance(script, Path) or (isinstance(script, str) and script.endswith(".py") and "\n" not in script):
+        cmd.append(str(script))
+    else:
+        cmd += ["-c", script]
+    cmd += list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+@pytest.fixture
+def mpy():
+    """Fixture form of run_mpy that fails the test with MicroPython's output on a non-zero exit."""
+
+    def _run(script, **kw):
+        r = run_mpy(script, **kw)
+        if r.returncode != 0:
+            pytest.fail("micropython exited %d\n--- stdout\n%s\n--- stderr\n%s" % (r.returncode, r.stdout, r.stderr))
+        return r
+
+    return _run
