@@ -1,0 +1,529 @@
+"""Output stage and load of the reference board (hw/README.md), integrated lazily.
+
+Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
+
+  setpoint PWM -> 2-pole RC (tau 1.6 ms each) -> current-source loop (tau 0.2 ms) = x
+  source --enable switch (AND gate)--> node V: C_out || divider R_d --> polarity bridge
+     --> R_s (water + electrodes) --> R_p || C_p (skin, voltage Vp) --> shunt --> limiter switch
+
+- The source regulates the load current it senses in the return path, so in regulation the
+  load gets x and the divider's small current comes on top. It cannot lift V above
+  COMPLIANCE_MV: on a high-resistance load V sits at compliance and the current falls short.
+- With the load open and the source on, C_out charges at x toward compliance (the loop sees
+  no current and pushes). Back in the water, C_out dumps V/R_s through the skin: a spike far
+  above the setpoint for tens of us. That is the shock users feel on re-immersion, and the
+  firmware prevents it by zeroing its setpoint when contact is lost: the divider then bleeds
+  C_out (tau = C_out * R_d, about 10 ms).
+- Swapping polarity under current turns the charged skin capacitance around against the
+  source: another real spike, unless the firmware ramps to zero and waits first.
+- The hardware limiter compares the shunt current with HW_LIMIT_UA and opens the return path
+  (current 0) until enable goes low; PIN_HW_LIMIT reads low meanwhile.
+- electrode_mv is V at the bridge input, what the divider sees, whatever the polarity.
+- A gate PWM is modelled on average: the dynamics run as if the gate were on; the
+  instantaneous current is the on-current in the PWM's high phase and 0 in its low phase.
+
+Between input changes the reference cascade has a closed form; the node and the skin are
+advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
+Once everything has settled a query only moves time on, so a 500 Hz read costs ~1 us.
+"""
+import math
+from micropython import const
+
+import pins
+import scenario as _scn
+
+_TAU_F = 1600.0  # us, each pole of the setpoint RC filter
+_TAU_L = 200.0  # us, the current source's own loop
+_K = _TAU_F / (_TAU_F - _TAU_L)
+_R_DIV = float(pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM)
+_VC = float(pins.COMPLIANCE_MV)
+_FS = float(pins.SETPOINT_FULL_SCALE_UA)
+_LIMIT = pins.HW_LIMIT_UA
+_H_MAX = const(1000)  # us, longest integration step while anything moves
+_HYD_STEP = const(100_000)  # us of hydration between updates of R_p
+_EPS = 0.01  # uA or mV: below this per step, the state is settled
+
+OPEN = "lifted"
+IMMERSED = "immersed"
+SHORT = "short"
+
+
+def _hash32(seed, k):
+    # Deterministic per (seed, period): the noise does not depend on when it is queried.
+    x = (seed * 0x9E3779B1 + k * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def _default_clock():
+    import vclock
+
+    return vclock.now_us
+
+
+class Plant:
+    def __init__(self, scenario=None, clock=None):
+        self._clock = clock if clock is not None else _default_clock()
+        self.on_trip = None  # fn(tripped) when the limiter flag changes
+        self.output_stuck_on = False
+        self.output_dead = False
+        self._busy = False
+        self.peak_ua = 0.0  # highest on-current seen (spikes included); reset at will
+        self.load(scenario)
+
+    # --- scenario and load -------------------------------------------------------------
+    def load(self, scenario=None):
+        """(Re)start with a scenario: name, file path, dict or None (palms). Keeps inputs."""
+        sc = _scn.load(scenario if scenario is not None else "palms")
+        t = self._clock()
+        if hasattr(self, "scenario"):
+            self._advance(t)  # the circuit keeps its charge across a change of patient
+        self.scenario = sc
+        self._t = t
+        if not hasattr(self, "duty"):
+            self.duty = 0
+            self.enable = 0
+            self.polarity = 0
+            self._gate = 0
+            self._gate_freq = 0
+            self._gate_duty = 0
+            self._gate_t0 = 0
+            self.hw_limit_tripped = False
+            self._f1 = self._f2 = self._x = 0.0
+            self._v = 0.0
+            self._vp = 0.0
+        self._i = 0.0
+        self._start = None  # time of the first enable: the scenario clock
+        self._next_ev = 0
+        self._ev_at = None
+        self._hyd = 0  # us of hydration so far
+        self._hyd_mark = _HYD_STEP
+        for k, v in sc["load"].items():
+            setattr(self, k, v)
+        if self.enable and not self.hw_limit_tripped:
+            self._start_clock(t)
+        self._update_rp()
+        self._e_h = self._e_f = self._e_l = None
+        self._n_key = self._s_key = None
+        self._settled = False
+        self._noise_k = None
+        self._r_noise = 1.0
+        self._drop = False
+
+    def set_load(self, **kw):
+        """Change load parameters now (scenario 'set' events); r_skin_ohm restarts hydration."""
+        self._sync()
+        for k, v in kw.items():
+            if k not in _scn.LOAD_KEYS:
+                raise ValueError("unknown load parameter %r" % k)
+            setattr(self, k, v)
+        if "r_skin_ohm" in kw or "r_skin_final_ohm" in kw or "hydration_tau_s" in kw:
+            if "r_skin_ohm" in kw:
+                self._hyd = 0
+                self._hyd_mark = _HYD_STEP
+            else:  # keep the present skin resistance as the new starting point
+                self.r_skin_ohm = self._rp
+                self._hyd = 0
+                self._hyd_mark = _HYD_STEP
+        self._update_rp()
+        self._noise_k = None
+        self._unsettle()
+
+    def set_contact(self, contact):
+        """'immersed', 'lifted' or 'short', now. Re-immersion checks the limiter at once."""
+        if contact not in (OPEN, IMMERSED, SHORT):
+            raise ValueError("contact must be immersed, lifted or short")
+        self._sync()
+        self.contact = contact
+        self._noise_k = None
+        self._refresh_noise(self._t)
+        self._i = self._load_current()
+        self._check_limit()
+        self._unsettle()
+
+    def lift(self):
+        self.set_contact(OPEN)
+
+    def immerse(self):
+        self.set_contact(IMMERSED)
+
+    def short(self):
+        self.set_contact(SHORT)
+
+    # --- inputs --------------------------------------------------------------------------
+    def set_duty(self, u16):
+        u16 = max(0, min(65535, int(u16)))
+        if u16 != self.duty:
+            self._sync()
+            self.duty = u16
+            self._unsettle()
+
+    def set_enable(self, b):
+        b = 1 if b else 0
+        if b == self.enable:
+            return
+        self._sync()
+        t = self._t
+        self.enable = b
+        if not b and self.hw_limit_tripped:
+            self.hw_limit_tripped = False  # the limiter latch resets with enable low
+            if self.on_trip:
+                self.on_trip(False)
+        if b and self._start is None:
+            self._start_clock(t)
+        self._unsettle()
+
+    def set_gate(self, b):
+        """Plain level on the pulse gate (held high for DC)."""
+        self._sync()
+        self._gate = 1 if b else 0
+        self._gate_freq = 0
+        self._unsettle()
+
+    def set_gate_pwm(self, freq, duty_u16):
+        """Gate driven by a PWM (pulsed DC). freq 0 or duty 0/65535 fall back to a level."""
+        self._sync()
+        t = self._t
+        duty_u16 = max(0, min(65535, int(duty_u16)))
+        if freq <= 0 or duty_u16 in (0, 65535):
+            self._gate = 1 if duty_u16 == 65535 else 0
+            self._gate_freq = 0
+        else:
+            self._gate = 1
+            self._gate_freq = int(freq)
+            self._gate_duty = duty_u16
+            self._gate_t0 = t
+        self._unsettle()
+
+    def set_polarity(self, b):
+        b = 1 if b else 0
+        if b == self.polarity:
+            return
+        self._sync()
+        self.polarity = b
+        # The bridge turns the charged skin around: it now adds to the drive.
+        self._vp = -self._vp
+        self._i = self._load_current()
+        self._check_limit()
+        self._unsettle()
+
+    @property
+    def gate(self):
+        return self._gate
+
+    def set_faults(self, stuck_on=None, dead=None):
+        self._sync()
+        if stuck_on is not None:
+            self.output_stuck_on = bool(stuck_on)
+        if dead is not None:
+            self.output_dead = bool(dead)
+        self._unsettle()
+
+    # --- outputs -------------------------------------------------------------------------
+    def current_ua(self, now_us=None):
+        """True current through the shunt, uA (>= 0 whatever the polarity)."""
+        if now_us is None:
+            now_us = self._clock()
+        self._advance(now_us)
+        i = self._i
+        if i <= 0.0:
+            return 0
+        if self._gate_freq and not self._gate_high(now_us):
+            return 0
+        return int(i + 0.5)
+
+    def electrode_mv(self, now_us=None):
+        if now_us is None:
+            now_us = self._clock()
+        self._advance(now_us)
+        v = self._v
+        return int(v + 0.5) if v > 0.0 else 0
+
+    def load_ohm(self):
+        """Present DC load resistance, None when open."""
+        c = self.contact
+        if c == SHORT:
+            return int(self.r_short_ohm)
+        if c == OPEN or self._drop:
+            return None
+        return int(self.r_series_ohm * self._r_noise + self._rp)
+
+    def scenario_time_s(self):
+        if self._start is None:
+            return None
+        return (self._t - self._start) / 1e6
+
+    def state(self, now_us=None):
+        if now_us is None:
+            now_us = self._clock()
+        i = self.current_ua(now_us)
+        return {
+            "now_us": now_us,
+            "true_ua": i,
+            "electrode_mv": self.electrode_mv(now_us),
+            "setpoint_duty": self.duty,
+            "enable": self.enable,
+            "polarity": self.polarity,
+            "gate": self._gate if not self._gate_freq else [self._gate_freq, self._gate_duty],
+            "hw_limit": self.hw_limit_tripped,
+            "contact": self.contact,
+            "load_ohm": self.load_ohm(),
+            "r_skin_ohm": int(self._rp),
+            "scenario": self.scenario["name"],
+            "scenario_t_s": self.scenario_time_s(),
+            "faults": [n for n, f in (("output_stuck_on", self.output_stuck_on), ("output_dead", self.output_dead)) if f],
+        }
+
+    # --- internals -----------------------------------------------------------------------
+    def _start_clock(self, t):
+        self._start = t
+        self._next_ev = 0
+        self._set_ev_at()
+
+    def _set_ev_at(self):
+        evs = self.scenario["events"]
+        if self._start is None or self._next_ev >= len(evs):
+            self._ev_at = None
+        else:
+            self._ev_at = self._start + int(evs[self._next_ev]["t_s"] * 1_000_000)
+
+    def _unsettle(self):
+        self._settled = False
+
+    def _update_rp(self):
+        r0 = self.r_skin_ohm
+        rf = self.r_skin_final_ohm
+        self._rp = rf + (r0 - rf) * math.exp(-self._hyd / (self.hydration_tau_s * 1e6))
+        if self._rp < 1.0:
+            self._rp = 1.0
+
+    def _gate_high(self, t):
+        period = 1_000_000 // self._gate_freq
+        if period <= 0:
+            return True
+        return (t - self._gate_t0) % period < period * self._gate_duty // 65536
+
+    def _active(self):
+        if self.output_dead or self.hw_limit_tripped:
+            return False
+        return self.output_stuck_on or (self.enable and self._gate)
+
+    def _connected(self):
+        # The load is in circuit: in contact and the limiter has not opened the return.
+        return self.contact != OPEN and not self._drop and not self.hw_limit_tripped
+
+    def _rl(self):
+        if self.contact == SHORT:
+            return self.r_short_ohm
+        return self.r_series_ohm * self._r_noise
+
+    def _load_current(self):
+        if not self._connected():
+            return 0.0
+        if self.contact == SHORT:
+            return self._v * 1000.0 / self.r_short_ohm
+        return (self._v - self._vp) * 1000.0 / self._rl()
+
+    def _check_limit(self):
+        if self._i > self.peak_ua:
+            self.peak_ua = self._i
+        if self._i > _LIMIT and not self.hw_limit_tripped:
+            self.hw_limit_tripped = True
+            self._i = 0.0
+            if self.on_trip:
+                self.on_trip(True)
+
+    def _refresh_noise(self, t):
+        if self.noise_frac <= 0.0 and self.noise_dropout <= 0.0 or self.contact != IMMERSED:
+            self._r_noise = 1.0
+            self._drop = False
+            return None
+        p = int(self.noise_period_ms * 1000)
+        k = t // p
+        if k != self._noise_k:
+            self._noise_k = k
+            h = _hash32(self.seed, k)
+            self._r_noise = 1.0 + self.noise_frac * ((h & 0xFFFF) / 32767.5 - 1.0)
+            self._drop = ((h >> 16) & 0xFFFF) < self.noise_dropout * 65536
+        return (k + 1) * p
+
+    def _sync(self):
+        # Inputs apply at the present time; inside a scenario event, at the event's time.
+        if not self._busy:
+            self._advance(self._clock())
+
+    def _advance(self, now):
+        if self._busy:
+            return None
+        self._busy = True
+        try:
+            self._run(now)
+        finally:
+            self._busy = False
+
+    def _run(self, now):
+        t = self._t
+        while t < now:
+            end = now
+            ev = self._ev_at
+            if ev is not None and ev < end:
+                end = ev
+            hydrating = self._start is not None and self.contact == IMMERSED
+            if hydrating:
+                hend = t + (self._hyd_mark - self._hyd)
+                if hend < end:
+                    end = hend
+            nb = self._refresh_noise(t)
+            if nb is not None and nb < end:
+                end = nb
+            if self._settled and nb is None:
+                pass  # nothing moves: time passes
+            else:
+                self._integrate(t, end)
+            if hydrating:
+                self._hyd += end - t
+                if self._hyd >= self._hyd_mark:
+                    self._hyd_mark += _HYD_STEP
+                    self._update_rp()
+                    if not (self._settled and self._snap()):
+                        self._settled = False
+            t = end
+            self._t = t
+            if ev is not None and t == ev:
+                self._next_ev += 1
+                self._set_ev_at()
+                _scn.apply_event(self, self.scenario["events"][self._next_ev - 1])
+                t = self._t
+        if t > self._t:
+            self._t = t
+
+    def _snap(self):
+        # Hydration is minutes slow against the skin's milliseconds: a settled state
+        # moves straight to the new equilibrium instead of integrating towards it.
+        if not self._connected() or self.contact != IMMERSED or self._r_noise != 1.0:
+            return False
+        rs = self._rl()
+        rp = self._rp
+        i = self._x if self._active() else 0.0
+        if i < 0.0:
+            i = 0.0
+        v = i * (rs + rp) / 1000.0
+        if v > _VC:
+            v = _VC
+            i = v * 1000.0 / (rs + rp)
+        self._v = v
+        self._vp = i * rp / 1000.0
+        self._i = i
+        self._check_limit()
+        return True
+
+    def _integrate(self, t, end):
+        while t < end:
+            h = end - t
+            if h > _H_MAX:
+                h = _H_MAX
+            self._step(h)
+            t += h
+            if self._settled:
+                return None
+
+    def _step(self, h):
+        # Reference cascade: closed form for a constant target u over h.
+        if h != self._e_h:
+            self._e_h = h
+            self._e_f = math.exp(-h / _TAU_F)
+            self._e_l = math.exp(-h / _TAU_L)
+        e = self._e_f
+        el = self._e_l
+        u = self.duty * _FS / 65535.0
+        a2 = self._f2 - u
+        b2 = (self._f1 - u) / _TAU_F
+        b = b2 * _K
+        a = (a2 - b * _TAU_L) * _K
+        x0 = self._x
+        x1 = u + (x0 - u - a) * el + a * e + b * h * e
+        self._f1 = u + (self._f1 - u) * e
+        self._f2 = u + a2 * e + b2 * h * e
+        self._x = x1
+        if x0 < 0.0:
+            x0 = 0.0
+        if x1 < 0.0:
+            x1 = 0.0
+        # Node V with Vp held: C dV/dt = I - G V, input ramping x0 -> x1 (first-order hold).
+        active = self._active()
+        conn = self._connected()
+        vp = self._vp if self.contact == IMMERSED else 0.0
+        v0 = self._v
+        if conn:
+            g = 1000.0 / self._rl()
+            i_p = vp * g
+            if not active:
+                g += 1000.0 / _R_DIV
+        else:
+            g = 1000.0 / _R_DIV
+            i_p = 0.0
+        if active:
+            vi0 = (x0 + i_p) / g
+            vi1 = (x1 + i_p) / g
+        else:
+            vi0 = vi1 = i_p / g
+        tau = self.c_out_nf / g
+        key = h * 1e9 + tau
+        if key != self._n_key:
+            self._n_key = key
+            self._n_e = math.exp(-h / tau)
+            self._n_r = tau / h * (1.0 - self._n_e)
+        ne = self._n_e
+        nr = self._n_r
+        v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
+        vavg = (vi0 + vi1) * 0.5 + (v0 - vi0) * nr - (vi1 - vi0) * tau / h * (1.0 - nr)
+        if active and v1 > _VC:
+            v1 = _VC
+            if v0 >= _VC or vi1 <= _VC:
+                vavg = _VC
+            else:  # reached compliance within the step
+                tc = tau * math.log((vi1 - v0) / (vi1 - _VC))
+                vavg = (vi1 * tc - (vi1 - v0) * tau * (1.0 - (vi1 - _VC) / (vi1 - v0)) + _VC * (h - tc)) / h
+        self._v = v1
+        # Skin capacitance: fed by V through R_s when in the water, else it discharges in R_p.
+        rp = self._rp
+        vp0 = self._vp
+        if conn and self.contact == IMMERSED:
+            rs = self._rl()
+            target = vavg * rp / (rs + rp)
+            taup = self.c_skin_nf * (rs * rp / (rs + rp)) / 1000.0
+        else:
+            target = 0.0
+            taup = self.c_skin_nf * rp / 1000.0
+        key = h * 1e9 + taup
+        if key != self._s_key:
+            self._s_key = key
+            self._s_e = math.exp(-h / taup)
+        vp1 = target + (vp0 - target) * self._s_e
+        self._vp = vp1
+        if conn and self.contact == IMMERSED and not (active and v1 >= _VC):
+            # Second pass: the node follows Vp as it ramps vp0 -> vp1 over the step.
+            if active:
+                vi1 = (x1 + vp1 * 1000.0 / self._rl()) / g
+            else:
+                vi1 = vp1 * 1000.0 / self._rl() / g
+            v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
+            if active and v1 > _VC:
+                v1 = _VC
+            self._v = v1
+        self._i = self._load_current()
+        self._check_limit()
+        if (
+            abs(x1 - x0) < _EPS
+            and abs(x1 - u) < _EPS
+            and abs(self._f2 - u) < _EPS
+            and abs(self._f1 - u) < _EPS
+            and abs(v1 - v0) < _EPS
+            and abs(vp1 - vp0) < _EPS
+        ):
+            self._f1 = self._f2 = u
+            self._x = u
+            self._settled = True
