@@ -350,6 +350,25 @@ class Plant:
             self._drop = ((h >> 16) & 0xFFFF) < self.noise_dropout * 65536
         return (k + 1) * p
 
+    def power_on(self, now_us=None):
+        """The board lost power and came back (virtual time may restart at 0): the filter,
+        the source and C_out are discharged, the limiter latch is clear; the patient's skin
+        and the scenario clock carry on from where they were."""
+        now = self._clock() if now_us is None else now_us
+        if self._start is not None:
+            self._start += now - self._t
+            self._set_ev_at()
+        self._t = now
+        self._f1 = self._f2 = self._x = 0.0
+        self._v = 0.0
+        self._i = 0.0
+        self.duty = 0
+        self.enable = 0
+        self._gate = 0
+        self._gate_freq = 0
+        self.hw_limit_tripped = False
+        self._settled = False
+
     def _sync(self):
         # Inputs apply at the present time; inside a scenario event, at the event's time.
         if not self._busy:
@@ -358,6 +377,8 @@ class Plant:
     def _advance(self, now):
         if self._busy:
             return None
+        if now < self._t:  # virtual time restarted: a power-on nobody announced
+            self.power_on(now)
         self._busy = True
         try:
             self._run(now)

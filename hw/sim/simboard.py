@@ -1,0 +1,233 @@
+"""The simulated reference board: models wired to the `machine` mock by firmware/pins.py.
+
+    board = Board("palms")          # or a scenario dict, or None for palms
+
+- Output stage: the setpoint PWM's average level, the enable, polarity and gate pins drive
+  plant.Plant; the plant's limiter drives PIN_HW_LIMIT (open drain with pull-up: low = tripped).
+- I2C bus I2C_ID: the INA219 model at INA219_ADDR reads the shunt (low side: its bus input
+  sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR.
+- ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider.
+- PIN_VBUS_SENSE: high while `usb_host_present`. `isolated_usb` is the board's declaration
+  that its USB port is isolated (issue 6 interlock); both can be changed on the fly.
+- Nurse panel: panel.Panel (buttons, buzzer, LED).
+- `handle(cmd)`: the control-channel commands that concern the board (see handle()).
+
+After machine.sim_power_on() call board.power_on() (it is also detected on the next clock
+step, as virtual time restarting at 0).
+"""
+import pins
+import plant as _plant
+import scenario as _scenario
+import panel as _panel
+import ssd1306_model
+
+_HOOK_STEP = 1000  # us: the limiter is watched at least this often while time runs
+_DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
+_DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
+
+FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_stuck_on", "output_dead", "clear")
+
+
+class Board:
+    def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1):
+        if machine is None:
+            import machine
+        if vclock is None:
+            import vclock
+        self._m = machine
+        self._vc = vclock
+        _scenario.preload()  # before the unit mounts its own filesystem over /
+        self.plant = _plant.Plant(scenario, clock=vclock.now_us)
+        self.plant.on_trip = self._on_trip
+        self.display = ssd1306_model.SSD1306()
+        if ina219_cls is None:
+            from ina219_model import INA219 as ina219_cls
+        self.ina219 = ina219_cls(self._shunt_source)
+        self.bus = machine.sim_i2c_bus(pins.I2C_ID)
+        self.bus.attach(pins.INA219_ADDR, self.ina219)
+        self.bus.attach(pins.SSD1306_ADDR, self.display)
+        self.sensor_stuck_ua = None
+        self.usb_host_present = True
+        self.isolated_usb = False
+        self._last_hook = vclock.now_us()
+        m = machine
+        m.sim_pwm(pins.PIN_SETPOINT_PWM).on_change(self._on_setpoint)
+        m.sim_pin(pins.PIN_OUTPUT_ENABLE).on_change(self._on_enable)
+        m.sim_pin(pins.PIN_POLARITY).on_change(self._on_polarity)
+        m.sim_pwm(pins.PIN_PULSE_GATE).on_change(self._on_gate)
+        m.sim_adc(pins.PIN_ELECTRODE_ADC, self._adc)
+        self.panel = _panel.Panel(machine, vclock, seed)
+        vclock.add_hook(self._hook)
+        self._sync_inputs()
+        self._drive_outputs()
+
+    # --- wiring ----------------------------------------------------------------------------
+    def _shunt_source(self, now_us):
+        i = self.sensor_stuck_ua
+        if i is None:
+            i = self.plant.current_ua(now_us)
+        return (i * pins.SHUNT_MILLIOHM // 1000, 0)
+
+    def _adc(self):
+        mv = self.plant.electrode_mv(self._vc.now_us())
+        v = mv * _DIV_NUM // _DIV_DEN
+        return 65535 if v > 65535 else v
+
+    def _on_setpoint(self, pid, mean):
+        self.plant.set_duty(mean)
+
+    def _on_enable(self, pid, level):
+        self.plant.set_enable(level)
+
+    def _on_polarity(self, pid, level):
+        self.plant.set_polarity(level)
+
+    def _on_gate(self, pid, mean):
+        v = self._m.sim_pwm(pid)
+        if v.enabled and 0 < mean < 65535:
+            self.plant.set_gate_pwm(v.freq, mean)
+        else:
+            self.plant.set_gate(1 if mean >= 32768 else 0)
+
+    def _on_trip(self, tripped):
+        self._m.sim_pin(pins.PIN_HW_LIMIT).drive(0 if tripped else 1)
+
+    def _hook(self, now):
+        if now < self._last_hook:
+            self.power_on()
+            return
+        if now - self._last_hook >= _HOOK_STEP:
+            self._last_hook = now
+            self.plant.current_ua(now)  # lets the limiter trip with nobody reading
+
+    def _sync_inputs(self):
+        m = self._m
+        p = self.plant
+        p.set_duty(m.sim_pwm(pins.PIN_SETPOINT_PWM).mean_u16)
+        p.set_enable(m.sim_pin(pins.PIN_OUTPUT_ENABLE).value)
+        p.set_polarity(m.sim_pin(pins.PIN_POLARITY).value)
+        self._on_gate(pins.PIN_PULSE_GATE, m.sim_pwm(pins.PIN_PULSE_GATE).mean_u16)
+
+    def _drive_outputs(self):
+        m = self._m
+        m.sim_pin(pins.PIN_HW_LIMIT).drive(0 if self.plant.hw_limit_tripped else 1)
+        m.sim_pin(pins.PIN_VBUS_SENSE).drive(1 if self.usb_host_present else 0)
+
+    def power_on(self):
+        """The board was powered up again (after machine.sim_power_on())."""
+        now = self._vc.now_us()
+        self._last_hook = now
+        self.plant.power_on(now)
+        self.display.reset()
+        if hasattr(self.ina219, "reset"):
+            self.ina219.reset()
+        self.panel.release_all()
+        self._sync_inputs()
+        self._drive_outputs()
+
+    def set_usb(self, host_present=None, isolated=None):
+        if host_present is not None:
+            self.usb_host_present = bool(host_present)
+        if isolated is not None:
+            self.isolated_usb = bool(isolated)
+        self._drive_outputs()
+
+    # --- faults ----------------------------------------------------------------------------
+    def fault(self, kind, value=None, addr=None):
+        if kind == "i2c_nack" or kind == "i2c_stuck":
+            self.bus.fault = "nack" if kind == "i2c_nack" else "stuck"
+            self.bus.fault_addr = addr
+        elif kind == "sensor_stuck":
+            # The INA219 keeps reading `value` uA (default: what flows now) whatever flows.
+            self.sensor_stuck_ua = int(value) if value is not None else self.plant.current_ua()
+        elif kind == "output_stuck_on":
+            self.plant.set_faults(stuck_on=True)
+        elif kind == "output_dead":
+            self.plant.set_faults(dead=True)
+        elif kind == "clear":
+            self.clear_faults()
+        else:
+            raise ValueError("unknown fault %r (faults: %s)" % (kind, ", ".join(FAULTS)))
+
+    def clear_faults(self):
+        self.bus.fault = None
+        self.bus.fault_addr = None
+        self.sensor_stuck_ua = None
+        self.plant.set_faults(stuck_on=False, dead=False)
+
+    def faults(self):
+        f = list(self.plant.state()["faults"])
+        if self.bus.fault:
+            f.append("i2c_" + self.bus.fault)
+        if self.sensor_stuck_ua is not None:
+            f.append("sensor_stuck")
+        return f
+
+    # --- views -----------------------------------------------------------------------------
+    def state(self):
+        now = self._vc.now_us()
+        s = self.plant.state(now)
+        s["faults"] = self.faults()
+        s["led"] = self.panel.led
+        s["buzzer"] = list(self.panel.buzzer)
+        s["usb_host_present"] = self.usb_host_present
+        s["isolated_usb"] = self.isolated_usb
+        s["display_on"] = self.display.on
+        s["sensor_stuck_ua"] = self.sensor_stuck_ua
+        return s
+
+    def frame(self):
+        d = self.display
+        return {"hex": "".join("%02x" % b for b in d.frame), "on": d.on, "contrast": d.contrast,
+                "frames_written": d.frames_written}
+
+    # --- control channel -------------------------------------------------------------------
+    def handle(self, cmd):
+        """One control-channel request -> reply dict ({"ok": True, ...} or {"ok": False, "error"}).
+
+        {"cmd": "press", "button": "START", "hold_ms": 120}; "hold"/"release" with "button";
+        {"cmd": "scenario", "name": "palms"} or {"cmd": "scenario", "data": {...}} (neither:
+        the current one and the names available); {"cmd": "fault", "kind": K, "value": uA,
+        "addr": a} with K in FAULTS; {"cmd": "clear_faults"}; {"cmd": "usb", "host_present":
+        b, "isolated": b}; {"cmd": "state"}; {"cmd": "frame"}.
+        """
+        try:
+            return self._handle(cmd)
+        except (ValueError, KeyError, TypeError) as e:
+            return {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+
+    def _handle(self, cmd):
+        c = cmd.get("cmd")
+        p = self.panel
+        if c == "press":
+            t = p.press(cmd["button"], cmd.get("hold_ms", 120))
+            return {"ok": True, "release_us": t}
+        if c == "hold":
+            p.hold(cmd["button"])
+            return {"ok": True}
+        if c == "release":
+            p.release(cmd["button"])
+            return {"ok": True}
+        if c == "scenario":
+            spec = cmd.get("data", cmd.get("name"))
+            if spec is not None:
+                self.plant.load(spec)
+            return {"ok": True, "scenario": self.plant.scenario["name"], "names": _scenario.names()}
+        if c == "fault":
+            self.fault(cmd["kind"], cmd.get("value"), cmd.get("addr"))
+            return {"ok": True, "faults": self.faults()}
+        if c == "clear_faults":
+            self.clear_faults()
+            return {"ok": True, "faults": []}
+        if c == "usb":
+            self.set_usb(cmd.get("host_present"), cmd.get("isolated"))
+            return {"ok": True, "usb_host_present": self.usb_host_present, "isolated_usb": self.isolated_usb}
+        if c == "state":
+            s = self.state()
+            s["ok"] = True
+            return s
+        if c == "frame":
+            f = self.frame()
+            f["ok"] = True
+            return f
+        return {"ok": False, "error": "not a board command: %r" % (c,)}
