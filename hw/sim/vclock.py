@@ -176,12 +176,12 @@ def _advance(us):
     t = _now + us
     if t >= _next_due:
         _run_events(t)
+    if t >= _wdt_due:
+        _wdt_expire()  # at its deadline, not at the end of a long step
     if t > _now:
         _now = t
     for h in _hooks:
         h(_now)
-    if _now >= _wdt_due:
-        _wdt_expire()
     _count += 1
     if not (_count & 63) and _poll is not None:
         _poll()
