@@ -55,6 +55,7 @@ class Panel:
         self.led = 0
         self.buzzer = (0, 0)  # (freq, duty_u16) now; duty 0 = silent
         self.presses = 0
+        self.closed = False
         machine.sim_pin(pins.PIN_LED).on_change(self._led_pin)
         machine.sim_pwm(pins.PIN_LED).on_change(self._led_pwm)
         machine.sim_pwm(pins.PIN_BUZZER).on_change(self._buzz)
@@ -120,6 +121,8 @@ class Panel:
 
     # --- buzzer and LED --------------------------------------------------------------------
     def _buzz(self, pid, mean):
+        if self.closed:
+            return
         v = self._m.sim_pwm(pid)
         if v.enabled:
             f, d = v.freq, v.duty_u16
@@ -138,6 +141,8 @@ class Panel:
         self._led_set(1 if mean >= 32768 else 0)
 
     def _led_set(self, level):
+        if self.closed:
+            return
         if level != self.led:
             self.led = level
             self.led_log.add((self._vc.now_us(), level))

@@ -50,6 +50,7 @@ class Board:
         self.usb_host_present = True
         self.isolated_usb = False
         self._last_hook = vclock.now_us()
+        self._closed = False
         m = machine
         m.sim_pwm(pins.PIN_SETPOINT_PWM).on_change(self._on_setpoint)
         m.sim_pin(pins.PIN_OUTPUT_ENABLE).on_change(self._on_enable)
@@ -74,15 +75,23 @@ class Board:
         return 65535 if v > 65535 else v
 
     def _on_setpoint(self, pid, mean):
+        if self._closed:
+            return
         self.plant.set_duty(mean)
 
     def _on_enable(self, pid, level):
+        if self._closed:
+            return
         self.plant.set_enable(level)
 
     def _on_polarity(self, pid, level):
+        if self._closed:
+            return
         self.plant.set_polarity(level)
 
     def _on_gate(self, pid, mean):
+        if self._closed:
+            return
         v = self._m.sim_pwm(pid)
         if v.enabled and 0 < mean < 65535:
             self.plant.set_gate_pwm(v.freq, mean)
@@ -90,6 +99,8 @@ class Board:
             self.plant.set_gate(1 if mean >= 32768 else 0)
 
     def _on_trip(self, tripped):
+        if self._closed:
+            return
         self._m.sim_pin(pins.PIN_HW_LIMIT).drive(0 if tripped else 1)
 
     def _hook(self, now):
@@ -124,6 +135,15 @@ class Board:
         self.panel.release_all()
         self._sync_inputs()
         self._drive_outputs()
+
+    def close(self):
+        """Unhook from the clock, the bus and the pins (the mock keeps listeners: they go idle)."""
+        self._closed = True
+        self.panel.closed = True
+        self._vc.remove_hook(self._hook)
+        self.bus.detach(pins.INA219_ADDR)
+        self.bus.detach(pins.SSD1306_ADDR)
+        self._m.sim_adc(pins.PIN_ELECTRODE_ADC, None)
 
     def set_usb(self, host_present=None, isolated=None):
         if host_present is not None:
