@@ -1,0 +1,215 @@
+# Hard limits, fault codes and alarm rules of the controller, as data.
+#
+# Everything here is a compile-time constant: the configuration (config.py) can only tighten
+# these, never widen them. Units are integers throughout: uA, mV, ms, us, ohm, uA*s (dose).
+#
+# Why uA*s for the dose and not uA*ms: MicroPython on rp2 keeps ints below 2**30 unboxed;
+# 30 mA for 45 min is 81e6 uA*s (fits) but 81e9 uA*ms (a heap-allocated big int on every
+# tick). Code that integrates keeps the sub-second remainder in uA*ms beside it.
+#
+# Also loads on CPython (host tools and tests import it): no imports beyond const.
+try:
+    from micropython import const
+except ImportError:  # CPython without the test shim (host tools)
+    def const(x):
+        return x
+
+# --- Current --------------------------------------------------------------------------
+# Absolute ceiling of any current the controller lets flow. Tap-water devices quote 20 to
+# 30 mA; the board's own hardware limiter (no MCU) opens near 35 mA above this.
+ABS_MAX_UA = const(30_000)
+# Measurement tolerance above the preset ceiling before it trips (INA219 gain error ~0.5 %
+# of 32 mA plus ripple of the setpoint filter).
+CEILING_TOL_UA = const(250)
+# Measured current may exceed the ramp's setpoint by this margin only briefly (filter
+# settling, skin capacitance charging on re-contact); longer means the source is not obeying.
+OVER_SETPOINT_MARGIN_UA = const(2_000)
+OVER_SETPOINT_WINDOW_MS = const(20)
+# Current density: 0.5 mA/cm2 = 500 uA/cm2. IEC 60601-2-10 asks for operator attention above
+# 2 mA/cm2; iontophoresis practice keeps tap-water and drug delivery at or below about
+# 0.5 mA/cm2 to avoid pH burns and stinging under the electrodes, so this is a 4x margin below
+# the standard's attention level. A 100 cm2 palm tray allows the full 30 mA; a 20 cm2 pad 10 mA.
+DENSITY_MAX_UA_PER_CM2 = const(500)
+DENSITY_WINDOW_MS = const(100)
+ELECTRODE_AREA_MIN_CM2 = const(5)
+ELECTRODE_AREA_MAX_CM2 = const(600)
+
+# --- Load -----------------------------------------------------------------------------
+# Short circuit: below 300 ohm with current flowing (both electrodes in one tray, a wet
+# bridge between trays). Real loads are 2 to 6 kohm. Judged only above SHORT_MIN_UA, where
+# the electrode-voltage ADC (about 17 mV per count) resolves 300 ohm.
+SHORT_LOAD_OHM = const(300)
+SHORT_MIN_UA = const(400)
+SHORT_WINDOW_MS = const(20)
+# Open circuit (a hand out of the water) is not a fault: the session pauses. It is seen as
+# the source pushing near compliance while the current is below a fraction of the setpoint,
+# or as a load above OPEN_LOAD_OHM. Judged only with at least CONTACT_TEST_UA commanded.
+OPEN_NEAR_COMPLIANCE_MV = const(3_000)
+OPEN_FRACTION_PCT = const(25)
+OPEN_LOAD_OHM = const(50_000)
+CONTACT_LOST_MS = const(30)
+# Compliance: the target is out of reach while the electrode voltage is within this much of
+# the rail and the current falls short by more than LIMITED_TOL_UA. Not a fault: "limited".
+COMPLIANCE_MV = const(60_000)  # as firmware/pins.py; repeated so this file stands alone
+LIMITED_NEAR_COMPLIANCE_MV = const(2_000)
+LIMITED_TOL_UA = const(150)
+LIMITED_SET_MS = const(200)
+LIMITED_CLEAR_MS = const(500)
+# While limited, the ramp is held this far above the reachable current, so a sudden fall in
+# skin resistance cannot step the current up to the old setpoint.
+LIMITED_HEADROOM_UA = const(300)
+# Output stage dead: current commanded, none flowing, and no voltage on the electrodes either
+# (an open circuit would show the rail), for long enough to rule out the filter's settling.
+DEAD_MIN_UA = const(2_000)
+DEAD_MAX_MV = const(1_500)
+DEAD_WINDOW_MS = const(500)
+
+# --- Contact check (before the ramp and while paused) -----------------------------------
+CONTACT_TEST_UA = const(500)
+CONTACT_OK_UA = const(300)  # the circuit counts as closed once this much flows ...
+CONTACT_STABLE_MS = const(500)  # ... steadily for this long
+CONTACT_TIMEOUT_MS = const(60_000)  # no skin contact within a minute: stop
+PAUSE_TIMEOUT_MS = const(300_000)  # paused 5 min: end the session
+CONFIRM_TIMEOUT_MS = const(30_000)  # the nurse's confirmation expires
+
+# --- Sensor and loop --------------------------------------------------------------------
+# The loop reads the sensor every tick (500 Hz). One or two failed I2C transactions are
+# tolerated (the hardware limiter still guards); a third in a row is a fault.
+I2C_ERROR_WINDOW_MS = const(5)
+STALE_MS = const(20)  # no fresh conversion for 20 ms
+# With the output disabled, current above this is a stuck switch (fault, refuse to start).
+ZERO_TOL_UA = const(200)
+OFF_SETTLE_MS = const(20)  # after disabling, before the zero check applies
+STUCK_WINDOW_MS = const(20)
+# Control loop: 2 ms period. A tick longer than this with the output enabled breaks the
+# fault-reaction bound (detection window + one tick): storage must not block longer.
+LOOP_PERIOD_US = const(2_000)
+LOOP_OVERRUN_US = const(25_000)
+DT_MAX_MS = const(1_000)  # a longer gap between ticks is counted as this much
+
+# --- Time and dose ----------------------------------------------------------------------
+DURATION_MIN_S = const(1_200)  # 20 min
+DURATION_MAX_S = const(2_400)  # 40 min
+MAX_SESSION_MS = const(2_700_000)  # 45 min of current above the test level, hard
+REVERSE_MIN_S = const(600)  # no polarity reversal in sessions shorter than 10 min
+REVERSE_SETTLE_MS = const(200)  # at zero this long before the bridge switches
+# Dose in mA*min at the interface, uA*s inside (1 mA*min = 60_000 uA*s).
+UAS_PER_MAMIN = const(60_000)
+DOSE_MAX_MAMIN = const(1_200)  # 30 mA x 40 min
+DOSE_MAX_UAS = const(72_000_000)
+# The session ends treatment at the preset's dose cap; the supervisor faults only past the
+# cap plus 10 % plus 1 mA*min (the final ramp-down still delivers a little).
+DOSE_FAULT_PCT = const(110)
+DOSE_FAULT_EXTRA_UAS = const(60_000)
+
+# --- Ramps ------------------------------------------------------------------------------
+# Slews in uA per second. The fastest allowed ramp up is 1 mA/s (15 mA in 15 s); down 2 mA/s.
+RAMP_UP_MAX_UA_S = const(1_000)
+RAMP_DOWN_MAX_UA_S = const(2_000)
+RAMP_UP_S_MIN = const(10)
+RAMP_UP_S_MAX = const(300)
+RAMP_DOWN_S_MIN = const(5)
+RAMP_DOWN_S_MAX = const(120)
+# STOP: a quick smooth ramp-down, never longer than 3 s (planned at 2.5 s).
+STOP_RAMP_MS = const(2_500)
+STEP_UA_MIN = const(100)
+STEP_UA_MAX = const(2_000)
+TARGET_MIN_UA = const(500)
+
+# --- Regulator --------------------------------------------------------------------------
+# The source is a calibrated current source, so feed-forward does most of the work; the
+# integral only trims gain and offset errors of a few percent.
+TRIM_MAX_UA = const(1_500)
+TRIM_TI_MS = const(1_000)  # integral time: trim rate = error / 1 s
+TRIM_ERR_MAX_UA = const(1_000)  # error clamp: the trim moves at most 1 mA/s
+
+# --- Pulsed DC (hardware gate on GP19) --------------------------------------------------
+PULSE_FREQ_MIN_HZ = const(1_000)
+PULSE_FREQ_MAX_HZ = const(10_000)
+PULSE_DUTY_MIN_PCT = const(30)
+PULSE_DUTY_MAX_PCT = const(90)
+
+# --- Fault codes --------------------------------------------------------------------------
+# Latching faults (the supervisor's), then blockers that refuse a start but do not latch.
+F_NONE = const(0)
+F_OVER_ABS = const(1)
+F_OVER_CEIL = const(2)
+F_OVER_SET = const(3)
+F_DENSITY = const(4)
+F_SHORT = const(5)
+F_I2C = const(6)
+F_OVF = const(7)
+F_STALE = const(8)
+F_STUCK_ON = const(9)
+F_HW_LIMIT = const(10)
+F_MAX_TIME = const(11)
+F_DOSE_CAP = const(12)
+F_OVERRUN = const(13)
+F_OUTPUT_DEAD = const(14)
+B_USB = const(20)
+B_CONFIG = const(21)
+B_SELFTEST = const(22)
+B_CAUSE = const(23)
+
+# (code, short name for the log, display line 1, display line 2, what the nurse should do)
+# Display lines are at most 16 characters: 128 px with the 8x8 font.
+FAULTS = (
+    (F_OVER_ABS, "over_abs", "OVERCURRENT", "above 30 mA", "Output cut. Check electrodes and skin; if it recurs, take unit out of use."),
+    (F_OVER_CEIL, "over_ceiling", "OVERCURRENT", "above ceiling", "Output cut. Check electrodes and skin; restart with a lower current."),
+    (F_OVER_SET, "over_setpoint", "CURRENT TOO HIGH", "source unstable", "Output cut. Current ran above the setpoint: service the unit."),
+    (F_DENSITY, "density", "CURRENT DENSITY", "too high", "Output cut. Use larger electrodes or a lower current; check the preset."),
+    (F_SHORT, "short", "SHORT CIRCUIT", "check trays", "Output cut. Electrodes touch or share one tray; separate them."),
+    (F_I2C, "sensor_i2c", "SENSOR FAULT", "no reply", "Output cut. Current sensor not answering: service the unit."),
+    (F_OVF, "sensor_ovf", "SENSOR FAULT", "overrange", "Output cut. Current beyond the sensor's range: service the unit."),
+    (F_STALE, "sensor_stale", "SENSOR FAULT", "no new reading", "Output cut. Current sensor stopped converting: service the unit."),
+    (F_STUCK_ON, "stuck_switch", "OUTPUT STUCK ON", "do not use", "Current flows while switched off: disconnect patient, take unit out of use."),
+    (F_HW_LIMIT, "hw_limiter", "HW LIMITER", "tripped", "Hardware limiter cut the output: check electrodes; service if it recurs."),
+    (F_MAX_TIME, "max_time", "TIME LIMIT", "45 min reached", "Session ran past the hard time limit: end the session, report it."),
+    (F_DOSE_CAP, "dose_cap", "DOSE LIMIT", "reached", "Dose limit passed: end the session, report it."),
+    (F_OVERRUN, "loop_overrun", "CONTROL FAULT", "loop too slow", "Control loop too slow: restart the unit; service if it recurs."),
+    (F_OUTPUT_DEAD, "output_dead", "OUTPUT FAULT", "no current", "No current and no voltage at the electrodes: check cables; service."),
+    (B_USB, "usb_connected", "USB CONNECTED", "unplug to treat", "Unplug the USB cable before treating (patient isolation)."),
+    (B_CONFIG, "config_invalid", "CONFIG INVALID", "see technician", "Configuration is invalid: the technician must fix it."),
+    (B_SELFTEST, "selftest", "SELF-TEST FAILED", "see technician", "Self-test failed: the unit may not treat; call the technician."),
+    (B_CAUSE, "cause_present", "FAULT PRESENT", "cannot clear", "The fault's cause is still there: fix it, then press STOP again."),
+)
+
+
+def fault_info(code):
+    """The FAULTS row for a code, or None. Not for the control loop (it is a search)."""
+    for row in FAULTS:
+        if row[0] == code:
+            return row
+    return None
+
+
+# --- Alarm rules ------------------------------------------------------------------------
+# (fault code, window ms): the supervisor computes one condition per rule each tick and trips
+# the fault once the condition has held for longer than the window (0: at once). The
+# conditions themselves are in supervisor.py, in this order, one line each.
+RULES = (
+    (F_OVER_ABS, 0),
+    (F_OVER_CEIL, 0),
+    (F_OVER_SET, OVER_SETPOINT_WINDOW_MS),
+    (F_DENSITY, DENSITY_WINDOW_MS),
+    (F_SHORT, SHORT_WINDOW_MS),
+    (F_I2C, I2C_ERROR_WINDOW_MS),
+    (F_OVF, 0),
+    (F_STALE, STALE_MS),
+    (F_STUCK_ON, STUCK_WINDOW_MS),
+    (F_HW_LIMIT, 0),
+    (F_MAX_TIME, 0),
+    (F_DOSE_CAP, 0),
+    (F_OVERRUN, 0),
+    (F_OUTPUT_DEAD, DEAD_WINDOW_MS),
+)
+
+# Why a target is out of reach ("x of y mA"), for display (16 chars) and log.
+LIM_NONE = const(0)
+LIM_COMPLIANCE = const(1)
+LIM_REGULATOR = const(2)
+LIMIT_REASONS = (
+    (LIM_NONE, "", ""),
+    (LIM_COMPLIANCE, "skin resist high", "Electrode voltage at the 60 V rail: skin resistance too high for the target"),
+    (LIM_REGULATOR, "output at limit", "Regulator trim at its limit below the target: output stage weak"),
+)

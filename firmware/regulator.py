@@ -1,0 +1,86 @@
+"""Regulator: feed-forward plus an integral trim, all integer, with anti-windup.
+
+The output stage is a calibrated current source (duty 65535 = 40 mA), so the ramp's
+setpoint fed forward gives nearly the right current; the integral only trims the few
+percent of gain and offset error. Per tick::
+
+    out_ua = reg.update(sp_ua, meas_ua, valid, dt_ms, max_ua, at_compliance)
+
+- sp_ua: the ramp's setpoint; meas_ua: measured current; valid: the reading is fresh and
+  error-free (otherwise the trim is held, not integrated).
+- max_ua: highest command allowed (the session's ceiling); the output is clamped to 0..max_ua.
+- at_compliance: electrode voltage at the rail; the trim stops integrating upward there.
+- Anti-windup: the trim is clamped to +-TRIM_MAX_UA, and integration stops in the direction
+  that pushes a saturated output further (at max_ua, at compliance, or at 0).
+- `saturated` is True after an update that wanted more than it could give.
+- `freeze` (attribute): True for pulsed DC, where a reading is not the peak current.
+- `reset()` on pause, polarity change, stop and fault. `sp_ua == 0` also resets.
+
+Trim rate: error clamped to TRIM_ERR_MAX_UA and integrated with TRIM_TI_MS, so the trim moves
+at most 1 mA/s: slower than any ramp, never a step.
+"""
+from micropython import const
+
+import limits as L
+
+_TI = const(1_000)  # = limits.TRIM_TI_MS; local const so it is inlined
+_ERR_MAX = const(1_000)  # = limits.TRIM_ERR_MAX_UA
+
+
+def ua_to_duty(ua):
+    """uA -> PWM duty_u16 of the setpoint: 65535 is 40 mA. 65535/40000 = 13107/8000 exactly,
+    and 30 mA x 13107 stays below 2**30 (no big int on rp2)."""
+    if ua <= 0:
+        return 0
+    d = ua * 13107 // 8000
+    return d if d < 65535 else 65535
+
+
+class Regulator:
+    def __init__(self, trim_max=L.TRIM_MAX_UA):
+        self.trim_max = trim_max
+        self._acc_max = trim_max * _TI  # uA*ms
+        self._acc = 0  # integral of the error, uA*ms; trim = acc // TI
+        self.trim = 0
+        self.out = 0
+        self.saturated = False
+        self.freeze = False
+
+    def reset(self):
+        self._acc = 0
+        self.trim = 0
+        self.out = 0
+        self.saturated = False
+
+    def update(self, sp_ua, meas_ua, valid, dt_ms, max_ua, at_compliance):
+        if sp_ua <= 0:
+            self.reset()
+            return 0
+        out = sp_ua + self.trim
+        hi = out >= max_ua or at_compliance
+        lo = out <= 0
+        if valid and not self.freeze:
+            err = sp_ua - meas_ua
+            if err > _ERR_MAX:
+                err = _ERR_MAX
+            elif err < -_ERR_MAX:
+                err = -_ERR_MAX
+            # Anti-windup: never integrate further into a saturated direction.
+            if (err > 0 and not hi) or (err < 0 and not lo):
+                acc = self._acc + err * dt_ms
+                if acc > self._acc_max:
+                    acc = self._acc_max
+                elif acc < -self._acc_max:
+                    acc = -self._acc_max
+                self._acc = acc
+                self.trim = acc // _TI
+            self.saturated = err > 0 and (hi or self.trim >= self.trim_max) and meas_ua + L.LIMITED_TOL_UA < sp_ua
+        else:
+            self.saturated = False
+        out = sp_ua + self.trim
+        if out > max_ua:
+            out = max_ua
+        if out < 0:
+            out = 0
+        self.out = out
+        return out

@@ -1,0 +1,324 @@
+"""Safety supervisor: independent of the regulator, run every tick, with the last word.
+
+    sup = Supervisor()
+    sup.arm(ceiling_ua, area_cm2, dose_cap_uas, duty_pct)   # at the start of a session
+    fault = sup.check(dt_ms, meas, reg_saturated)           # every tick, first
+    ...the session computes a command...
+    sup.veto(cmd)                                           # every tick, last
+    if sup.ok_to_feed(): wdt.feed()
+
+`check` judges the measurement against the command the supervisor let out on the previous
+tick (the one the reading reflects). A fault latches in `fault` (a limits.F_* code); from then
+on `veto` forces the output off, in the same tick. `clear()` unlatches it only when no rule's
+condition holds any more (the cause is gone), and disarms.
+
+The rules are data (limits.RULES: code and window); the conditions are computed below, one
+line each, in the same order. Not faults, but reported for the session:
+- `contact_lost`: open circuit (hand out of the water) for CONTACT_LOST_MS;
+- `limited` with `limited_ua` and `limit_reason`: the target is out of reach (compliance);
+- `load_ohm`: electrode voltage / current, -1 when unknown.
+It also integrates the dose (`dose_uas`, uA*s) and the time with current flowing (`active_ms`).
+
+Watchdog: `ok_to_feed()` is True once per `check` and only if every check ran and the output
+is in a state the checks allow: no fault, or a fault with the output forced off. A fault with
+current still flowing while the output is commanded off (stuck switch) stops the feeding: a
+watchdog reset, which releases every pin to its pulled-down reset state, is the last lever.
+
+`Meas` is what the loop fills from the drivers each tick; `Cmd` is what the session returns.
+No allocation, no floats, no exceptions in check/veto.
+"""
+from micropython import const
+
+import limits as L
+from regulator import ua_to_duty
+
+_N = const(14)  # len(limits.RULES)
+_R_OVER_ABS = const(0)
+_R_OVER_CEIL = const(1)
+_R_OVER_SET = const(2)
+_R_DENSITY = const(3)
+_R_SHORT = const(4)
+_R_I2C = const(5)
+_R_OVF = const(6)
+_R_STALE = const(7)
+_R_STUCK = const(8)
+_R_HW = const(9)
+_R_TIME = const(10)
+_R_DOSE = const(11)
+_R_OVERRUN = const(12)
+_R_DEAD = const(13)
+_OFF_MS_MAX = const(1_000_000)
+
+
+class Meas:
+    """One tick's measurements, filled in place by the loop (preallocate one)."""
+
+    def __init__(self):
+        self.ua = 0  # current through the shunt, uA (>= 0)
+        self.err = 0  # 0: the reading is good; else the sensor's error (an errno)
+        self.ovf = False  # INA219 math overflow flag
+        self.fresh = True  # a new conversion since the previous tick
+        self.mv = -1  # electrode voltage, mV; -1 when not known
+        self.hw_limit = False  # hardware limiter tripped (GP20 low)
+        self.vbus = False  # a USB host powers the port (GP24)
+        self.loop_us = 0  # duration of the previous loop iteration, us
+
+
+class Cmd:
+    """The output command: what output.py applies each tick.
+
+    enable: close the output switch; ua: setpoint of the source (uA), duty: the same as PWM
+    duty_u16 (65535 = 40 mA); polarity: 0 = electrode A is the anode; gate: pulse gate passes
+    (held high for DC); gate_hz: 0 for DC, else the gate's PWM frequency; gate_duty_u16: its duty.
+    """
+
+    def __init__(self):
+        self.enable = False
+        self.ua = 0
+        self.duty = 0
+        self.polarity = 0
+        self.gate = False
+        self.gate_hz = 0
+        self.gate_duty_u16 = 0
+
+    def off(self):
+        self.enable = False
+        self.ua = 0
+        self.duty = 0
+        self.gate = False
+        self.gate_hz = 0
+        self.gate_duty_u16 = 0
+
+
+class Supervisor:
+    def __init__(self):
+        self._codes = [r[0] for r in L.RULES]
+        self._windows = [r[1] for r in L.RULES]
+        self._cond = [False] * _N
+        self._acc = [0] * _N
+        self.fault = L.F_NONE
+        self.fault_ua = 0  # measured current when the fault tripped
+        self.armed = False
+        self.ceiling_ua = L.ABS_MAX_UA
+        self.density_ua = L.ABS_MAX_UA
+        self.cmd_max = L.ABS_MAX_UA
+        self.dose_limit_uas = L.DOSE_MAX_UAS
+        self.duty_pct = 100
+        self.dose_uas = 0
+        self._dose_rem = 0  # uA*ms below one uA*s
+        self.active_ms = 0
+        self.contact_lost = False
+        self._open_ms = 0
+        self.limited = False
+        self.limited_ua = 0
+        self.limit_reason = L.LIM_NONE
+        self._lim_set_ms = 0
+        self._lim_clr_ms = 0
+        self.load_ohm = -1
+        self.at_compliance = False
+        # What was let out on the previous tick: the measurement reflects it.
+        self._en = False
+        self._cmd_ua = 0
+        self._off_ms = _OFF_MS_MAX
+        self._token = False
+        self.enforce()
+
+    def enforce(self):
+        """Recompute cmd_max; kept separate so a test can see it is the minimum of all limits."""
+        m = L.ABS_MAX_UA
+        if self.ceiling_ua < m:
+            m = self.ceiling_ua
+        if self.density_ua < m:
+            m = self.density_ua
+        self.cmd_max = m
+
+    def arm(self, ceiling_ua, area_cm2, dose_cap_uas, duty_pct=100):
+        """Start of a session: limits from the preset (only ever tighter than the hard ones)."""
+        self.ceiling_ua = ceiling_ua if 0 < ceiling_ua < L.ABS_MAX_UA else L.ABS_MAX_UA
+        d = area_cm2 * L.DENSITY_MAX_UA_PER_CM2 if area_cm2 > 0 else 0
+        self.density_ua = d if d < L.ABS_MAX_UA else L.ABS_MAX_UA
+        cap = dose_cap_uas if 0 < dose_cap_uas < L.DOSE_MAX_UAS else L.DOSE_MAX_UAS
+        lim = cap // 100 * L.DOSE_FAULT_PCT + L.DOSE_FAULT_EXTRA_UAS
+        self.dose_limit_uas = lim if lim < L.DOSE_MAX_UAS else L.DOSE_MAX_UAS
+        self.duty_pct = duty_pct if 0 < duty_pct <= 100 else 100
+        self.dose_uas = 0
+        self._dose_rem = 0
+        self.active_ms = 0
+        self._reset_conditions()
+        self.enforce()
+        self.armed = True
+
+    def disarm(self):
+        self.armed = False
+        self.ceiling_ua = L.ABS_MAX_UA
+        self.density_ua = L.ABS_MAX_UA
+        self.duty_pct = 100
+        self._reset_conditions()
+        self.enforce()
+
+    def _reset_conditions(self):
+        self.contact_lost = False
+        self._open_ms = 0
+        self.limited = False
+        self.limited_ua = 0
+        self.limit_reason = L.LIM_NONE
+        self._lim_set_ms = 0
+        self._lim_clr_ms = 0
+
+    def check(self, dt, meas, sat):
+        """Judge one tick's measurement. Returns the latched fault code (0: none)."""
+        cond = self._cond
+        ua = meas.ua
+        mv = meas.mv
+        ok = meas.err == 0
+        en = self._en and self.armed
+        sp = self._cmd_ua if en else 0
+        sp_eff = sp * self.duty_pct // 100  # pulsed DC: the reading is an average
+        if self._en:
+            self._off_ms = 0
+        elif self._off_ms < _OFF_MS_MAX:
+            self._off_ms += dt
+        load = -1
+        if ok and mv >= 0 and ua > 0:
+            load = mv * 1000 // ua
+        self.load_ohm = load
+        near = mv >= L.COMPLIANCE_MV - L.OPEN_NEAR_COMPLIANCE_MV
+        # Bookkeeping: dose and time with current flowing.
+        if self.armed and ok:
+            r = self._dose_rem + ua * dt
+            q = r // 1000
+            self.dose_uas += q
+            self._dose_rem = r - q * 1000
+            if en and sp > L.CONTACT_TEST_UA:
+                self.active_ms += dt
+
+        # One condition per rule, in limits.RULES order.
+        cond[_R_OVER_ABS] = ok and ua > L.ABS_MAX_UA
+        cond[_R_OVER_CEIL] = ok and ua > self.ceiling_ua + L.CEILING_TOL_UA
+        cond[_R_OVER_SET] = ok and en and ua > sp + L.OVER_SETPOINT_MARGIN_UA
+        cond[_R_DENSITY] = ok and ua > self.density_ua
+        cond[_R_SHORT] = ok and en and ua >= L.SHORT_MIN_UA and 0 <= load < L.SHORT_LOAD_OHM
+        cond[_R_I2C] = not ok
+        cond[_R_OVF] = ok and meas.ovf
+        cond[_R_STALE] = not meas.fresh
+        cond[_R_STUCK] = ok and not self._en and self._off_ms >= L.OFF_SETTLE_MS and ua > L.ZERO_TOL_UA
+        cond[_R_HW] = meas.hw_limit
+        cond[_R_TIME] = self.armed and self.active_ms > L.MAX_SESSION_MS
+        cond[_R_DOSE] = self.armed and self.dose_uas > self.dose_limit_uas
+        cond[_R_OVERRUN] = en and meas.loop_us > L.LOOP_OVERRUN_US
+        cond[_R_DEAD] = (
+            ok and en and sp_eff >= L.DEAD_MIN_UA and ua * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
+        )
+
+        acc = self._acc
+        win = self._windows
+        for i in range(_N):
+            if cond[i]:
+                a = acc[i] + dt
+                if a > L.DT_MAX_MS:
+                    a = L.DT_MAX_MS
+                acc[i] = a
+                if a >= win[i] and self.fault == 0:
+                    self.fault = self._codes[i]
+                    self.fault_ua = ua
+            else:
+                acc[i] = 0
+
+        # Open circuit: the source pushes near the rail and little flows, or the load is huge.
+        open_now = (
+            ok and en and sp_eff >= L.CONTACT_TEST_UA
+            and ((ua * 100 < sp_eff * L.OPEN_FRACTION_PCT and (mv < 0 or near)) or load > L.OPEN_LOAD_OHM)
+        )
+        if open_now:
+            self._open_ms += dt
+            if self._open_ms >= L.CONTACT_LOST_MS:
+                self.contact_lost = True
+        else:
+            self._open_ms = 0
+            self.contact_lost = False
+
+        # Compliance: short of the target at the rail (or the trim at its limit): "limited".
+        comp = mv >= L.COMPLIANCE_MV - L.LIMITED_NEAR_COMPLIANCE_MV
+        self.at_compliance = comp
+        lim_now = (
+            ok and en and not open_now and sp_eff >= L.CONTACT_TEST_UA
+            and ua + L.LIMITED_TOL_UA < sp_eff and (comp or sat)
+        )
+        if lim_now:
+            self._lim_clr_ms = 0
+            if not self.limited:
+                self._lim_set_ms += dt
+                if self._lim_set_ms >= L.LIMITED_SET_MS:
+                    self.limited = True
+            if self.limited:
+                self.limited_ua = ua
+                self.limit_reason = L.LIM_COMPLIANCE if comp else L.LIM_REGULATOR
+        else:
+            self._lim_set_ms = 0
+            if self.limited:
+                self._lim_clr_ms += dt
+                if self._lim_clr_ms >= L.LIMITED_CLEAR_MS or not en:
+                    self.limited = False
+                    self.limit_reason = L.LIM_NONE
+                    self._lim_clr_ms = 0
+        self._token = True
+        return self.fault
+
+    def veto(self, cmd):
+        """Last word on the command: off on any fault or when not armed; clamp to the limits."""
+        if self.fault or not self.armed or not cmd.enable:
+            cmd.off()
+        else:
+            u = cmd.ua
+            if u > self.cmd_max:
+                u = self.cmd_max
+            if u < 0:
+                u = 0
+            cmd.ua = u
+            cmd.duty = ua_to_duty(u)
+        self._en = cmd.enable
+        self._cmd_ua = cmd.ua
+        return cmd
+
+    def ok_to_feed(self):
+        t = self._token
+        self._token = False
+        if not t:
+            return False
+        if self.fault == 0:
+            return True
+        # Faulted: feed only while the output is off and no current flows regardless.
+        return not self._en and not self._cond[_R_STUCK]
+
+    def cause_present(self):
+        """True while any rule's condition holds (time and dose end with the session)."""
+        c = self._cond
+        for i in range(_N):
+            if c[i] and i != _R_TIME and i != _R_DOSE:
+                return True
+        return False
+
+    def clear(self):
+        """Nurse's STOP in FAULT: unlatch if the cause is gone. Returns True when cleared."""
+        if self.cause_present():
+            return False
+        self.fault = L.F_NONE
+        self.fault_ua = 0
+        for i in range(_N):
+            self._acc[i] = 0
+        self.disarm()
+        return True
+
+    def start_block(self, meas, isolated_usb):
+        """0 if a session may start now, else the blocking code (limits.B_* or F_*)."""
+        if self.fault:
+            return self.fault
+        if meas.vbus and not isolated_usb:
+            return L.B_USB
+        if meas.err != 0:
+            return L.F_I2C
+        if meas.ua > L.ZERO_TOL_UA:
+            return L.F_STUCK_ON
+        if meas.hw_limit:
+            return L.F_HW_LIMIT
+        return 0
