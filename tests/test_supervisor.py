@@ -1,0 +1,306 @@
+"""Safety supervisor (firmware/supervisor.py): every rule, the veto, latching and clearing."""
+import pytest
+
+import limits as L
+from supervisor import Cmd, Meas, Supervisor
+
+
+def armed(ceiling=25_000, area=120, dose_mamin=600, duty=100):
+    s = Supervisor()
+    s.arm(ceiling, area, dose_mamin * L.UAS_PER_MAMIN, duty)
+    return s
+
+
+def let(s, enable, ua):
+    """The command the supervisor lets out (what the next reading reflects)."""
+    c = Cmd()
+    c.enable = enable
+    c.ua = ua
+    return s.veto(c)
+
+
+def meas(ua=0, mv=None, **kw):
+    m = Meas()
+    m.ua = ua
+    m.mv = ua * 3 if mv is None else mv  # a 3 kohm load unless told
+    for k, v in kw.items():
+        setattr(m, k, v)
+    return m
+
+
+def run(s, m, ms, dt=2, sat=False):
+    f = 0
+    for _ in range(ms // dt):
+        f = s.check(dt, m, sat)
+    return f
+
+
+def test_absolute_ceiling_trips_at_once():
+    s = armed(ceiling=30_000)
+    let(s, True, 20_000)
+    assert s.check(2, meas(30_000), False) == 0
+    assert s.check(2, meas(30_001), False) == L.F_OVER_ABS
+    c = let(s, True, 20_000)
+    assert not c.enable and c.ua == 0 and c.duty == 0 and not c.gate
+
+
+def test_absolute_ceiling_also_when_disarmed_and_off():
+    s = Supervisor()
+    assert s.check(0, meas(30_001, mv=0), False) == L.F_OVER_ABS
+
+
+def test_preset_ceiling_trips_at_once_beyond_its_tolerance():
+    s = armed(ceiling=15_000)
+    let(s, True, 15_000)
+    assert s.check(2, meas(15_000 + L.CEILING_TOL_UA), False) == 0
+    assert s.check(2, meas(15_001 + L.CEILING_TOL_UA), False) == L.F_OVER_CEIL
+
+
+def test_over_setpoint_only_beyond_its_window():
+    s = armed()
+    let(s, True, 10_000)
+    m = meas(12_001)
+    assert run(s, m, 18) == 0
+    assert run(s, m, 2) == L.F_OVER_SET
+    s = armed()
+    let(s, True, 10_000)
+    assert run(s, meas(12_000), 10_000) == 0
+    # a brief spike (re-contact, filter settling) that ends in time does not trip
+    s = armed()
+    let(s, True, 10_000)
+    assert run(s, meas(14_000), 16) == 0
+    assert run(s, meas(10_000), 2) == 0
+    assert run(s, meas(14_000), 16) == 0
+
+
+def test_density_limit_and_command_clamp():
+    s = armed(ceiling=30_000, area=20)  # 20 cm2 x 500 uA/cm2 = 10 mA
+    assert s.cmd_max == 10_000
+    c = let(s, True, 20_000)
+    assert c.ua == 10_000 and c.enable
+    assert run(s, meas(10_001), 98) == 0
+    assert run(s, meas(10_001), 2) == L.F_DENSITY
+
+
+def test_short_circuit():
+    s = armed()
+    let(s, True, 5_000)
+    assert run(s, meas(5_000, mv=1_600), 1_000) == 0  # 320 ohm: not a short
+    let(s, True, 350)
+    assert run(s, meas(350, mv=0), 1_000) == 0  # too little current to judge
+    let(s, True, 5_000)
+    assert run(s, meas(5_000, mv=1_000), 18) == 0  # 200 ohm ...
+    assert run(s, meas(5_000, mv=1_000), 2) == L.F_SHORT  # ... for 20 ms
+
+
+def test_i2c_error_tolerates_two_ticks_then_trips():
+    s = armed()
+    let(s, True, 5_000)
+    m = meas(0, err=5, fresh=False)
+    assert run(s, m, 4) == 0
+    assert run(s, meas(5_000), 2) == 0  # a good reading resets the window
+    assert run(s, m, 4) == 0
+    assert run(s, m, 2) == L.F_I2C
+
+
+def test_error_readings_are_not_trusted_for_current_rules():
+    s = armed()
+    let(s, True, 5_000)
+    assert s.check(2, meas(99_999, err=110), False) == 0  # the value is junk: I2C rule only
+
+
+def test_overflow_trips_at_once():
+    s = armed()
+    let(s, True, 5_000)
+    assert s.check(2, meas(5_000, ovf=True), False) == L.F_OVF
+
+
+def test_stale_reading():
+    s = armed()
+    let(s, True, 5_000)
+    m = meas(5_000, fresh=False)
+    assert run(s, m, 18) == 0
+    assert run(s, m, 2) == L.F_STALE
+
+
+def test_stuck_switch_with_output_disabled():
+    s = Supervisor()  # idle: never enabled
+    let(s, False, 0)
+    m = meas(500, mv=0)
+    assert run(s, m, 18) == 0
+    assert run(s, m, 2) == L.F_STUCK_ON
+    assert s.start_block(meas(0), False) == L.F_STUCK_ON  # refuses to start while latched
+
+
+def test_stuck_check_waits_for_the_output_to_settle_after_disabling():
+    s = armed()
+    let(s, True, 10_000)
+    s.check(2, meas(10_000), False)
+    let(s, False, 0)
+    assert run(s, meas(3_000, mv=0), L.OFF_SETTLE_MS) == 0  # decaying
+    assert run(s, meas(0, mv=0), 100) == 0
+    assert run(s, meas(ZERO := L.ZERO_TOL_UA, mv=0), 1_000) == 0
+    assert run(s, meas(ZERO + 1, mv=0), 20) == L.F_STUCK_ON
+
+
+def test_hardware_limiter_flag():
+    s = armed()
+    let(s, True, 5_000)
+    assert s.check(2, meas(0, hw_limit=True), False) == L.F_HW_LIMIT
+
+
+def test_max_session_time_counts_only_current_above_the_test_level():
+    s = armed()
+    let(s, True, L.CONTACT_TEST_UA)  # contact check / paused: not counted
+    assert run(s, meas(L.CONTACT_TEST_UA), 3_000_000, dt=1_000) == 0 and s.active_ms == 0
+    s = armed(dose_mamin=1_200)
+    let(s, True, 10_000)
+    m = meas(10_000)
+    assert run(s, m, L.MAX_SESSION_MS, dt=1_000) == 0
+    assert s.active_ms == L.MAX_SESSION_MS
+    assert run(s, m, 1_000, dt=1_000) == L.F_MAX_TIME
+
+
+def test_dose_is_integrated_exactly_and_capped():
+    s = armed(dose_mamin=80)
+    let(s, True, 333)
+    run(s, meas(333, mv=1_000), 6_000)
+    assert s.dose_uas == 333 * 6_000 // 1_000
+    s = armed(dose_mamin=80)
+    let(s, True, 8_000)
+    limit = 80 * L.UAS_PER_MAMIN * 110 // 100 + L.DOSE_FAULT_EXTRA_UAS
+    assert s.dose_limit_uas == limit
+    f, t = 0, 0
+    while not f:
+        f = s.check(1_000, meas(8_000), False)
+        t += 1
+    assert f == L.F_DOSE_CAP and s.dose_uas == 8_000 * t and 8_000 * (t - 1) <= limit < 8_000 * t
+
+
+def test_loop_overrun_only_matters_with_the_output_enabled():
+    s = armed()
+    let(s, False, 0)
+    assert s.check(2, meas(0, loop_us=500_000), False) == 0
+    let(s, True, 5_000)
+    assert s.check(2, meas(5_000, loop_us=L.LOOP_OVERRUN_US), False) == 0
+    assert s.check(2, meas(5_000, loop_us=L.LOOP_OVERRUN_US + 1), False) == L.F_OVERRUN
+
+
+def test_output_dead():
+    s = armed()
+    let(s, True, 5_000)
+    assert run(s, meas(0, mv=-1), 2_000) == 0  # no voltage reading: cannot tell
+    assert run(s, meas(0, mv=100), 498) == 0
+    assert run(s, meas(0, mv=100), 2) == L.F_OUTPUT_DEAD
+
+
+def test_faults_latch_until_cleared_with_the_cause_gone():
+    s = armed()
+    let(s, True, 5_000)
+    assert run(s, meas(5_000, hw_limit=True), 2) == L.F_HW_LIMIT
+    assert run(s, meas(0, mv=0), 1_000) == L.F_HW_LIMIT  # latched
+    assert not let(s, True, 5_000).enable
+    s.check(2, meas(0, mv=0, hw_limit=True), False)
+    assert s.cause_present() and s.clear() is False and s.fault == L.F_HW_LIMIT
+    s.check(2, meas(0, mv=0), False)
+    assert s.clear() is True and s.fault == 0 and not s.armed
+    assert not let(s, True, 5_000).enable  # disarmed: still no output until armed again
+
+
+def test_first_fault_wins():
+    s = armed()
+    let(s, True, 5_000)
+    assert s.check(2, meas(31_000, ovf=True, hw_limit=True), False) == L.F_OVER_ABS
+    assert s.fault_ua == 31_000
+
+
+def test_time_and_dose_faults_clear_with_the_session():
+    s = armed(dose_mamin=1)
+    let(s, True, 10_000)
+    while not s.check(1_000, meas(10_000), False):
+        pass
+    assert s.fault == L.F_DOSE_CAP
+    let(s, False, 0)
+    s.check(2, meas(0, mv=0), False)
+    assert s.clear()
+
+
+def test_watchdog_feeding():
+    s = armed()
+    assert not s.ok_to_feed()  # no check ran
+    let(s, True, 5_000)
+    s.check(2, meas(5_000), False)
+    assert s.ok_to_feed() and not s.ok_to_feed()  # once per check
+    s.check(2, meas(31_000), False)
+    let(s, True, 5_000)  # vetoed off
+    s.check(2, meas(0, mv=0), False)
+    assert s.ok_to_feed()  # faulted, but the output is off and nothing flows
+    s2 = Supervisor()
+    let(s2, False, 0)
+    run(s2, meas(2_000, mv=0), 40)
+    assert s2.fault == L.F_STUCK_ON
+    s2.check(2, meas(2_000, mv=0), False)
+    assert not s2.ok_to_feed()  # current flows that the MCU cannot stop: let the watchdog bite
+
+
+def test_contact_lost_is_not_a_fault():
+    s = armed()
+    let(s, True, 10_000)
+    assert run(s, meas(0, mv=60_000), 28) == 0 and not s.contact_lost
+    assert run(s, meas(0, mv=60_000), 2) == 0 and s.contact_lost
+    run(s, meas(10_000), 2)
+    assert not s.contact_lost
+    run(s, meas(1_000, mv=59_000), 30)  # 59 kohm: above the open-load limit
+    assert s.contact_lost and s.fault == 0
+    s = armed()
+    let(s, True, L.CONTACT_TEST_UA - 1)  # too little commanded to judge
+    run(s, meas(0, mv=60_000), 1_000)
+    assert not s.contact_lost
+
+
+def test_limited_at_compliance_and_its_reason():
+    s = armed()
+    let(s, True, 15_000)
+    m = meas(10_000, mv=59_000)
+    run(s, m, 198)
+    assert not s.limited
+    run(s, m, 2)
+    assert s.limited and s.limited_ua == 10_000 and s.limit_reason == L.LIM_COMPLIANCE and s.fault == 0
+    run(s, meas(15_000), 498)
+    assert s.limited
+    run(s, meas(15_000), 2)
+    assert not s.limited and s.limit_reason == L.LIM_NONE
+    run(s, meas(14_000, mv=14_000), 200, sat=True)  # regulator at its limit, voltage low
+    assert s.limited and s.limit_reason == L.LIM_REGULATOR
+
+
+def test_pulsed_readings_are_judged_as_averages():
+    s = armed(duty=50)
+    let(s, True, 10_000)
+    run(s, meas(5_000, mv=15_000), 1_000)
+    assert not s.contact_lost and not s.limited and s.fault == 0
+    run(s, meas(1_000, mv=60_000), 30)
+    assert s.contact_lost
+
+
+def test_start_block():
+    s = Supervisor()
+    assert s.start_block(meas(0, vbus=True), False) == L.B_USB
+    assert s.start_block(meas(0, vbus=True), True) == 0
+    assert s.start_block(meas(0, err=19), False) == L.F_I2C
+    assert s.start_block(meas(L.ZERO_TOL_UA + 1, mv=0), False) == L.F_STUCK_ON
+    assert s.start_block(meas(0, hw_limit=True), False) == L.F_HW_LIMIT
+    assert s.start_block(meas(0), False) == 0
+
+
+@pytest.mark.parametrize("ceiling,area,expect", [(50_000, 600, 30_000), (0, 600, 30_000), (9_000, 600, 9_000), (20_000, 10, 5_000), (20_000, 0, 0)])
+def test_arm_only_tightens(ceiling, area, expect):
+    s = Supervisor()
+    s.arm(ceiling, area, 10 ** 12, 100)
+    assert s.cmd_max == expect and s.dose_limit_uas <= L.DOSE_MAX_UAS
+
+
+def test_disarmed_veto_is_off():
+    s = Supervisor()
+    c = let(s, True, 5_000)
+    assert not c.enable and c.ua == 0
