@@ -78,7 +78,7 @@ def block_diagram(p):
 
     # Row 1: the current path, left to right.
     sup = _box(d, (0, 0), "Isolated supply\nIEC 60601-1 2xMOPP\nDC/DC -> %g V rail" % comp_v, color=C_POWER)
-    fuse = _box(d, (4.5, 0), "Fuse F1\n50 mA\n(PTC + fuse)", w=2.6, color=C_SAFE)
+    fuse = _box(d, (4.5, 0), "Fuse F1\n50 mA fast\n5x20, 250 V", w=2.6, color=C_SAFE)
     ccs = _box(d, (9, 0), "Constant-current source\nop-amp + HV MOSFET\n0..%g mA, compliance ~%g V" % (fs_ma, comp_v),
                w=4.0, color=C_POWER)
     en = _box(d, (14.5, 0), "Enable switch K1\nphotoMOS, normally open\noff at reset (pull-down)", w=3.8,
@@ -198,7 +198,7 @@ def output_stage(p):
     d.add(elm.Line().at(top.center).to(top_r))
     d.add(elm.Line().at(bot.center).to(bot_r.center))
     _note(d, ((top.center[0] + top_r[0]) / 2, top.center[1] + 0.6),
-          "polarity bridge: photoMOS H, %s (S1+S4 or S2+S3; switched only at zero current)"
+          "polarity bridge: photoMOS H, %s (S1+S4 or S2+S3; driven only while K1 is; switched at zero current)"
           % _gp(p, "PIN_POLARITY"), fs=8)
 
     # Return path: bottom of the bridge through the shunt to isolated ground (low side).
@@ -303,7 +303,7 @@ def _save(fig, path):
 def render(out_dir=OUT_DIR, pins_file=PINS_FILE):
     """Draw both diagrams into out_dir as PNG and SVG; returns the paths written."""
     matplotlib.rcParams["svg.hashsalt"] = "ionto-hw-docs"
-    matplotlib.rcParams["svg.fonttype"] = "path"
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and smaller
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = load_pins(pins_file)
