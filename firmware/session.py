@@ -473,7 +473,11 @@ class Session:
         if sup.contact_lost:
             self._pause()
             return
-        if self.treat_ms >= p.duration_ms or sup.dose_uas >= p.dose_cap_uas:
+        # Dose cap: start the ramp-down early enough that its own dose (v^2 / 2 slew, at most
+        # 9e8: still a small int) lands the total on the cap, not above it.
+        v = ramp.value
+        dose_end = sup.dose_uas + v * (v // p.slew_down) // 2 >= p.dose_cap_uas
+        if self.treat_ms >= p.duration_ms or dose_end:
             self.end_reason = END_DONE if self.treat_ms >= p.duration_ms else END_DOSE
             ramp.set_slew(p.slew_up, p.slew_down)
             ramp.set_target(0)

@@ -72,9 +72,10 @@ class FakePlant:
 class Bench:
     """Session + plant + the loop's few lines, with virtual time in ms."""
 
-    def __init__(self, cfg=None, load_ohm=3000, preset=0):
+    def __init__(self, cfg=None, load_ohm=3000, preset=0, tick_ms=_TICK):
         import config
 
+        self.dt = tick_ms
         self.s = S.Session(cfg if cfg is not None else config.defaults(), True)
         self.s.select(preset)
         self.p = FakePlant(load_ohm)
@@ -82,14 +83,14 @@ class Bench:
         self.now = 1000
 
     def tick(self, buttons=0):
-        self.now += _TICK
+        self.now += self.dt
         self.p.fill(self.m)
         cmd = self.s.tick(self.now, self.m, buttons)
         self.p.apply(cmd)
         return cmd
 
     def run(self, ms, buttons=0):
-        n = ms // _TICK
+        n = ms // self.dt
         cmd = self.tick(buttons)
         for _ in range(n - 1):
             cmd = self.tick(0)
