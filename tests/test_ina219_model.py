@@ -509,6 +509,23 @@ def test_exact_single_sample_at_the_conversion_end():
     assert rd(ina, REG_SHUNT) == 9 * CYCLE + T_12
 
 
+def test_default_and_exact_sampling_agree_on_a_constant_input():
+    for mode in (1, 2, 3, 5, 6, 7):
+        for sadc, badc in ((0, 15), (3, 3), (9, 2), (15, 0)):
+            regs = []
+            for exact in (False, True):
+                clk = Clock()
+                ina = INA219(lambda now: (-123_456, 17_777), clock=clk, exact=exact, noise_uv=0)
+                wr(ina, REG_CAL, 5000)
+                wr(ina, REG_CONFIG, cfg(badc=badc, sadc=sadc, mode=mode))
+                out = []
+                for t in range(0, 300_000, 7_919):
+                    clk.t = t
+                    out.append([rd(ina, r) for r in (REG_SHUNT, REG_BUS, REG_CURRENT, REG_POWER)])
+                regs.append(out)
+            assert regs[0] == regs[1], (mode, sadc, badc)
+
+
 def test_virtual_time_restart_is_a_power_on():
     ina, src, clk = make(100_000, 0)
     wr(ina, REG_CAL, 4096)
