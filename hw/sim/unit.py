@@ -1,0 +1,429 @@
+# The virtual unit: a Pico running our firmware, as one MicroPython unix-port process.
+#
+#   MICROPYPATH=hw/sim:firmware micropython hw/sim/unit.py --flash IMG [--reset-cause N] [--serial HEX]
+#       [--ctl-in FIFO --ctl-out FIFO] [--scenario NAME] [--accel X] [--seed-from DIR]
+#       [--flash-worst-case]
+#
+# Normally started (and restarted) by `ionto sim` (host_tools/ionto/sim.py), which serves
+# stdin/stdout on a pseudo-terminal. What it does, as rp2's main.c does:
+#   - sets up the `machine` mock, the simulated board and the flash, then mounts the flash
+#     image as '/' (everything the simulator needs is imported first: the host filesystem
+#     disappears; firmware/ is on MICROPYPATH only for the board model's pins.py, and
+#     sys.path becomes rp2's ['', '.frozen', '/lib'] after the remount). A blank image is formatted as rp2's _boot.py would; an image that does not
+#     mount is NOT formatted: a message says so and the REPL runs so it can be inspected.
+#   - --seed-from DIR copies DIR's files in when /main.py is absent (before `ionto flash`).
+#   - runs boot.py, then main.py, then the REPL (repl.py) on stdin/stdout; Ctrl-D soft-reboots.
+#   - Ctrl-C: the clock's poll hook reads stdin while Python code runs and raises
+#     KeyboardInterrupt on 0x03, as the USB CDC interrupt does; other bytes wait for the REPL.
+#   - the control channel (JSON lines on the ctl FIFOs) is served from the same poll hook and
+#     while the REPL waits, so it always answers while the unit runs.
+#
+# Hard resets end the process at once (a signal to itself: no `finally`, no `except` in the
+# firmware can intercept it, as none can on a board). The supervisor restarts it with the
+# reset cause matching how it ended:
+#   killed by SIGUSR1  machine.reset() or a watchdog bite   -> restart with WDT_RESET (3)
+#   killed by SIGUSR2  power cut (flash fault injection)    -> restart with PWRON_RESET (1)
+#   killed by SIGALRM  machine.bootloader()                 -> stays off until power_cycle
+#   killed by SIGTERM  stdin closed (the supervisor went away)
+#   exit code 2        bad arguments
+import sys
+
+# The real clock, for pacing the REPL's idle time. MicroPython's idiom: an empty sys.path
+# reaches the built-in; then forget it so `import time` finds hw/sim/time.py.
+_p = sys.path
+sys.path = []
+import time as _rt  # noqa: E402
+
+sys.path = _p
+sys.modules.pop("time", None)
+del _p
+
+import gc  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import vfs  # noqa: E402
+
+import micropython  # noqa: E402
+import vclock  # noqa: E402
+import machine  # noqa: E402
+import time  # noqa: E402  (the virtual one)
+import flash  # noqa: E402
+import simboard  # noqa: E402
+import repl as _repl  # noqa: E402
+
+from micropython import const  # noqa: E402
+
+SIG_WDT = "USR1"
+SIG_POWER = "USR2"
+SIG_BOOTSEL = "ALRM"
+SIG_HANGUP = "TERM"
+
+_IDLE_POLL_MS = const(10)
+
+_PID = int(open("/proc/self/stat").read().split()[0])
+_out = sys.stdout.buffer
+_in = sys.stdin.buffer
+
+
+def _hard_exit(sig):
+    # The board stops dead: nothing after this line runs in this process.
+    os.system("kill -%s %d" % (sig, _PID))
+    sys.exit(3)  # only if the signal could not be sent
+
+
+def _usage(msg):
+    sys.stderr.write("unit.py: %s\n" % msg)
+    sys.exit(2)
+
+
+def _args(argv):
+    a = {"flash": None, "reset-cause": "1", "serial": None, "ctl-in": None, "ctl-out": None,
+         "scenario": "palms", "accel": "0", "seed-from": None, "flash-worst-case": False}
+    i = 0
+    while i < len(argv):
+        k = argv[i]
+        if not k.startswith("--") or k[2:] not in a:
+            _usage("unknown argument %r" % k)
+        k = k[2:]
+        if a[k] is False:
+            a[k] = True
+            i += 1
+            continue
+        if i + 1 >= len(argv):
+            _usage("--%s needs a value" % k)
+        a[k] = argv[i + 1]
+        i += 2
+    if not a["flash"]:
+        _usage("--flash IMG is required")
+    return a
+
+
+class _Cooked(io.IOBase):
+    # rp2's stdout for text: every "\n" leaves as "\r\n".
+    def write(self, b):
+        n = len(b)
+        if isinstance(b, str):
+            b = b.encode()
+        else:
+            b = bytes(b)
+        if b"\n" in b:
+            b = b.replace(b"\n", b"\r\n")
+        _out.write(b)
+        return n
+
+    def ioctl(self, op, arg):
+        return 0
+
+
+class Serial:
+    """The USB serial line as the firmware and the REPL see it, plus the control channel."""
+
+    def __init__(self, ctl_in, ctl_out, handler):
+        self.kbd = False
+        self.cooked = _Cooked()
+        self.buf = bytearray()
+        self.rd = 0
+        self._one = bytearray(1)
+        self._busy = False
+        self._ctl_in = ctl_in
+        self._ctl_out = ctl_out
+        self._handler = handler
+        self._p = select.poll()
+        self._p.register(0, select.POLLIN)
+        self._p_in = select.poll()
+        self._p_in.register(0, select.POLLIN)
+        if ctl_in is not None:
+            self._p.register(ctl_in, select.POLLIN)
+            self._p_ctl = select.poll()
+            self._p_ctl.register(ctl_in, select.POLLIN)
+
+    def write(self, b):
+        _out.write(b)
+
+    def getc(self):
+        while self.rd >= len(self.buf):
+            self.buf[:] = b""
+            self.rd = 0
+            self._idle()
+        c = self.buf[self.rd]
+        self.rd += 1
+        return c
+
+    def _idle(self):
+        # Waiting for a key: real time passes, so virtual time does (timers, the watchdog).
+        t0 = _rt.ticks_us()
+        self.pump(_IDLE_POLL_MS)
+        dt = _rt.ticks_diff(_rt.ticks_us(), t0)
+        k = vclock.get_accel()
+        vclock.advance(int(dt * k) if k > 0 else dt)
+
+    def pump(self, timeout_ms=0):
+        """Take in what the host sent; serve control requests. Ctrl-C raises while code runs."""
+        if self._busy:
+            return
+        self._busy = True
+        intr = False
+        try:
+            for obj, ev in self._p.poll(timeout_ms):
+                if obj == 0:
+                    intr = self._read_stdin()
+                else:
+                    self._serve_ctl()
+        finally:
+            self._busy = False
+        if intr:
+            raise KeyboardInterrupt
+
+    def _read_stdin(self):
+        intr = False
+        one = self._one
+        n = 0
+        while n < 4096 and self._p_in.poll(0):
+            if not _in.readinto(one):
+                _hard_exit(SIG_HANGUP)  # host side gone
+            n += 1
+            if one[0] == 3 and self.kbd:
+                intr = True  # consumed, as rp2's CDC rx callback does
+            else:
+                self.buf.append(one[0])
+        return intr
+
+    def _serve_ctl(self):
+        n = 0
+        while n < 16 and self._p_ctl.poll(0):
+            n += 1
+            line = self._ctl_in.readline()
+            if not line:
+                return
+            rid = None
+            try:
+                cmd = json.loads(line)
+                rid = cmd.get("id")
+                reply = self._handler(cmd)
+            except Exception as e:
+                reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+            if rid is not None:
+                reply["id"] = rid
+            try:
+                s = json.dumps(reply)
+            except Exception as e:
+                s = json.dumps({"ok": False, "id": rid, "error": "reply not JSON: %s" % e})
+            self._ctl_out.write(s.encode() + b"\n")
+
+
+# --- the unit ------------------------------------------------------------------------------
+A = _args(sys.argv[1:])
+board = None
+dev = None
+mounted = False
+mount_error = None
+boots = 0
+state = "boot"  # boot, main, repl
+serial = None
+R = None
+_hanging = False
+_sim_modules = None
+
+
+def _starve_hook(now):
+    # wdt_starve: the firmware's loop hangs right here. Time runs on, nothing feeds the
+    # watchdog; if there is none the unit stays hung (power_cycle revives it).
+    global _hanging
+    if _hanging:
+        return
+    _hanging = True
+    try:
+        while True:
+            vclock.advance(1000)
+    finally:
+        _hanging = False
+        vclock.remove_hook(_starve_hook)
+
+
+def _unit_state():
+    return {"now_us": vclock.now_us(), "accel": vclock.get_accel(),
+            "reset_cause": machine.reset_cause(), "state": state,
+            "repl": "raw" if R is not None and R.raw else "friendly", "boots": boots,
+            "mounted": mounted, "mount_error": mount_error, "flash": dev.stats()}
+
+
+def _eval(cmd):
+    # TEST-ONLY BACKDOOR: evaluates in the board's __main__ (where boot.py, main.py and the
+    # REPL run), or with "scope": "sim" in this module (board, dev, vclock...). Not a board
+    # feature: nothing but tests may depend on it.
+    g = globals() if cmd.get("scope") == "sim" else R.g
+    if "code" in cmd:
+        exec(cmd["code"], g)
+        return {"ok": True}
+    v = eval(cmd["expr"], g)
+    out = {"ok": True, "repr": repr(v)}
+    try:
+        json.dumps(v)
+        out["value"] = v
+    except Exception:
+        pass
+    return out
+
+
+def _command(cmd):
+    c = cmd.get("cmd")
+    if c == "ping":
+        return {"ok": True}
+    if c == "accel":
+        vclock.set_accel(cmd["x"])
+        return {"ok": True, "accel": vclock.get_accel()}
+    if c == "fault" and cmd.get("kind") == "power_cut":
+        n = int(cmd.get("at", 1))
+        dev.arm_power_cut(n, cmd.get("seed"))
+        return {"ok": True, "power_cut_at": n}
+    if c == "fault" and cmd.get("kind") == "wdt_starve":
+        vclock.add_hook(_starve_hook)
+        return {"ok": True, "wdt_running": vclock.wdt_running()}
+    if c == "clear_faults" or (c == "fault" and cmd.get("kind") == "clear"):
+        dev.arm_power_cut(0)
+        vclock.remove_hook(_starve_hook)
+    if c == "eval":
+        return _eval(cmd)
+    if c == "flash":
+        if "worst_case" in cmd:
+            dev.set_worst_case(bool(cmd["worst_case"]))
+        return {"ok": True, "flash": dev.stats(), "page_us": dev.page_us, "erase_us": dev.erase_us}
+    r = board.handle(cmd)
+    if c == "state":
+        r["unit"] = _unit_state()
+    return r
+
+
+def _reset_handler(cause):
+    if cause == machine.WDT_RESET:
+        _hard_exit(SIG_WDT)
+    _hard_exit(SIG_BOOTSEL)
+
+
+def _read_tree(root):
+    # Files of the seed directory, read now: the host filesystem goes away at the remount.
+    out = []
+
+    def walk(rel):
+        for ent in os.ilistdir(root + rel if rel else root):
+            name, kind = ent[0], ent[1]
+            if name.startswith(".") or name == "__pycache__":
+                continue
+            r = rel + "/" + name if rel else name
+            if kind == 0x4000:
+                out.append((r, None))
+                walk(r)
+            else:
+                with open(root + "/" + r, "rb") as f:
+                    out.append((r, f.read()))
+
+    walk("")
+    return out
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _seed(files):
+    for rel, data in files:
+        if data is None:
+            if not _exists("/" + rel):
+                os.mkdir("/" + rel)
+        else:
+            with open("/" + rel, "wb") as f:
+                f.write(data)
+    sys.stderr.write("unit: seeded %d entries into the flash\n" % len(files))
+
+
+def _mount():
+    global mounted, mount_error
+    vfs.umount("/")
+    if dev.is_blank():
+        # A new chip: rp2's _boot.py formats it.
+        vfs.VfsLfs2.mkfs(dev, progsize=256)
+    try:
+        vfs.mount(vfs.VfsLfs2(dev, progsize=256), "/")
+        mounted = True
+    except OSError as e:
+        mount_error = "OSError %s" % e
+        serial.cooked.write("\nionto sim: the flash image does not mount as LittleFS (%s).\n"
+                            "It was NOT formatted: '/' is empty; inspect it from the REPL.\n"
+                            % mount_error)
+    os.chdir("/")
+
+
+def _soft_reboot():
+    # What a soft reboot clears on rp2: the VM (modules, globals, heap), PWM, pin IRQs,
+    # timers. Pins keep their levels and the watchdog keeps running.
+    global boots
+    serial.write(b"MPY: soft reboot\r\n")
+    machine.sim_soft_reset()
+    vclock.sim_unlock()
+    for name in list(sys.modules):
+        if name not in _sim_modules:
+            del sys.modules[name]
+    R.g = {"__name__": "__main__"}
+    sys.path[:] = ["", ".frozen", "/lib"]
+    gc.collect()
+    boots += 1
+
+
+def _print(*args, sep=" ", end="\n", file=None):
+    _builtin_print(*args, sep=sep, end=end, file=serial.cooked if file is None else file)
+
+
+def main():
+    global board, dev, serial, R, state, _sim_modules, _builtin_print
+    machine.sim_set_reset_cause(int(A["reset-cause"]))
+    if A["serial"]:
+        import binascii
+        machine.sim_set_unique_id(binascii.unhexlify(A["serial"]))
+    if not _exists(A["flash"]):
+        flash.create_image(A["flash"])
+    dev = flash.Flash(A["flash"], on_power_cut=lambda: _hard_exit(SIG_POWER))
+    if A["flash-worst-case"]:
+        dev.set_worst_case()
+    ctl_in = open(A["ctl-in"], "rb") if A["ctl-in"] else None
+    ctl_out = open(A["ctl-out"], "wb") if A["ctl-out"] else None
+    seed = _read_tree(A["seed-from"]) if A["seed-from"] else None
+    board = simboard.Board(A["scenario"])
+    serial = Serial(ctl_in, ctl_out, _command)
+    R = _repl.Repl(serial, {"__name__": "__main__"})
+    _mount()
+    if mounted and seed and not _exists("/main.py"):
+        _seed(seed)
+    seed = None
+    sys.path[:] = ["", ".frozen", "/lib"]
+    machine.sim_set_reset_handler(_reset_handler)
+    import builtins
+    _builtin_print = builtins.print
+    builtins.print = _print
+    vclock.set_accel(float(A["accel"]))
+    vclock.set_poll(serial.pump)
+    # The board model read firmware/pins.py from the host; the firmware imports its own copy
+    # from the flash.
+    sys.modules.pop("pins", None)
+    _sim_modules = set(sys.modules)
+    gc.collect()
+    while True:
+        try:
+            state = "boot"
+            ok = R.run_file("boot.py")
+            if ok and not R.raw:
+                state = "main"
+                R.run_file("main.py")
+            state = "repl"
+            R.run()
+        except _repl.SoftReboot:
+            pass
+        _soft_reboot()
+
+
+main()
