@@ -221,7 +221,7 @@ def output_stage(p):
               shunt.end], C_SENSE, arrow=None)
     d.add(elm.Dot().at(shunt.end).color(C_SENSE))
     _note(d, ((ina["SDA"][0] + ina["SCL"][0]) / 2, ina["SDA"][1] - 0.9),
-          "I2C%d %s/%s" % (p["I2C_ID"], _gp(p, "I2C_SDA"), _gp(p, "I2C_SCL")), C_SENSE, fs=8)
+          "I2C%d %s/%s\nlow side: inputs <= 26 V" % (p["I2C_ID"], _gp(p, "I2C_SDA"), _gp(p, "I2C_SCL")), C_SENSE, fs=8)
 
     # Hardware limiter: comparator on the shunt against a fixed reference, latched in hardware.
     cmp_ = d.add(elm.Opamp(leads=True).right().flip().at((x_ina + 5.0, sh_top.center[1] - 0.2)).anchor("in2")
