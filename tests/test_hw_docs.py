@@ -238,6 +238,25 @@ def test_technician_guide_marks_what_exists_today():
     assert "Exists today" in text and "Designed" in text
 
 
+def test_technician_guide_claims_only_ionto_commands_that_exist():
+    """A row marked "Exists today" may only name `ionto` subcommands that cli.py registers;
+    rows for the rest say "Designed" (issue 5 adds them)."""
+    from ionto import cli
+
+    rows = [ln for ln in TECH.read_text().splitlines() if ln.startswith("|")]
+    claimed = set()
+    for ln in rows:
+        if "Exists today" in ln:
+            claimed.update(re.findall(r"`ionto (\w+)", ln))
+    assert claimed, "the status table names no existing ionto command"
+    assert claimed <= set(cli.COMMANDS), "guide claims commands cli.py lacks: %s" % sorted(claimed - set(cli.COMMANDS))
+    for cmd in ("flash", "config", "status", "logs"):
+        designed = [ln for ln in rows if "`ionto %s" % cmd in ln]
+        assert designed, cmd
+        if cmd not in cli.COMMANDS:
+            assert all("Designed" in ln for ln in designed), cmd
+
+
 def test_safety_case_draft_covers_the_hazards():
     text = SAFETY.read_text().lower()
     for hazard in ("overcurrent", "burn", "shock", "open circuit", "short circuit", "sensor", "stuck",
