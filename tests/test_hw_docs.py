@@ -202,6 +202,19 @@ def test_calibration_follows_from_the_shunt():
     assert "%d mV" % lim_mv in text
 
 
+def test_calibration_page_agrees_with_the_driver():
+    import ina219
+
+    text = CALIBRATION.read_text()
+    pga, fs_counts, lsb_na, cal, plsb_nw = ina219.calibration(pins.SHUNT_MILLIOHM, 32_000)
+    assert (pga, fs_counts, lsb_na) == (3, 32_000, 1_000)  # /8, 320 mV, 1 uA
+    assert "%d = 0x%04X" % (cal, cal) in text
+    assert "**%d µW**" % (plsb_nw // 1000) in text
+    for fast in (False, True):
+        drv = ina219.INA219(None, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, fast=fast)
+        assert "**0x%04X**" % drv.config_value in text, fast
+
+
 # --- Guides -----------------------------------------------------------------------------
 def _fault_rows(text):
     """Code -> the guide's table row for it (rows start with `| <code> |`)."""
