@@ -1,0 +1,151 @@
+# The reference board: the one firmware module that imports `machine`.
+#
+#     import board                        # at import: the output is made safe, nothing else
+#     b = board.Board()                   # pins, PWM, I2C, ADC; no bus traffic yet
+#     ok = b.init_devices()               # INA219 calibrated, display on (errors recorded)
+#     b.measure(meas, loop_us)            # every tick: fills a supervisor.Meas, no allocation
+#     b.output.apply(cmd)                 # every tick
+#     b.buttons.poll(now_ms); b.buttons.take()
+#     b.buzzer.tick(now_ms); b.display.step()
+#     b.start_watchdog(ms); b.feed()      # only the treatment loop starts the watchdog
+#     b.safe()                            # output safe + buzzer off; never raises
+#
+# Everything pin-, address- and scaling-related comes from pins.py.
+import machine
+from machine import ADC, I2C, PWM, Pin
+
+import pins
+import limits
+from ina219 import INA219
+from output import Output
+from buttons import Buttons
+from buzzer import Buzzer
+from ssd1306 import SSD1306
+from display import Display
+
+BUTTON_PINS = (pins.PIN_BTN_START, pins.PIN_BTN_STOP, pins.PIN_BTN_UP, pins.PIN_BTN_DOWN, pins.PIN_BTN_MODE)
+
+RESET_NAMES = {machine.PWRON_RESET: "power-on", machine.WDT_RESET: "watchdog"}
+
+
+def _mv_scale():
+    # Electrode voltage from ADC0 (read_u16: 0..65535 for 0..ADC_VREF_MV):
+    #   V_adc = u16 x VREF / 65535
+    #   V_electrode = V_adc x (TOP + BOTTOM) / BOTTOM
+    #               = u16 x VREF x (TOP + BOTTOM) / (65535 x BOTTOM)
+    #   = u16 x 3300 x 105100 / (65535 x 5100) = u16 x 1.03773 mV (68.0 V at full scale).
+    # Per tick as u16 x Q + ((u16 x F + half) >> S): Q the integer part of the factor (1),
+    # F its fraction scaled by 2**S, S the largest shift that keeps u16 x F + half below
+    # 2**30 (rp2 small ints: no big-int allocation). Rounded; within 0.6 mV of the exact value.
+    num = pins.ADC_VREF_MV * (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM)
+    den = 65535 * pins.DIVIDER_BOTTOM_OHM
+    q = num // den
+    r = num - q * den
+    s = 0
+    while s < 29:
+        f = ((r << (s + 1)) + den // 2) // den
+        if 65535 * f + (1 << s) >= 1 << 30:
+            break
+        s += 1
+    f = ((r << s) + den // 2) // den
+    return q, f, s
+
+
+_Q, _K, _S = _mv_scale()
+_HALF = (1 << _S) >> 1
+
+
+def adc_to_mv(u16):
+    """ADC0 read_u16 -> electrode voltage in mV through the divider (integer, no allocation)."""
+    return u16 * _Q + ((u16 * _K + _HALF) >> _S)
+
+
+def make_safe():
+    """Output off at the pins without building anything: enable, setpoint and gate low."""
+    for p in (pins.PIN_OUTPUT_ENABLE, pins.PIN_SETPOINT_PWM, pins.PIN_PULSE_GATE):
+        try:
+            Pin(p, Pin.OUT, value=0)
+        except Exception:
+            pass
+
+
+make_safe()  # importing the board module drives nothing else
+
+
+class Board:
+    def __init__(self, clock=None, max_ua=limits.ABS_MAX_UA):
+        # The output stage first: it drives enable low before anything else happens.
+        self.output = Output(Pin, PWM)
+        self.i2c = I2C(pins.I2C_ID, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA),
+                       freq=pins.I2C_FREQ, timeout=pins.I2C_TIMEOUT_US)
+        self.ina = INA219(self.i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, max_ua)
+        self.oled = SSD1306(self.i2c, pins.SSD1306_ADDR)
+        self.display = Display(self.oled)
+        self.buttons = Buttons(Pin, BUTTON_PINS, clock=clock)
+        self.buzzer = Buzzer(PWM(Pin(pins.PIN_BUZZER), freq=2_700, duty_u16=0))
+        self.led = Pin(pins.PIN_LED, Pin.OUT, value=0)
+        self.adc = ADC(Pin(pins.PIN_ELECTRODE_ADC))
+        self.vbus = Pin(pins.PIN_VBUS_SENSE, Pin.IN)
+        self.hw_limit = Pin(pins.PIN_HW_LIMIT, Pin.IN, Pin.PULL_UP)
+        self.wdt = None
+        self.reset_cause = machine.reset_cause()
+        self.serial = "".join("%02x" % b for b in machine.unique_id())
+        self.ina_ok = False
+        self.display_ok = False
+
+    def reset_cause_name(self):
+        return RESET_NAMES.get(self.reset_cause, "unknown")
+
+    def init_devices(self):
+        """Calibrate the INA219 and start the display. True if both answered; `ina_ok`,
+        `display_ok` and the drivers' `error` say which did not. Never raises."""
+        self.ina_ok = self.ina.calibrate()
+        try:
+            self.oled.init_display()
+            self.display_ok = True
+        except OSError:
+            self.display_ok = False
+        return self.ina_ok and self.display_ok
+
+    # --- per tick -----------------------------------------------------------------------
+    def electrode_mv(self):
+        return adc_to_mv(self.adc.read_u16())
+
+    def hw_limit_tripped(self):
+        return self.hw_limit.value() == 0  # open drain: low = tripped
+
+    def usb_host(self):
+        return self.vbus.value() == 1
+
+    def measure(self, meas, loop_us=0):
+        """Fill a supervisor.Meas from the sensors: ua, err, ovf, fresh, mv, hw_limit, vbus,
+        loop_us. No allocation; an I2C error shows in meas.err, never as an exception."""
+        self.ina.fill(meas)
+        meas.mv = adc_to_mv(self.adc.read_u16())
+        meas.hw_limit = self.hw_limit.value() == 0
+        meas.vbus = self.vbus.value() == 1
+        meas.loop_us = loop_us
+
+    # --- watchdog -----------------------------------------------------------------------
+    def start_watchdog(self, timeout_ms):
+        """Start the hardware watchdog (it cannot be stopped). Only the treatment loop calls
+        this: boot.py and a host session never must."""
+        if self.wdt is None:
+            self.wdt = machine.WDT(timeout=timeout_ms)
+            self.wdt.feed()
+        return self.wdt
+
+    def feed(self):
+        if self.wdt is not None:
+            self.wdt.feed()
+
+    # --- safe paths ---------------------------------------------------------------------
+    def safe(self):
+        """Output safe first, then the buzzer quiet. Never raises."""
+        self.output.safe()
+        self.buzzer.off()
+
+    def close(self):
+        """Pin IRQs off (tests and a soft reboot)."""
+        self.safe()
+        self.buttons.close()
