@@ -234,6 +234,16 @@ def test_nurse_guide_covers_every_fault_code_with_its_display_text():
     assert not stray, "codes in the nurse guide that limits.py does not define: %s" % stray
 
 
+def test_nurse_guide_names_every_state_limit_reason_and_end_reason():
+    import session
+
+    text = NURSE.read_text()
+    for name in session.STATE_NAMES + session.END_TEXT:
+        assert name in text, name
+    for _code, short, _long in limits.LIMIT_REASONS:
+        assert short in text, short
+
+
 def test_nurse_guide_has_the_checks_and_the_course():
     text = NURSE.read_text()
     for word in ("pregnan", "epilep", "metal implant", "pacemaker", "piercing", "jewellery", "cut"):
