@@ -41,9 +41,12 @@ ELECTRODE_AREA_MAX_CM2 = const(600)
 SHORT_LOAD_OHM = const(300)
 SHORT_MIN_UA = const(400)
 SHORT_WINDOW_MS = const(20)
-# Open circuit (a hand out of the water) is not a fault: the session pauses. It is seen as
-# the source pushing near compliance while the current is below a fraction of the setpoint,
-# or as a load above OPEN_LOAD_OHM. Judged only with at least CONTACT_TEST_UA commanded.
+# Open circuit (a hand out of the water) is not a fault: the session pauses. Little current
+# flows (below OPEN_FRACTION_PCT of the command) while the electrode voltage says the load is
+# far above any skin: near compliance, or an apparent load (voltage / commanded current)
+# above OPEN_LOAD_OHM. The apparent load matters at small currents: with the circuit open the
+# node only rises to command x 105 kohm (the voltage divider), far below the rail. Judged
+# with at least CONTACT_TEST_UA commanded.
 OPEN_NEAR_COMPLIANCE_MV = const(3_000)
 OPEN_FRACTION_PCT = const(25)
 OPEN_LOAD_OHM = const(50_000)
@@ -53,8 +56,9 @@ CONTACT_LOST_MS = const(30)
 COMPLIANCE_MV = const(60_000)  # as firmware/pins.py; repeated so this file stands alone
 LIMITED_NEAR_COMPLIANCE_MV = const(2_000)
 LIMITED_TOL_UA = const(150)
-LIMITED_SET_MS = const(200)
-LIMITED_CLEAR_MS = const(500)
+# Set after 0.5 s, cleared after 5 s without: a restless patient does not flood the log.
+LIMITED_SET_MS = const(500)
+LIMITED_CLEAR_MS = const(5_000)
 # While limited, the ramp is held this far above the reachable current, so a sudden fall in
 # skin resistance cannot step the current up to the old setpoint.
 LIMITED_HEADROOM_UA = const(300)
@@ -65,8 +69,13 @@ DEAD_MAX_MV = const(1_500)
 DEAD_WINDOW_MS = const(500)
 
 # --- Contact check (before the ramp and while paused) -----------------------------------
-CONTACT_TEST_UA = const(500)
-CONTACT_OK_UA = const(300)  # the circuit counts as closed once this much flows ...
+# The test current is 50 uA, not the 0.5 mA one might expect. With the circuit open the
+# source charges the output capacitance to test current x 105 kohm (the divider): 0.5 mA
+# would leave 52 V waiting for the hand, which dumps ~100 mA into the skin on contact (and
+# trips the hardware limiter); 50 uA leaves 5 V, a harmless discharge. Found by running the
+# session against the plant model (hw/sim/plant.py, scenario hand_lifted).
+CONTACT_TEST_UA = const(50)
+CONTACT_OK_UA = const(30)  # the circuit counts as closed once this much flows ...
 CONTACT_STABLE_MS = const(500)  # ... steadily for this long
 CONTACT_TIMEOUT_MS = const(60_000)  # no skin contact within a minute: stop
 PAUSE_TIMEOUT_MS = const(300_000)  # paused 5 min: end the session

@@ -224,11 +224,14 @@ class Supervisor:
             else:
                 acc[i] = 0
 
-        # Open circuit: the source pushes near the rail and little flows, or the load is huge.
-        open_now = (
-            ok and en and sp_eff >= L.CONTACT_TEST_UA
-            and ((ua * 100 < sp_eff * L.OPEN_FRACTION_PCT and (mv < 0 or near)) or load > L.OPEN_LOAD_OHM)
-        )
+        # Open circuit: little flows while the voltage says no skin is there (near the rail, or
+        # an apparent load, voltage over the commanded current, beyond any skin), or the
+        # measured load itself is huge. An unknown voltage with no current counts as open.
+        open_now = False
+        if ok and en and sp_eff >= L.CONTACT_TEST_UA:
+            open_now = load > L.OPEN_LOAD_OHM
+            if not open_now and ua * 100 < sp_eff * L.OPEN_FRACTION_PCT:
+                open_now = mv < 0 or near or mv * 1000 // sp_eff > L.OPEN_LOAD_OHM
         if open_now:
             self._open_ms += dt
             if self._open_ms >= L.CONTACT_LOST_MS:

@@ -262,16 +262,26 @@ def test_limited_at_compliance_and_its_reason():
     s = armed()
     let(s, True, 15_000)
     m = meas(10_000, mv=59_000)
-    run(s, m, 198)
+    run(s, m, L.LIMITED_SET_MS - 2)
     assert not s.limited
     run(s, m, 2)
     assert s.limited and s.limited_ua == 10_000 and s.limit_reason == L.LIM_COMPLIANCE and s.fault == 0
-    run(s, meas(15_000), 498)
+    run(s, meas(15_000), L.LIMITED_CLEAR_MS - 2)
     assert s.limited
     run(s, meas(15_000), 2)
     assert not s.limited and s.limit_reason == L.LIM_NONE
-    run(s, meas(14_000, mv=14_000), 200, sat=True)  # regulator at its limit, voltage low
+    run(s, meas(14_000, mv=14_000), L.LIMITED_SET_MS, sat=True)  # regulator at its limit, voltage low
     assert s.limited and s.limit_reason == L.LIM_REGULATOR
+
+
+def test_open_circuit_at_a_small_current_is_seen_by_the_apparent_load():
+    # Open, the node only rises to command x 105 kohm (the divider): far from the rail.
+    s = armed()
+    let(s, True, L.CONTACT_TEST_UA)
+    run(s, meas(0, mv=L.CONTACT_TEST_UA * 105_100 // 1000), L.CONTACT_LOST_MS)
+    assert s.contact_lost
+    run(s, meas(L.CONTACT_TEST_UA, mv=L.CONTACT_TEST_UA * 5), 2)  # 5 kohm of skin
+    assert not s.contact_lost
 
 
 def test_pulsed_readings_are_judged_as_averages():
