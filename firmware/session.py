@@ -215,7 +215,7 @@ class Session:
 
     def _begin(self):
         p = self.preset
-        self.sup.arm(p.ceiling_ua, p.area_cm2, p.dose_cap_uas, p.gate_duty_pct)
+        self.sup.arm(p.ceiling_ua, p.area_cm2, p.dose_cap_uas)
         self.reg.reset()
         self.reg.freeze = p.gate_hz > 0
         self.ramp.set_slew(p.slew_up, p.slew_down)
@@ -266,9 +266,7 @@ class Session:
     def _contact(self, meas, dt):
         """Skin closes the circuit: enough current, load below the open limit, steadily."""
         load = self.sup.load_ohm
-        # Pulsed DC: the reading is an average, so the threshold scales with the duty.
-        ok_ua = L.CONTACT_OK_UA * self.preset.gate_duty_pct // 100
-        if meas.err == 0 and meas.ua >= ok_ua and load <= L.OPEN_LOAD_OHM:
+        if meas.err == 0 and meas.ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
             self._stable += dt
         else:
             self._stable = 0
@@ -405,7 +403,9 @@ class Session:
             cmd.ua = out
             cmd.polarity = self.polarity
             cmd.gate = True
-            if p.gate_hz:
+            # Pulsed DC gates the treatment current only: the contact test current is plain
+            # DC, so finding the skin never depends on how a reading meets the gate.
+            if p.gate_hz and st != CONTACT and st != PAUSED:
                 cmd.gate_hz = p.gate_hz
                 cmd.gate_duty_u16 = p.gate_duty_pct * 65535 // 100
             else:
@@ -420,7 +420,7 @@ class Session:
         self.set_ua = self.ramp.value
         self.cmd_ua = cmd.ua
         self.actual_ua = meas.ua
-        self.set_avg_ua = self.set_ua * p.gate_duty_pct // 100
+        self.set_avg_ua = self.set_ua * sup.duty_pct // 100
         self.dose_uas = sup.dose_uas
         self.limited_ua = sup.limited_ua
         self.limit_reason = sup.limit_reason

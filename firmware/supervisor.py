@@ -1,7 +1,7 @@
 """Safety supervisor: independent of the regulator, run every tick, with the last word.
 
     sup = Supervisor()
-    sup.arm(ceiling_ua, area_cm2, dose_cap_uas, duty_pct)   # at the start of a session
+    sup.arm(ceiling_ua, area_cm2, dose_cap_uas)             # at the start of a session
     fault = sup.check(dt_ms, meas, reg_saturated)           # every tick, first
     ...the session computes a command...
     sup.veto(cmd)                                           # every tick, last
@@ -103,7 +103,7 @@ class Supervisor:
         self.density_ua = L.ABS_MAX_UA
         self.cmd_max = L.ABS_MAX_UA
         self.dose_limit_uas = L.DOSE_MAX_UAS
-        self.duty_pct = 100
+        self.duty_pct = 100  # of the gate let out last tick: 100 for plain DC
         self.dose_uas = 0
         self._dose_rem = 0  # uA*ms below one uA*s
         self.active_ms = 0
@@ -132,7 +132,7 @@ class Supervisor:
             m = self.density_ua
         self.cmd_max = m
 
-    def arm(self, ceiling_ua, area_cm2, dose_cap_uas, duty_pct=100):
+    def arm(self, ceiling_ua, area_cm2, dose_cap_uas):
         """Start of a session: limits from the preset (only ever tighter than the hard ones)."""
         self.ceiling_ua = ceiling_ua if 0 < ceiling_ua < L.ABS_MAX_UA else L.ABS_MAX_UA
         d = area_cm2 * L.DENSITY_MAX_UA_PER_CM2 if area_cm2 > 0 else 0
@@ -140,7 +140,6 @@ class Supervisor:
         cap = dose_cap_uas if 0 < dose_cap_uas < L.DOSE_MAX_UAS else L.DOSE_MAX_UAS
         lim = cap // 100 * L.DOSE_FAULT_PCT + L.DOSE_FAULT_EXTRA_UAS
         self.dose_limit_uas = lim if lim < L.DOSE_MAX_UAS else L.DOSE_MAX_UAS
-        self.duty_pct = duty_pct if 0 < duty_pct <= 100 else 100
         self.dose_uas = 0
         self._dose_rem = 0
         self.active_ms = 0
@@ -152,7 +151,6 @@ class Supervisor:
         self.armed = False
         self.ceiling_ua = L.ABS_MAX_UA
         self.density_ua = L.ABS_MAX_UA
-        self.duty_pct = 100
         self._reset_conditions()
         self.enforce()
 
@@ -173,7 +171,9 @@ class Supervisor:
         ok = meas.err == 0
         en = self._en and self.armed
         sp = self._cmd_ua if en else 0
-        sp_eff = sp * self.duty_pct // 100  # pulsed DC: the reading is an average
+        # Pulsed DC: the reading must be an average over whole gate periods (the driver's job:
+        # an instantaneous sample aliases with the gate), so it is judged against sp x duty.
+        sp_eff = sp * self.duty_pct // 100
         if self._en:
             self._off_ms = 0
         elif self._off_ms < _OFF_MS_MAX:
@@ -281,6 +281,10 @@ class Supervisor:
             cmd.duty = ua_to_duty(u)
         self._en = cmd.enable
         self._cmd_ua = cmd.ua
+        if cmd.gate_hz and cmd.enable:
+            self.duty_pct = (cmd.gate_duty_u16 * 100 + 32767) // 65535
+        else:
+            self.duty_pct = 100
         return cmd
 
     def ok_to_feed(self):

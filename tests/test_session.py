@@ -354,14 +354,17 @@ def test_limited_holds_the_reachable_current_and_says_why():
     assert not b.s.limited and S.EV_LIMIT_END in codes(events(b))
 
 
-def test_pulsed_preset_gates_and_shows_the_average():
+def test_pulsed_preset_gates_treatment_only_and_shows_the_average():
     cfg = config.defaults()
     cfg["presets"][2]["pulsed"] = {"freq_hz": 2_000, "duty_pct": 50}
     b = Bench(cfg, preset=2)
     b.start()
     cmd = b.run(100)
+    assert b.s.state == S.CONTACT and cmd.gate and cmd.gate_hz == 0  # test current: plain DC
+    until(b, lambda s: s.state == S.RAMP_UP, 2_000)
+    cmd = b.run(4_000)
     assert cmd.gate and cmd.gate_hz == 2_000 and cmd.gate_duty_u16 == 32767
-    b.s.set_ua and b.s.set_avg_ua == b.s.set_ua // 2
+    assert b.s.set_ua > 0 and b.s.set_avg_ua == b.s.set_ua * 50 // 100
     dc = Bench(preset=0)
     dc.start()
     cmd = dc.run(100)

@@ -5,17 +5,20 @@ import limits as L
 from supervisor import Cmd, Meas, Supervisor
 
 
-def armed(ceiling=25_000, area=120, dose_mamin=600, duty=100):
+def armed(ceiling=25_000, area=120, dose_mamin=600):
     s = Supervisor()
-    s.arm(ceiling, area, dose_mamin * L.UAS_PER_MAMIN, duty)
+    s.arm(ceiling, area, dose_mamin * L.UAS_PER_MAMIN)
     return s
 
 
-def let(s, enable, ua):
+def let(s, enable, ua, gate_hz=0, duty_u16=65535):
     """The command the supervisor lets out (what the next reading reflects)."""
     c = Cmd()
     c.enable = enable
     c.ua = ua
+    c.gate = enable
+    c.gate_hz = gate_hz
+    c.gate_duty_u16 = duty_u16
     return s.veto(c)
 
 
@@ -285,8 +288,9 @@ def test_open_circuit_at_a_small_current_is_seen_by_the_apparent_load():
 
 
 def test_pulsed_readings_are_judged_as_averages():
-    s = armed(duty=50)
-    let(s, True, 10_000)
+    s = armed()
+    let(s, True, 10_000, gate_hz=2_000, duty_u16=32768)
+    assert s.duty_pct == 50
     run(s, meas(5_000, mv=15_000), 1_000)
     assert not s.contact_lost and not s.limited and s.fault == 0
     run(s, meas(1_000, mv=60_000), 30)
@@ -306,7 +310,7 @@ def test_start_block():
 @pytest.mark.parametrize("ceiling,area,expect", [(50_000, 600, 30_000), (0, 600, 30_000), (9_000, 600, 9_000), (20_000, 10, 5_000), (20_000, 0, 0)])
 def test_arm_only_tightens(ceiling, area, expect):
     s = Supervisor()
-    s.arm(ceiling, area, 10 ** 12, 100)
+    s.arm(ceiling, area, 10 ** 12)
     assert s.cmd_max == expect and s.dose_limit_uas <= L.DOSE_MAX_UAS
 
 
