@@ -1,0 +1,148 @@
+"""`make demo`: a full treatment on the virtual unit, as a nurse would run it.
+
+Palms in tap water. The nurse presses START and confirms, raises the current twice, the
+patient lifts a hand out of the water mid-session and puts it back, and the session runs to
+its end. Prints a summary; writes a plot of set and true current and display frames to --out.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import firmware_build
+from .scripted import COLUMNS, Recorder, press, state_name, wait_for, wait_virtual_s
+from .simctl import SimError, VirtualUnit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _frame(ctl, out, name):
+    sys.path.insert(0, str(ROOT / "hw" / "sim"))
+    import framepng
+
+    f = ctl.frame()
+    path = out / ("frame_%s.png" % name)
+    framepng.save_png(str(path), bytes.fromhex(f["hex"]), on=f.get("on", True))
+    return path
+
+
+def _lines(ctl):
+    return ctl.eval("app.b.display.text()")
+
+
+def plot(rows, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r[0] / 60000 for r in rows]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, height_ratios=(3, 1.4))
+    ax1.plot(t, [r[7] / 1000 for r in rows], color="0.6", lw=1, ls="--", label="target (nurse)")
+    ax1.plot(t, [r[3] / 1000 for r in rows], color="tab:blue", lw=1.2, label="ramp setpoint")
+    ax1.plot(t, [r[1] / 1000 for r in rows], color="tab:red", lw=1, label="true current (plant)")
+    ax1.set_ylabel("mA")
+    ax1.legend(loc="upper right", fontsize=8)
+    ax1.set_title(title)
+    ax1.grid(alpha=0.3)
+    # Polarity reversals and pauses marked where the firmware state changes.
+    for i in range(1, len(rows)):
+        if rows[i][5] != rows[i - 1][5]:
+            ax1.axvline(t[i], color="tab:purple", lw=0.8, alpha=0.6)
+        if rows[i][4] == 8 and rows[i - 1][4] != 8:  # session.PAUSED
+            ax1.axvline(t[i], color="tab:orange", lw=0.8, alpha=0.8)
+    ax2.plot(t, [r[6] / 1000 for r in rows], color="tab:green", lw=1)
+    ax2.set_ylabel("electrode V")
+    ax2.set_xlabel("minutes")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out, scenario="hand_lifted", quiet=False):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    t_wall = time.monotonic()
+    bundle = Path(tempfile.mkdtemp(prefix="ionto-fw-"))
+    man = firmware_build.build(bundle)
+    say("firmware %s: %d files, manifest written" % (man["version"], len(man["files"])))
+    with VirtualUnit(seed_from=bundle, scenario=scenario, accel=0) as vu:
+        c = vu.ctl
+        say("virtual unit up on %s (scenario %s)" % (vu.port, scenario))
+        # In the clinic the unit runs on its own isolated supply, no laptop attached.
+        c.usb(host_present=False)
+        wait_for(c, "app is not None and app.ticks > 50")
+        rec = Recorder(c, period_ms=100)
+        frames = [_frame(c, out, "1_idle")]
+        say("idle:     " + " | ".join(x for x in _lines(c) if x))
+        press(c, "START")
+        frames.append(_frame(c, out, "2_confirm"))
+        say("confirm:  " + " | ".join(x for x in _lines(c) if x))
+        press(c, "START")
+        wait_for(c, "app.s.state == 4", recorder=rec)  # TREAT: contact found, ramped up
+        say("treating at %.1f mA after the ramp" % (c.eval("app.s.actual_ua") / 1000))
+        wait_virtual_s(c, 30, rec)
+        press(c, "UP")
+        wait_virtual_s(c, 30, rec)
+        press(c, "UP")
+        wait_virtual_s(c, 40, rec)
+        say("nurse raised the target twice: %.1f mA" % (c.eval("app.s.target_ua") / 1000))
+        frames.append(_frame(c, out, "3_running"))
+        wait_for(c, "app.s.state == 8", timeout=300, recorder=rec)  # PAUSED: the hand came out
+        frames.append(_frame(c, out, "4_paused"))
+        say("hand lifted at %.0f s of treatment: paused, output to zero" % (c.eval("app.s.treat_ms") / 1000))
+        wait_for(c, "app.s.state == 3 or app.s.state == 4", timeout=300, recorder=rec)
+        say("hand back in the water: fresh ramp from zero")
+        wait_for(c, "app.s.state == 10", timeout=600, recorder=rec)  # DONE
+        wait_virtual_s(c, 2, rec)
+        frames.append(_frame(c, out, "5_done"))
+        rows = rec.pull()
+        max_step, max_step_t, peak = rec.stats()
+        s = c.eval("(app.s.dose_mamin(), app.s.end_reason, app.s.treat_ms, app.overruns, app.ticks)")
+        fault = c.eval("app.s.fault")
+        vt = c.state()["now_us"] / 1e6
+    wall = time.monotonic() - t_wall
+    (out / "trace.json").write_text(json.dumps({"columns": COLUMNS, "rows": rows}))
+    plot(rows, out / "current.png", "Palms, tap water: a hand lifted mid-session (virtual unit)")
+    summary = {
+        "scenario": scenario,
+        "treatment_s": s[2] // 1000,
+        "dose_mamin": s[0],
+        "end": s[1],
+        "fault": fault,
+        "peak_true_ma": round(peak / 1000, 2),
+        "largest_2ms_step_ma": round(max_step / 1000, 3),
+        "loop_overruns": s[3],
+        "virtual_s": round(vt, 1),
+        "wall_s": round(wall, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    say("")
+    say("session complete: %d min %02d s of treatment, dose %d mA.min, fault %s"
+        % (s[2] // 60000, (s[2] // 1000) % 60, s[0], fault or "none"))
+    say("peak true current %.2f mA; largest change within one 2 ms tick %.3f mA"
+        % (peak / 1000, max_step / 1000))
+    say("%.0f virtual seconds in %.1f wall seconds (%.0fx real time)" % (vt, wall, vt / wall))
+    say("wrote %s, %s and %d display frames" % (out / "current.png", out / "summary.json", len(frames)))
+    return summary
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="ionto demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out/demo", help="folder for the plot, frames and summary")
+    ap.add_argument("--scenario", default="hand_lifted", help="patient scenario (hw/sim/scenarios)")
+    a = ap.parse_args(argv)
+    try:
+        run(a.out, a.scenario)
+    except SimError as e:
+        print("ionto demo: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

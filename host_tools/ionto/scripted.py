@@ -1,0 +1,108 @@
+"""Scripted treatments on the virtual unit: a trace recorder inside the unit and helpers to
+act as the nurse. Used by the demo, the end-to-end tests and the benchmarks.
+
+The recorder runs in the simulator (scope "sim"), not in the firmware: it samples the plant's
+TRUE current, which the firmware never sees, beside what the firmware commanded.
+"""
+import time
+
+from .simctl import SimError
+
+# Installed through the control channel's test-only exec. A vclock hook: every advance it
+# tracks the largest step of the true current; every `period` it appends one sample.
+_RECORDER = r"""
+class _Rec:
+    def __init__(self, period_us):
+        self.period = period_us
+        self.next = 0
+        self.rows = []
+        self.last = None
+        self.max_step = 0
+        self.max_step_t = 0
+        self.peak = 0
+    def __call__(self, now):
+        p = board.plant
+        ua = p.current_ua(now)
+        if self.last is not None:
+            d = ua - self.last
+            if d < 0:
+                d = -d
+            if d > self.max_step:
+                self.max_step = d
+                self.max_step_t = now // 1000
+        self.last = ua
+        if ua > self.peak:
+            self.peak = ua
+        if now < self.next:
+            return
+        self.next = now + self.period
+        a = R.g.get("app")
+        s = a.s if a is not None else None
+        if s is None:
+            self.rows.append((now // 1000, ua, 0, 0, -1, 0, p.electrode_mv(now), 0, 0))
+        else:
+            self.rows.append((now // 1000, ua, s.cmd_ua, s.set_ua, s.state, s.polarity,
+                              p.electrode_mv(now), s.target_ua, s.actual_ua))
+    def take(self):
+        r = self.rows
+        self.rows = []
+        return r
+try:
+    vclock.remove_hook(_rec)
+except Exception:
+    pass
+_rec = _Rec(%d)
+vclock.add_hook(_rec)
+"""
+
+COLUMNS = ("t_ms", "true_ua", "cmd_ua", "set_ua", "state", "polarity", "electrode_mv", "target_ua", "measured_ua")
+
+
+class Recorder:
+    def __init__(self, ctl, period_ms=100):
+        self.ctl = ctl
+        self.rows = []
+        ctl.exec(_RECORDER % (period_ms * 1000), scope="sim")
+
+    def pull(self):
+        self.rows += [tuple(r) for r in self.ctl.eval("_rec.take()", scope="sim")]
+        return self.rows
+
+    def stats(self):
+        return self.ctl.eval("(_rec.max_step, _rec.max_step_t, _rec.peak)", scope="sim")
+
+
+def state_name(ctl):
+    return ctl.eval("__import__('session').STATE_NAMES[app.s.state] if app else 'NONE'")
+
+
+def wait_for(ctl, expr, timeout=120.0, poll=0.02, recorder=None):
+    """Poll a firmware-side expression (in the unit's __main__) until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = ctl.eval(expr)
+        if v and v != "False":
+            return v
+        if recorder is not None:
+            recorder.pull()
+        if time.monotonic() > deadline:
+            raise SimError("timed out waiting for %s (last: %r)" % (expr, v))
+        time.sleep(poll)
+
+
+def wait_virtual_s(ctl, seconds, recorder=None, timeout=300.0):
+    """Let `seconds` of virtual time pass on the unit."""
+    t0 = ctl.state()["now_us"]
+    deadline = time.monotonic() + timeout
+    while ctl.state()["now_us"] - t0 < seconds * 1_000_000:
+        if recorder is not None:
+            recorder.pull()
+        if time.monotonic() > deadline:
+            raise SimError("virtual time did not advance %s s" % seconds)
+        time.sleep(0.02)
+
+
+def press(ctl, button, settle_s=0.3):
+    """Press a button and let the firmware's debounce and a tick or two pass."""
+    ctl.press(button)
+    wait_virtual_s(ctl, settle_s)
