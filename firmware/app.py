@@ -52,6 +52,7 @@ class App:
         self.overruns = 0
         self.worst_us = 0
         self._loop_us = 0
+        self._nxt = self._last = 0
         now = ticks_ms()
         self._disp_next = now
         self._status_next = now
@@ -178,32 +179,30 @@ class App:
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, max_ticks=0):
-        """Tick every PERIOD_US until max_ticks (0: for ever). Any exception propagates to
-        main.py, whose finally makes the output safe."""
-        b = self.b
-        b.display.message("IONTO", "starting")
-        b.display.show()
-        self.render()
-        b.display.show()
-        nxt = ticks_us()
-        tick = self.tick
-        last = nxt
+        """Tick every PERIOD_US until self.ticks reaches max_ticks (0: for ever); calling it
+        again carries on in phase. Any exception propagates to main.py, whose finally makes
+        the output safe."""
+        if self.ticks == 0:
+            self.render()
+            self.b.display.show()
+            self._nxt = self._last = ticks_us()
         if self.lock_heap:
             micropython.heap_lock()
         try:
-            self._loop(tick, nxt, last, max_ticks)
+            self._loop(max_ticks)
         finally:
             if self.lock_heap:
                 micropython.heap_unlock()
 
-    def _loop(self, tick, nxt, last, max_ticks):
+    def _loop(self, max_ticks):
+        tick = self.tick
+        nxt = self._nxt
+        last = self._last
         while True:
             t0 = ticks_us()
             self._loop_us = ticks_diff(t0, last)
             last = t0
             tick(ticks_ms())
-            if max_ticks and self.ticks >= max_ticks:
-                return
             nxt = ticks_add(nxt, PERIOD_US)
             wait = ticks_diff(nxt, ticks_us())
             if wait > 0:
@@ -214,3 +213,7 @@ class App:
                 if -wait > self.worst_us:
                     self.worst_us = -wait
                 nxt = ticks_us()
+            if max_ticks and self.ticks >= max_ticks:
+                self._nxt = nxt
+                self._last = last
+                return
