@@ -11,10 +11,10 @@
 # apply() allocates nothing while the command stays in the same mode (steady DC or pulsed):
 # a PWM object is made only when the setpoint or gate pin changes between GPIO and PWM
 # (session start, pulsed start, after safe()).
-
 import pins
 
 _FS_UA = pins.SETPOINT_FULL_SCALE_UA
+
 
 def _gcd(a, b):
     while b:
