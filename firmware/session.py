@@ -15,23 +15,32 @@
         ...ev, s.events.a, s.events.b...
 
 - now_ms: time.ticks_ms() (wraps at 2**30 as on rp2; differences are taken modulo that).
-- meas: supervisor.Meas (ua, err, ovf, fresh, mv, hw_limit, vbus, loop_us).
+- meas: supervisor.Meas (ua, err, ovf, fresh, mv, hw_limit, vbus, loop_us). What the rules
+  assume of it: the sensor is read every tick in every state (stale after 20 ms, and the
+  stuck-switch check runs in IDLE too); mv is the electrode voltage (-1 if unknown: then
+  no current counts as an open circuit, and the short and compliance checks cannot work);
+  with pulsed DC, ua and mv are averages over whole gate periods (INA219 averaging), never
+  one instantaneous sample, which aliases with the gate; loop_us is the previous iteration's
+  duration (an overrun past 25 ms with the output on is a fault).
 - buttons: a bit mask of presses since the previous tick: BTN_START | BTN_STOP | BTN_UP |
   BTN_DOWN | BTN_MODE. STOP wins over anything pressed in the same tick.
 
 States: IDLE -> (START) CONFIRM -> (START) CONTACT -> RAMP_UP -> TREAT
 -> [half-time, tap water: REV_DOWN -> polarity switched at zero -> REV_UP -> TREAT]
--> RAMP_DOWN -> DONE. From any running state: contact lost -> PAUSED (setpoint to zero at
-once, timer stopped, EV_PAUSE; a test current looks for the skin) -> on re-immersion RAMP_UP
-again from zero; STOP -> STOPPING (at most 3 s) -> STOPPED; a fault -> FAULT (output cut in
-the same tick), left only by STOP once the supervisor says the cause is gone -> IDLE.
+-> RAMP_DOWN -> DONE. CONTACT holds a 50 uA DC test current until the skin closes the
+circuit (limits.py says why so small). From any running state: contact lost -> PAUSED
+(setpoint to zero at once, timer stopped, EV_PAUSE; the test current looks for the skin) ->
+on re-immersion RAMP_UP again from zero; STOP -> STOPPING (at most 3 s) -> STOPPED; a
+fault -> FAULT (output cut in the same tick), left only by STOP once the supervisor says the
+cause is gone -> IDLE.
 DONE and STOPPED go back to IDLE on START or STOP. MODE cycles presets in IDLE; UP/DOWN move
 the target by the preset's step within its ceiling, through the ramp.
 
 Display attributes (read any time): state, preset (config.Preset), preset_idx, target_ua,
 set_ua (ramp), cmd_ua (after trim and veto), actual_ua, set_avg_ua (pulsed DC: the average),
 polarity, treat_ms, time_left_s, dose_uas (dose_mamin() for display), fault, limited,
-limited_ua, limit_reason, contact_lost, end_reason, refuse (last START refusal code),
+limited_ua, limit_reason, contact_lost, load_ohm (-1 unknown), end_reason, refuse (last
+START refusal code),
 config_ok, config_errors. STATE_NAMES / END_TEXT / EVENT_NAMES name the codes.
 
 Dose: integrated by the supervisor in uA*s (see limits.py on why not uA*ms).
@@ -180,6 +189,7 @@ class Session:
         self.limited_ua = 0
         self.limit_reason = L.LIM_NONE
         self.contact_lost = False
+        self.load_ohm = -1
         self.end_reason = END_NONE
         self.refuse = 0
         self.reversed = False
@@ -425,6 +435,7 @@ class Session:
         self.limited_ua = sup.limited_ua
         self.limit_reason = sup.limit_reason
         self.contact_lost = sup.contact_lost
+        self.load_ohm = sup.load_ohm
         left = p.duration_ms - self.treat_ms
         self.time_left_s = (left + 999) // 1000 if left > 0 else 0
         return cmd
