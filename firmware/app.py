@@ -134,7 +134,13 @@ class App:
             self.on_event(code, ev.a, ev.b)
 
     def on_event(self, code, a, b):
-        """Hook for the session log (issue 4) and tests; the loop calls it per event."""
+        """Every session event, in order: one line on the status channel (until the flash
+        session log takes them too). Subclass or wrap for tests."""
+        if self.out is not None:
+            try:
+                self.out.write("@EV %d %s %d %d\r\n" % (self.ticks, S.EVENT_NAMES[code], a, b))
+            except Exception:
+                pass
 
     # --- display and status (low rate) --------------------------------------------------
     def render(self):
