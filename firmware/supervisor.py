@@ -24,6 +24,10 @@ is in a state the checks allow: no fault, or a fault with the output forced off.
 current still flowing while the output is commanded off (stuck switch) stops the feeding: a
 watchdog reset, which releases every pin to its pulled-down reset state, is the last lever.
 
+Pulsed DC: readings are averages over whole gate periods (the driver's job), so current,
+voltage and setpoint are compared on average terms (setpoint and rail x duty). The peak
+current is bounded by the command clamp (never above the ceiling) and the hardware limiter.
+
 `Meas` is what the loop fills from the drivers each tick; `Cmd` is what the session returns.
 No allocation, no floats, no exceptions in check/veto.
 """
@@ -173,7 +177,8 @@ class Supervisor:
         sp = self._cmd_ua if en else 0
         # Pulsed DC: the reading must be an average over whole gate periods (the driver's job:
         # an instantaneous sample aliases with the gate), so it is judged against sp x duty.
-        sp_eff = sp * self.duty_pct // 100
+        duty = self.duty_pct
+        sp_eff = sp * duty // 100
         if self._en:
             self._off_ms = 0
         elif self._off_ms < _OFF_MS_MAX:
@@ -182,7 +187,8 @@ class Supervisor:
         if ok and mv >= 0 and ua > 0:
             load = mv * 1000 // ua
         self.load_ohm = load
-        near = mv >= L.COMPLIANCE_MV - L.OPEN_NEAR_COMPLIANCE_MV
+        # Pulsed DC: an averaged voltage at the rail reads about rail x duty.
+        near = mv >= (L.COMPLIANCE_MV - L.OPEN_NEAR_COMPLIANCE_MV) * duty // 100
         # Bookkeeping: dose and time with current flowing.
         if self.armed and ok:
             r = self._dose_rem + ua * dt
@@ -195,7 +201,7 @@ class Supervisor:
         # One condition per rule, in limits.RULES order.
         cond[_R_OVER_ABS] = ok and ua > L.ABS_MAX_UA
         cond[_R_OVER_CEIL] = ok and ua > self.ceiling_ua + L.CEILING_TOL_UA
-        cond[_R_OVER_SET] = ok and en and ua > sp + L.OVER_SETPOINT_MARGIN_UA
+        cond[_R_OVER_SET] = ok and en and ua > sp_eff + L.OVER_SETPOINT_MARGIN_UA
         cond[_R_DENSITY] = ok and ua > self.density_ua
         cond[_R_SHORT] = ok and en and ua >= L.SHORT_MIN_UA and 0 <= load < L.SHORT_LOAD_OHM
         cond[_R_I2C] = not ok
@@ -241,7 +247,7 @@ class Supervisor:
             self.contact_lost = False
 
         # Compliance: short of the target at the rail (or the trim at its limit): "limited".
-        comp = mv >= L.COMPLIANCE_MV - L.LIMITED_NEAR_COMPLIANCE_MV
+        comp = mv >= (L.COMPLIANCE_MV - L.LIMITED_NEAR_COMPLIANCE_MV) * duty // 100
         self.at_compliance = comp
         lim_now = (
             ok and en and not open_now and sp_eff >= L.CONTACT_TEST_UA

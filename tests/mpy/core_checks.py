@@ -57,6 +57,11 @@ class FakePlant:
             i = src if src < reach else reach
             self.ua = i + self.extra_ua
             self.mv = self.ua * self.load // 1000
+        if on and cmd.gate_hz:
+            # pulsed DC: the sensor reports averages over whole gate periods
+            pct = (cmd.gate_duty_u16 * 100 + 32767) // 65535
+            self.ua = self.ua * pct // 100
+            self.mv = self.mv * pct // 100
 
     def fill(self, meas):
         meas.ua = self.ua
@@ -198,9 +203,52 @@ def check_locked_fault():
     _check("fault cuts the output in the same tick", off and s.state == S.FAULT and s.fault == L.F_OVER_ABS)
 
 
+def check_locked_variants():
+    """Pulsed DC, the compliance hold, STOP, a fault and its clearing: all under heap_lock."""
+    import config
+    import micropython
+
+    cfg = config.defaults()
+    cfg["presets"][2]["pulsed"] = {"freq_hz": 1_000, "duty_pct": 50}
+    b = Bench(cfg, load_ohm=15_000, preset=2)
+    s = b.s
+    ev = s.events
+    seen = [0] * 16
+    micropython.heap_lock()
+    try:
+        b.tick(S.BTN_START)
+        b.tick(S.BTN_START)
+        for i in range(60_000):  # 2 min
+            b.tick(S.BTN_DOWN if i == 30_000 else 0)
+            while True:
+                c = ev.pop()
+                if not c:
+                    break
+                seen[c] = 1
+        b.tick(S.BTN_STOP)
+        for i in range(2_000):
+            b.tick()
+        stopped = s.state == S.STOPPED
+        b.tick(S.BTN_STOP)
+        b.p.hw_limit = True
+        b.tick()
+        faulted = s.state == S.FAULT
+        b.p.hw_limit = False
+        b.tick()
+        b.tick(S.BTN_STOP)
+        cleared = s.state == S.IDLE
+        while ev.pop():
+            pass
+    finally:
+        micropython.heap_unlock()
+    _check("pulsed, limited, adjusted under heap_lock", seen[S.EV_LIMITED] and seen[S.EV_ADJUST])
+    _check("stop, fault, clear under heap_lock", stopped and faulted and cleared)
+
+
 if __name__ == "__main__":
     check_config()
     check_heap_lock_works()
     check_locked_session()
     check_locked_fault()
+    check_locked_variants()
     print("ALL OK")
