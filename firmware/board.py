@@ -3,6 +3,7 @@
 #     import board                        # at import: the output is made safe, nothing else
 #     b = board.Board()                   # pins, PWM, I2C, ADC; no bus traffic yet
 #     ok = b.init_devices()               # INA219 calibrated, display on (errors recorded)
+#     failed = b.selftest()               # 0, or ST_* bits (sensor, zero current, buttons...)
 #     b.measure(meas, loop_us)            # every tick: fills a supervisor.Meas, no allocation
 #     b.output.apply(cmd)                 # every tick
 #     b.buttons.poll(now_ms); b.buttons.take()
@@ -12,6 +13,7 @@
 #
 # Everything pin-, address- and scaling-related comes from pins.py.
 import machine
+from micropython import const
 from machine import ADC, I2C, PWM, Pin
 
 import pins
@@ -26,6 +28,17 @@ from display import Display
 BUTTON_PINS = (pins.PIN_BTN_START, pins.PIN_BTN_STOP, pins.PIN_BTN_UP, pins.PIN_BTN_DOWN, pins.PIN_BTN_MODE)
 
 RESET_NAMES = {machine.PWRON_RESET: "power-on", machine.WDT_RESET: "watchdog"}
+
+# selftest() result bits (0: every hardware check passed)
+ST_SENSOR = const(1)  # INA219 does not answer
+ST_CAL = const(2)  # calibration or config not held (brown-out, wrong chip)
+ST_STALE = const(4)  # no new conversion
+ST_ZERO = const(8)  # current flows with the output off: stuck switch
+ST_BUTTON = const(16)  # a button held since start-up
+ST_ENABLE = const(32)  # the enable pad does not read low
+ST_HW_LIMIT = const(64)  # the limiter flags a trip with the output off
+ST_DISPLAY = const(128)  # the display does not answer
+ST_NAMES = ("sensor", "calibration", "stale", "zero", "button", "enable", "hw_limit", "display")
 
 
 def _mv_scale():
@@ -106,6 +119,40 @@ class Board:
         except OSError:
             self.display_ok = False
         return self.ina_ok and self.display_ok
+
+    def selftest(self):
+        """Hardware self-test with the output off (call it at least limits.OFF_SETTLE_MS after
+        the output went off): a bit mask of ST_* failures, 0 when all pass. Never raises."""
+        f = 0
+        ina = self.ina
+        self.output.safe()
+        if not ina.check_present():
+            return f | ST_SENSOR | (0 if self.display_ok else ST_DISPLAY)
+        if not ina.calibrated():
+            f |= ST_CAL
+        # the reads themselves take time (~0.2 ms each): a conversion (1.06 ms) ends within a few
+        fresh = False
+        ua = 0
+        for _ in range(20):
+            ua = ina.read_shunt_ua()
+            if ina.error:
+                return f | ST_SENSOR
+            if ina.fresh:
+                fresh = True
+                break
+        if not fresh:
+            f |= ST_STALE
+        if ua > limits.ZERO_TOL_UA or ua < -limits.ZERO_TOL_UA:
+            f |= ST_ZERO
+        if self.buttons.stuck_mask():
+            f |= ST_BUTTON
+        if self.output.enable_level():
+            f |= ST_ENABLE
+        if self.hw_limit_tripped():
+            f |= ST_HW_LIMIT
+        if not self.display_ok:
+            f |= ST_DISPLAY
+        return f
 
     # --- per tick -----------------------------------------------------------------------
     def electrode_mv(self):

@@ -290,10 +290,12 @@ def sim():
 
     machine.sim_power_on()
     sb = simboard.Board("palms")
+    sb.clear_faults()  # the mock keeps bus faults across power-ons
     made = []
     yield sb, made
     for b in made:
         b.close()
+    sb.clear_faults()
     sb.close()
     machine.sim_set_unique_id(b"\xe6\x60\x58\x38\x83\x3a\x2c\x21")
     machine.sim_power_on()
@@ -390,3 +392,48 @@ def test_board_safe_quiets_everything(sim):
     assert sb.panel.buzzing()
     b.safe()
     assert level(EN) == 0 and level(SP) == 0 and not sb.panel.buzzing()
+
+
+def test_selftest_passes_on_a_healthy_board(sim):
+    sb, made = sim
+    b = make_board(made)
+    assert b.selftest() & 128  # display not started yet
+    b.init_devices()
+    vclock.advance(30_000)
+    assert b.selftest() == 0
+
+
+def test_selftest_names_each_failure(sim):
+    import board
+
+    sb, made = sim
+    b = make_board(made)
+    b.init_devices()
+    vclock.advance(30_000)
+    sb.sensor_stuck_ua = 5_000  # current with the output off: a stuck switch
+    assert b.selftest() == board.ST_ZERO
+    sb.sensor_stuck_ua = None
+    sb.ina219.reset()  # brown-out of the sensor
+    assert b.selftest() & board.ST_CAL
+    assert b.ina.calibrate() and b.selftest() == 0
+    sb.ina219.write_reg(0, 0x19C8)  # converter stopped (power-down)
+    assert b.selftest() & board.ST_STALE
+    b.ina.calibrate()
+    machine.sim_pin(pins.PIN_HW_LIMIT).drive(0)
+    assert b.selftest() == board.ST_HW_LIMIT
+    machine.sim_pin(pins.PIN_HW_LIMIT).drive(1)
+    sb.fault("i2c_nack", addr=pins.INA219_ADDR)
+    assert b.selftest() == board.ST_SENSOR
+    sb.clear_faults()
+    assert b.selftest() == 0
+
+
+def test_selftest_sees_a_button_held_at_boot(sim):
+    import board
+
+    sb, made = sim
+    machine.sim_pin(pins.PIN_BTN_STOP).drive(0)
+    b = make_board(made)
+    b.init_devices()
+    assert b.selftest() == board.ST_BUTTON
+    assert board.ST_NAMES[board.ST_BUTTON.bit_length() - 1] == "button"
