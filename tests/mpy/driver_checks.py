@@ -256,6 +256,11 @@ check(len(on) == 3 and not sb.panel.buzzing(), "end: three beeps")
 # --- board odds and ends ----------------------------------------------------------------------
 check(len(b.serial) == 16 and b.reset_cause == machine.PWRON_RESET, "serial and reset cause")
 check(b.wdt is None and not vclock.wdt_running(), "no watchdog unless asked")
+time.sleep_ms(30)
+check(b.selftest() == 0, "self-test passes on the healthy board (%d)" % b.selftest())
+sb.sensor_stuck_ua = 3_000
+check(b.selftest() == board.ST_ZERO, "self-test sees current with the output off")
+sb.sensor_stuck_ua = None
 b.close()
 sb.close()
 print("driver_checks: all ok (%d checks)" % _n)
