@@ -66,6 +66,7 @@ class App:
         self._feed = board.feed
         self._bz_tick = board.buzzer.tick
         self._disp_step = board.display.step
+        self._tick = self.tick
 
     # --- one tick ------------------------------------------------------------------------
     def tick(self, now_ms):
@@ -93,6 +94,8 @@ class App:
 
     def _slow(self, now_ms):
         # Low-rate work that may allocate: events (buzzer, watchdog, log), display, status.
+        if self.s.state <= S.CONFIRM:
+            self.b.output.prepare()
         if len(self.s.events):
             self._events(now_ms)
         if ticks_diff(now_ms, self._disp_next) >= 0:
@@ -201,7 +204,7 @@ class App:
                 micropython.heap_unlock()
 
     def _loop(self, max_ticks):
-        tick = self.tick
+        tick = self._tick  # bound once in __init__: binding here would allocate under the lock
         nxt = self._nxt
         last = self._last
         while True:

@@ -81,6 +81,14 @@ class Output:
         self.duty = d
         self.ua = 0 if ua < 0 else (ua if ua < _FS_UA else _FS_UA)
 
+    def prepare(self):
+        """Create the setpoint PWM (at duty 0) ahead of a treatment: constructing it allocates,
+        so the loop does it while idle, never in the first tick of a session. safe() removes it
+        again (deinit and drive the pin low)."""
+        if self._sp is None:
+            self._sp = self._PWM(self._sp_pin, freq=self._freq, duty_u16=0)
+            self.duty = 0
+
     def set_polarity(self, p):
         """0: electrode A is the anode, 1: reversed. Refused (False) while enabled with a
         non-zero setpoint: the bridge switches only at zero current."""

@@ -357,9 +357,15 @@ class _Slice:
         return 65535 - m if self.invert[ch] else m
 
     def refresh_pins(self):
-        for st in _pins.values():
-            if st.mode == 3 and st.alt == 4 and (st.id >> 1) & 7 == self.n:
-                st._refresh()
+        # Simulator bookkeeping: on rp2 a duty change allocates nothing, so neither may this
+        # under the firmware's heap_lock.
+        d = vclock.sim_unlock()
+        try:
+            for st in _pins.values():
+                if st.mode == 3 and st.alt == 4 and (st.id >> 1) & 7 == self.n:
+                    st._refresh()
+        finally:
+            vclock.sim_relock(d)
 
 
 _slices = [_Slice(n) for n in range(8)]
