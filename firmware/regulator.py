@@ -22,18 +22,10 @@ at most 1 mA/s: slower than any ramp, never a step.
 from micropython import const
 
 import limits as L
+from output import ua_to_duty  # noqa: F401  (one conversion, from the pin map's full scale)
 
 _TI = const(1_000)  # = limits.TRIM_TI_MS; local const so it is inlined
 _ERR_MAX = const(1_000)  # = limits.TRIM_ERR_MAX_UA
-
-
-def ua_to_duty(ua):
-    """uA -> PWM duty_u16 of the setpoint: 65535 is 40 mA. 65535/40000 = 13107/8000 exactly,
-    and 30 mA x 13107 stays below 2**30 (no big int on rp2)."""
-    if ua <= 0:
-        return 0
-    d = ua * 13107 // 8000
-    return d if d < 65535 else 65535
 
 
 class Regulator:
