@@ -58,8 +58,8 @@ PREFIX_LEN = const(13)
 SUMMARY = "<IB12i"
 SUMMARY_LEN = const(53)  # after the prefix
 SUMMARY_FIELDS = (
-    "session", "time_source", "preset_idx", "target_ua", "ceiling_ua", "duration_s", "ramp_up_s",
-    "ramp_down_s", "reverse", "polarity", "area_cm2", "gate_hz", "gate_duty_pct", "dose_cap_uas",
+    "session", "time_source", "preset_idx", "target_ua", "ceiling_ua", "duration_s", "slew_up_ua_s",
+    "slew_down_ua_s", "reverse", "polarity", "area_cm2", "gate_hz", "gate_duty_pct", "dose_cap_uas",
 )
 # Samples: prefix, session u32, first second u32, dose uA*s so far i32, treat s u32, count u8,
 # then count x SAMPLE (set uA, actual uA, electrode mV, load /10 ohm, state | polarity << 7),
@@ -68,7 +68,7 @@ SAMPLES = "<IIiIB"
 SAMPLES_LEN = const(17)
 SAMPLE_WORDS = const(5)
 SAMPLE_BYTES = const(10)
-MAX_SAMPLES = const(100)  # per record: 13 + 17 + 1000 <= MAX_PAYLOAD
+MAX_SAMPLES = const(99)  # per record: 13 + 17 + 990 <= MAX_PAYLOAD
 # Session event: prefix, session u32, session second u32, code u8, a i32, b i32
 SEV = "<IIBii"
 # End: prefix, session u32, reason u8, dose uA*s i32, treat s u32, samples u32, lost u32
@@ -135,7 +135,7 @@ def pack_text(buf, off, seq, boot, flags, t, code, text):
     if isinstance(text, str):
         text = text.encode()
     n = min(len(text), TEXT_MAX)
-    buf[p + 2:p + 2 + n] = text[:n]
+    memoryview(buf)[p + 2:p + 2 + n] = text[:n]  # through a view: callers may hold one
     return PREFIX_LEN + 2 + n
 
 
@@ -150,7 +150,7 @@ def pack_summary(buf, off, seq, boot, flags, t, session, time_source, settings, 
             s = s.encode()
         s = s[:32]
         buf[p] = len(s)
-        buf[p + 1:p + 1 + len(s)] = s
+        memoryview(buf)[p + 1:p + 1 + len(s)] = s
         p += 1 + len(s)
     return p - off - HEADER
 

@@ -1,0 +1,227 @@
+"""firmware/logstore.py: session logs, event log, recovery and retention (CPython on a temp dir),
+and under MicroPython on VfsLfs2 over hw/sim/flash.py (heap-locked sampling, flash full,
+blackout figure, power cuts: tests/mpy/storage_checks.py and storage_powercut.py)."""
+import os
+
+import config
+import logstore as LS
+import pytest
+import records as R
+import session as S
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000
+
+    def __call__(self):
+        return self.t
+
+
+class FakeSession:
+    def __init__(self):
+        self.preset_idx = 0
+        self.preset = config.compile_presets(config.defaults())[0]
+        self.target_ua = 15000
+        self.treat_ms = 0
+
+
+def _recs(path, stats=None):
+    return R.read(open(path, "rb").read(), stats) if os.path.exists(path) else []
+
+
+def _log(tmp_path, **kw):
+    clk = kw.pop("clock", None) or Clock()
+    lg = LS.Log(str(tmp_path / "log"), clock=clk, **kw)
+    return lg, clk
+
+
+def _run_session(lg, s, secs=5, reason=S.END_DONE, dose=1234):
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.on_session_event(S.EV_START, 0, s.target_ua, s)
+    for i in range(secs):
+        lg.sample(100 * i, 90 * i, 2000 + i, 3000 + 10 * i, i & 1, S.TREAT)
+    s.treat_ms = secs * 1000
+    lg.on_session_event(S.EV_END, reason, dose, s)
+    lg.service(False)
+
+
+def test_boot_counts_and_sequence_stays_monotonic(tmp_path):
+    seqs = []
+    for b in (1, 2, 3):
+        lg, _ = _log(tmp_path)
+        assert lg.open("power on", "0.1.0") == b
+        seqs.append(lg.seq)
+    recs = _recs(tmp_path / "log" / "events.log")
+    assert [r["code"] for r in recs] == [LS.L_BOOT] * 3
+    assert [r["boot"] for r in recs] == [1, 2, 3]
+    assert recs[0]["text"] == "reset power on, firmware 0.1.0"
+    s = [r["seq"] for r in recs]
+    assert s == sorted(s) and len(set(s)) == 3
+    assert not recs[0]["rtc_valid"]
+
+
+def test_summary_is_on_flash_before_any_sample_and_the_session_reads_back(tmp_path):
+    lg, clk = _log(tmp_path)
+    lg.open("power on", "0.1.0")
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    sp = tmp_path / "log" / "s000001.sum"
+    summ = _recs(sp)
+    assert [r["type"] for r in summ] == ["summary"]
+    assert summ[0]["session"] == 1 and summ[0]["preset"] == "hands_feet" and summ[0]["version"] == "0.1.0"
+    assert summ[0]["target_ua"] == 15000 and summ[0]["duration_s"] == 1200 and summ[0]["boot"] == 1
+    lg.on_session_event(S.EV_START, 0, 15000, s)
+    for i in range(250):
+        lg.sample(i, i + 1, 5000, 4000, 1, S.TREAT)
+    lg.on_session_event(S.EV_ADJUST, 15000, 15500, s)
+    # Output on: nothing is written (OFF_ONLY).
+    assert not lg.service(True)
+    assert not (tmp_path / "log" / "s000001.trc").exists()
+    s.treat_ms = 250_000
+    lg.on_session_event(S.EV_END, S.END_STOP, 99_000, s)
+    assert lg.service(False)
+    tr = _recs(tmp_path / "log" / "s000001.trc")
+    samples = [x for r in tr if r["type"] == "samples" for x in r["samples"]]
+    assert samples == [(i, i + 1, 5000, 4000, S.TREAT, 1) for i in range(250)]
+    assert [r["t0"] for r in tr if r["type"] == "samples"] == [0, 99, 198]
+    sev = [(r["code"], r["a"], r["b"]) for r in tr if r["type"] == "sev"]
+    assert sev == [(S.EV_START, 0, 15000), (S.EV_ADJUST, 15000, 15500), (S.EV_END, S.END_STOP, 99_000)]
+    end = _recs(sp)[-1]
+    assert (end["type"], end["reason"], end["dose_uas"], end["treat_s"], end["samples"], end["lost"]) == \
+        ("end", S.END_STOP, 99_000, 250, 250, 0)
+    ev = _recs(tmp_path / "log" / "events.log")
+    assert (ev[-1]["code"], ev[-1]["a"], ev[-1]["b"]) == (LS.L_SESSION, 1, S.END_STOP)
+    # Every record of every file carries a unique, increasing sequence number.
+    allrec = _recs(sp)[:1] + tr + _recs(sp)[1:]
+    seqs = [r["seq"] for r in allrec]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_confirm_without_start_leaves_no_session(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    assert (tmp_path / "log" / "s000001.sum").exists()
+    lg.on_session_event(S.EV_STATE, S.IDLE, S.CONFIRM, s)
+    assert not (tmp_path / "log" / "s000001.sum").exists()
+    _run_session(lg, s)
+    assert (tmp_path / "log" / "s000002.sum").exists()  # numbers are never reused
+
+
+def test_power_lost_session_is_closed_at_next_boot(tmp_path):
+    lg, _ = _log(tmp_path, policy=LS.CADENCE)
+    lg.open()
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.on_session_event(S.EV_START, 0, 15000, s)
+    for i in range(40):
+        lg.sample(i, i, 1, 1, 0, S.TREAT)
+        lg.progress(i * 10, i)
+    lg.flush()  # 40 samples committed
+    for i in range(5):
+        lg.sample(i, i, 1, 1, 0, S.TREAT)  # these die with the power
+    lg2, _ = _log(tmp_path)
+    lg2.open("power on")
+    end = _recs(tmp_path / "log" / "s000001.sum")[-1]
+    assert (end["type"], end["reason"], end["samples"], end["dose_uas"]) == ("end", LS.END_POWER_LOST, 40, 390)
+    ev = [(r["code"], r.get("a")) for r in _recs(tmp_path / "log" / "events.log")]
+    assert (LS.L_RECOVERED, 1) in ev
+
+
+def test_cadence_policy_writes_with_the_output_on_every_flush_s(tmp_path):
+    lg, clk = _log(tmp_path, policy=LS.CADENCE)
+    lg.open()
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.sample(1, 1, 1, 1, 0, S.TREAT)
+    assert not lg.service(True)
+    clk.t += LS.FLUSH_S
+    assert lg.service(True)
+    assert len(_recs(tmp_path / "log" / "s000001.trc")) == 1
+
+
+def test_clock_set_marks_later_records_rtc_valid(tmp_path):
+    lg, clk = _log(tmp_path)
+    lg.open()
+    clk.t = 1_750_000_000
+    lg.set_clock(1_750_000_000)
+    lg.event(LS.L_SELFTEST, 1, 0)
+    lg.flush()
+    ev = _recs(tmp_path / "log" / "events.log")
+    assert (ev[1]["code"], ev[1]["b"], ev[1]["rtc_valid"]) == (LS.L_CLOCK, 1_750_000_000, True)
+    assert ev[2]["rtc_valid"] and not ev[0]["rtc_valid"]
+
+
+def test_config_changes_reach_the_event_log(tmp_path):
+    import cfgstore
+
+    lg, _ = _log(tmp_path)
+    lg.open()
+    c = config.defaults()
+    c["presets"][0]["target_ua"] = 16000
+    cfgstore.CfgStore(str(tmp_path)).save(c, on_change=lg.config_event)
+    lg.flush()
+    t = [r["text"] for r in _recs(tmp_path / "log" / "events.log") if r["code"] == LS.L_CONFIG]
+    assert t == ["presets[0].target_ua 15000 -> 16000"]
+
+
+def test_damaged_state_file_is_rebuilt_from_the_records(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    _run_session(lg, FakeSession())
+    last = lg.seq
+    (tmp_path / "log" / "state").write_text("garbage")
+    lg2, _ = _log(tmp_path)
+    assert lg2.open() == 2
+    assert lg2.seq > last and lg2.session == 1
+
+
+def _usage_of(tmp_path, total):
+    def usage():
+        used = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp_path / "log") for f in fs)
+        return used, total
+    return usage
+
+
+def test_pruning_order_acked_traces_then_unacked_then_summaries(tmp_path):
+    lg, _ = _log(tmp_path, usage=_usage_of(tmp_path, 10**9))
+    lg.open()
+    s = FakeSession()
+    for _ in range(6):
+        _run_session(lg, s, secs=200)
+    d = tmp_path / "log"
+    lg.ack(2)
+    trc = os.path.getsize(d / "s000001.trc")
+    used = _usage_of(tmp_path, 0)()[0]
+    # Budget now just below what is used: one more session must make room.
+    lg._usage = _usage_of(tmp_path, (used + 100) * 100 // 70)
+    _run_session(lg, s, secs=200)
+    gone = [n for n in range(1, 8) if not (d / ("s%06d.trc" % n)).exists()]
+    assert gone and gone[0] == 1 and 7 not in gone
+    ev = _recs(d / "events.log")
+    pr = [(r["a"], r["b"]) for r in ev if r["code"] == LS.L_PRUNED]
+    # Archived traces go silently; an unarchived one is pruned with an event saying so.
+    assert all(b == 0 and a > 2 for a, b in pr)
+    # Squeeze hard: every old trace, then old summaries go; the current session's never.
+    lg._usage = _usage_of(tmp_path, 3 * trc)
+    _run_session(lg, s, secs=200)
+    assert (d / "s000008.sum").exists() and (d / "s000008.trc").exists()
+    assert not any((d / ("s%06d.trc" % n)).exists() for n in range(1, 8))
+    assert _recs(d / "s000008.sum")[-1]["type"] == "end"
+    assert ((d / "s000007.sum").exists() or not (d / "s000001.sum").exists())
+    pr = [(r["a"], r["b"]) for r in _recs(d / "events.log") if r["code"] == LS.L_PRUNED]
+    assert any(b == 2 for a, b in pr) or (d / "s000001.sum").exists()
+
+
+def test_write_errors_never_reach_the_loop(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.root = str(tmp_path / "nonexistent" / "x")  # every open fails
+    lg.sample(1, 1, 1, 1, 0, 4)
+    lg.on_session_event(S.EV_END, 1, 5, s)
+    assert lg.service(False) is True
+    assert lg.write_errors >= 1 and lg.lost >= 1
