@@ -118,6 +118,7 @@ class Supervisor:
         self.crashes = []
         self.off_reason = None
         self.running = True
+        self.lifeline = False
 
     # --- setup ---------------------------------------------------------------------------
     def setup(self):
@@ -412,6 +413,8 @@ class Supervisor:
         while self.running:
             c = self.child
             rl = [self.master, self.ctl_r, self.lsock] + [cl.sock for cl in self.clients]
+            if self.lifeline:
+                rl.append(0)
             wl = [cl.sock for cl in self.clients if cl.wbuf]
             if c is not None:
                 rl.append(c.stdout.fileno())
@@ -423,6 +426,8 @@ class Supervisor:
                 r, w, _ = select.select(rl, wl, [], 0.05)
             except InterruptedError:
                 continue
+            if self.lifeline and 0 in r and not os.read(0, 4096):
+                self.running = False  # whoever started us is gone
             if self.master in r:
                 try:
                     b = os.read(self.master, 65536)
@@ -498,6 +503,8 @@ def add_arguments(p):
     p.add_argument("--no-seed", action="store_true", help="never copy files into the flash")
     p.add_argument("--flash-worst-case", action="store_true", help="charge datasheet worst-case program/erase times")
     p.add_argument("--quiet", action="store_true", help="log restarts only to STATE/unit.log")
+    p.add_argument("--stdin-lifeline", action="store_true",
+                   help="stop when stdin closes (a parent that starts us holds its other end)")
 
 
 def run(args):
@@ -514,6 +521,7 @@ def run(args):
     def _term(signum, frame):
         sup.running = False
 
+    sup.lifeline = args.stdin_lifeline
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGHUP, _term)
     sup.setup()

@@ -169,7 +169,8 @@ def _repo_env():
 class VirtualUnit:
     """Run `ionto sim` as a subprocess in a temporary state dir, for tests and demos.
 
-    Starts it in its own process group and stops the whole group on exit: nothing leaks.
+    Starts it in its own process group and stops the whole group on exit; it also stops by
+    itself if this process dies (its stdin is a lifeline): nothing leaks.
     """
 
     def __init__(self, state_dir=None, scenario="palms", accel=0, fresh=True, seed_from=None,
@@ -179,7 +180,8 @@ class VirtualUnit:
             self._tmp = tempfile.mkdtemp(prefix="ionto-sim-")
             state_dir = self._tmp
         self.state_dir = Path(state_dir)
-        self.args = ["--state-dir", str(self.state_dir), "--scenario", scenario, "--accel", str(accel), "--quiet"]
+        self.args = ["--state-dir", str(self.state_dir), "--scenario", scenario, "--accel", str(accel), "--quiet",
+                     "--stdin-lifeline"]
         if fresh:
             self.args.append("--fresh")
         self.args += ["--seed-from", str(seed_from)] if seed_from else ["--no-seed"]
@@ -199,7 +201,8 @@ class VirtualUnit:
         if port_file.exists():
             port_file.unlink()
         self.proc = subprocess.Popen([sys.executable, "-m", "ionto.cli", "sim"] + self.args,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_repo_env(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=_repo_env(),
                                      start_new_session=True)
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -211,8 +214,12 @@ class VirtualUnit:
                     self.ctl = SimClient(self.state_dir)
                     self.ctl.ping()
                     break
-                except SimError:
+                except SimError as e:
                     self.ctl = None
+                    if "the unit is off" in str(e):
+                        log = self.log()[-2000:]
+                        self.stop()
+                        raise SimError("the virtual unit did not start: %s\n%s" % (e, log))
             if time.monotonic() > deadline:
                 self.stop()
                 raise SimError("ionto sim did not come up in %.0f s" % self.start_timeout)
@@ -259,8 +266,9 @@ class VirtualUnit:
             except (ProcessLookupError, PermissionError):
                 pass
             p.wait()
-            if p.stderr:
-                p.stderr.close()
+            for f in (p.stdin, p.stderr):
+                if f:
+                    f.close()
         self.proc = None
         # The unit has its own process group; the supervisor stops it, and it ends itself
         # when its stdin closes. Make sure, in case it hung where it could not notice.

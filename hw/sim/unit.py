@@ -307,7 +307,7 @@ def _read_tree(root):
     out = []
 
     def walk(rel):
-        for ent in os.ilistdir(root + rel if rel else root):
+        for ent in os.ilistdir(root + "/" + rel if rel else root):
             name, kind = ent[0], ent[1]
             if name.startswith(".") or name == "__pycache__":
                 continue
