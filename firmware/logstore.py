@@ -43,10 +43,12 @@ Files under the log directory:
 Every record carries seq, boot count, RTC-valid flag and time (records.py). No patient data:
 session numbers, settings and measurements only.
 
-Retention: before each write, if the filesystem is fuller than BUDGET_PCT (os.statvfs), prune:
-acknowledged traces oldest first, then unacknowledged traces oldest first (event L_PRUNED with
-b = 0: "not archived"), then the old event log, then summaries oldest first (b = 2). The current
-session is never pruned. The budget leaves 30 % headroom, so a full budget never stops a
+Retention: before each write, if the filesystem is fuller than BUDGET_PCT (os.statvfs), prune
+one file at a time: acknowledged traces oldest first; then, if there are more summaries than
+max_summaries (about a third of the budget at ~2 KiB of LittleFS each: ~160 on a Pico), the
+oldest summary (its trace first if it still has one); then unacknowledged traces oldest first
+(event L_PRUNED with b = 0: "not archived"); then the old event log; then summaries oldest
+first (b = 2). The newest session (current or just ended) is never pruned. The budget leaves 30 % headroom, so a full budget never stops a
 treatment (nothing is written during one) nor the current summary. A write that still fails
 (ENOSPC, damage) is counted (write_errors, lost) and never raised to the loop.
 """
@@ -110,10 +112,12 @@ def _crc_text(s):
 
 
 class Log:
-    def __init__(self, root="/log", policy=OFF_ONLY, ring_s=RING_S, budget_pct=BUDGET_PCT, clock=None, usage=None):
+    def __init__(self, root="/log", policy=OFF_ONLY, ring_s=RING_S, budget_pct=BUDGET_PCT, clock=None, usage=None,
+                 max_summaries=None):
         self.root = root
         self.policy = policy
         self.budget_pct = budget_pct
+        self.max_summaries = max_summaries
         self._clock = clock or time.time
         self._usage = usage or self._statvfs
         self.rtc_valid = False
@@ -591,12 +595,25 @@ class Log:
 
     def _prune_one(self):
         sums, trcs = self._sessions()
-        cur = self.open_session
+        keep = self.session  # the newest session (current, or just ended) is never pruned
         ack = self.acked()
-        trcs = [n for n in trcs if n != cur]
+        trcs = [n for n in trcs if n != keep]
         for n in trcs:
             if n <= ack:
                 return self._drop(self._trc(n), n, 1)
+        sums = [n for n in sums if n != keep]
+        if self.max_summaries is None:
+            try:
+                # Summaries may hold about a third of the budget (~2 KiB of LittleFS each):
+                # beyond that the oldest go even while unarchived traces remain.
+                self.max_summaries = self._usage()[1] * self.budget_pct // 100 // 3 // 2048
+            except OSError:
+                self.max_summaries = 100
+        if sums and len(sums) > self.max_summaries:
+            n = sums[0]
+            if n in trcs:
+                return self._drop(self._trc(n), n, 0)
+            return self._drop(self._sum(n), n, 2)
         if trcs:
             return self._drop(self._trc(trcs[0]), trcs[0], 0)
         try:
@@ -604,7 +621,6 @@ class Log:
             return self._drop(self._p("events.old"), 0, 3)
         except OSError:
             pass
-        sums = [n for n in sums if n != cur and n != self.session]
         if sums:
             return self._drop(self._sum(sums[0]), sums[0], 2)
         return False

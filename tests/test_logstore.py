@@ -225,3 +225,38 @@ def test_write_errors_never_reach_the_loop(tmp_path):
     lg.on_session_event(S.EV_END, 1, 5, s)
     assert lg.service(False) is True
     assert lg.write_errors >= 1 and lg.lost >= 1
+
+
+# --- MicroPython on LittleFS over hw/sim/flash.py ---------------------------------------------
+
+def test_sampling_allocates_nothing_under_micropython(mpy, tmp_path):
+    r = mpy("import storage_checks; storage_checks.log_heap(%r)" % str(tmp_path / "h.img"))
+    assert r.stdout.startswith("OK heap")
+
+
+def test_200_sessions_on_a_small_flash_prune_in_order_without_heap_growth(mpy, tmp_path):
+    # 48 blocks (192 KiB): the budget is hit after a few dozen sessions; every session stays
+    # whole at the time it ends, summaries outlive traces, nothing is lost, the heap is flat.
+    r = mpy("import storage_checks; storage_checks.log_full(%r, 200, 48)" % str(tmp_path / "f.img"))
+    ok, name, sessions, pruned = r.stdout.split()[:4]
+    assert (ok, name, sessions) == ("OK", "full", "200") and int(pruned) > 100
+
+
+def test_blackout_figures(mpy, tmp_path):
+    # The figure behind the OFF_ONLY choice: a flush can cost a whole sector erase.
+    r = mpy("import storage_checks; storage_checks.blackout(%r, 10)" % str(tmp_path / "b.img"))
+    f = dict(kv.split("=") for kv in r.stdout.split()[2:8:1] if "=" in kv)
+    assert r.stdout.startswith("OK blackout")
+    assert int(f["cadence_worst_us"]) >= 45_000  # > limits.LOOP_OVERRUN_US: why not CADENCE
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_power_cuts_during_sessions_and_config_writes(mpy, tmp_path, seed):
+    # 2 x 260 cuts at random block writes or erases (boot, config save, summary, trace commit,
+    # end record); every check of storage_powercut._check holds after each one.
+    r = mpy("import storage_powercut; storage_powercut.run(%r, 260, %d)" % (str(tmp_path / "p.img"), seed),
+            timeout=300)
+    last = [ln for ln in r.stdout.splitlines() if ln.startswith("OK powercut")][-1].split()
+    assert last[2] == "260" and int(last[3]) > 20
+    phases = dict(kv.split("=") for kv in last[5:])
+    assert set(phases) == {"boot", "config", "summary", "trace", "end"}

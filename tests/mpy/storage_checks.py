@@ -76,3 +76,140 @@ def cfg_on_littlefs(img):
     assert cfg == c and src == "config.bak", (src, errs)
     _umount(dev)
     print("OK cfg")
+
+
+class _Preset:
+    # config.Preset's fields that the summary records (config.compile_presets in real use).
+    name = "hands_feet"
+    ceiling_ua = 25000
+    duration_ms = 1_200_000
+    slew_up = 250
+    slew_down = 500
+    reverse = True
+    polarity = 0
+    area_cm2 = 120
+    gate_hz = 0
+    gate_duty_pct = 100
+    dose_cap_uas = 36_000_000
+
+
+def _session(log, secs, seed=0):
+    # One treatment as the loop drives it: summary at CONFIRM, samples each second, end.
+    log.begin(0, _Preset, 15000)
+    log.sev(2, 0, 15000)
+    for i in range(secs):
+        log.sample((seed + i) & 0x7FFF, i, 3000, 4000, i & 1, 4)
+        log.progress(i * 15, i)
+    log.sev(8, 1, secs * 15)
+    log.end(1, secs * 15, secs)
+    log.flush()
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def log_heap(img):
+    """sample() and sev() allocate nothing (heap locked), on the real filesystem."""
+    import micropython
+    import logstore
+
+    _fresh(img).close()
+    dev = _mount(img)
+    log = logstore.Log("/fl/log")
+    log.open("power on", "0.1.0")
+    log.begin(0, _Preset, 15000)
+    micropython.heap_lock()
+    try:
+        for i in range(200):
+            log.sample(i * 100, i * 99, 20000 + i, 3500, i & 1, 4)
+            if i % 50 == 0:
+                log.sev(3, i, i + 1)
+            log.progress(i * 15, i)
+    finally:
+        micropython.heap_unlock()
+    log.end(1, 3000, 200)
+    log.flush()
+    recs = R.read(_read("/fl/log/s000001.trc"))
+    got = [s for r in recs if r["type"] == "samples" for s in r["samples"]]
+    assert got == [(i * 100, i * 99, 20000 + i, 3500, 4, i & 1) for i in range(200)], got[:3]
+    assert R.read(_read("/fl/log/s000001.sum"))[-1]["samples"] == 200
+    _umount(dev)
+    print("OK heap")
+
+
+def log_full(img, sessions, blocks):
+    """A small flash filled by many sessions: usage stays in budget, pruning goes archived
+    traces -> unarchived traces -> summaries, the newest session is always whole, nothing raises,
+    and the heap does not grow."""
+    import gc
+    import logstore
+
+    _fresh(img, blocks).close()
+    dev = _mount(img, blocks)
+    log = logstore.Log("/fl/log")
+    log.open("power on", "0.1.0")
+    free0 = None
+    for k in range(sessions):
+        _session(log, 120, k)
+        n = log.session
+        recs = R.read(_read("/fl/log/s%06d.sum" % n))
+        assert [r["type"] for r in recs] == ["summary", "end"], (k, recs)
+        tr = R.read(_read("/fl/log/s%06d.trc" % n))
+        assert sum(len(r["samples"]) for r in tr if r["type"] == "samples") == 120
+        if k == sessions // 3:
+            log.ack(n - 5)  # the host archived all but the last five
+        gc.collect()
+        if k == 10:
+            free0 = gc.mem_free()
+        elif k > 10:
+            assert gc.mem_free() >= free0 - 2048, (k, free0, gc.mem_free())
+        used, total = log._usage()
+        assert used <= total * 80 // 100, (k, used, total)
+    assert log.write_errors == 0 and log.lost == 0, (log.write_errors, log.lost)
+    assert log.pruned > 0
+    names = os.listdir("/fl/log")
+    sums = sorted(int(x[1:7]) for x in names if x.endswith(".sum"))
+    trcs = sorted(int(x[1:7]) for x in names if x.endswith(".trc"))
+    assert sums[-1] == log.session and trcs[-1] == log.session
+    # Summaries outlive traces.
+    assert len(sums) > len(trcs) and sums[0] <= trcs[0], (sums, trcs)
+    ev = R.read(_read("/fl/log/events.log"))
+    if "events.old" in names:
+        ev = R.read(_read("/fl/log/events.old")) + ev
+    pr = [(r["a"], r["b"]) for r in ev if r["code"] == logstore.L_PRUNED]
+    seqs = [r["seq"] for r in ev]
+    assert seqs == sorted(seqs)
+    _umount(dev)
+    print("OK full", sessions, log.pruned, len(sums), len(trcs), len(pr), free0)
+
+
+def blackout(img, minutes):
+    """Figures: longest blackout of one flush of 30 s of trace (CADENCE), bytes and erases per
+    session-minute, and the same for OFF_ONLY (one flush at the end)."""
+    import logstore
+
+    _fresh(img).close()
+    out = []
+    for policy in (logstore.CADENCE, logstore.OFF_ONLY):
+        dev = _mount(img)
+        log = logstore.Log("/fl/log", policy=policy)
+        log.open("power on", "0.1.0")
+        log.begin(0, _Preset, 15000)
+        dev.reset_stats()
+        worst = 0
+        for i in range(minutes * 60):
+            log.sample(i, i, 3000, 4000, 0, 4)
+            if policy == logstore.CADENCE and i % 30 == 29:
+                log.flush()
+                worst = max(worst, dev.stats()["longest_blackout_us"])
+                dev.longest_blackout_us = 0
+        log.end(1, 100, minutes * 60)
+        log.flush()
+        st = dev.stats()
+        worst = max(worst, st["longest_blackout_us"])
+        out.append((worst, st["bytes_programmed"] // minutes, st["blocks_erased"] * 100 // minutes))
+        _umount(dev)
+    print("OK blackout cadence_worst_us=%d bytes_per_min=%d erases_per_100min=%d "
+          "offonly_worst_us=%d bytes_per_min=%d erases_per_100min=%d" % (out[0] + out[1]))
