@@ -11,10 +11,8 @@
 # once and the session can go on) and carries on locked: a per-tick allocation shows as an
 # error every other tick, a lazy one as a single error.
 #
-# App._loop starts with `tick = self.tick`, which builds a bound-method object, i.e. it
-# allocates at loop entry, under the lock. That is recorded as stage "loop_entry" on the first
-# call; from then on the harness stores the bound method on the instance (app.tick =
-# app.tick) so the loop can be entered at all.
+# Stage "loop_entry" records an allocation on entering App._loop under the lock (an earlier
+# App bound `self.tick` there; it now binds it once in __init__, so none is expected).
 import mpy_common as C
 import machine
 import fwsim
