@@ -5,36 +5,46 @@ What the treatment loop calls (app.py / main.py integration, done by the lead):
     log = logstore.Log("/log")                  # once, after the filesystem is mounted
     log.open(reset_cause_text, VERSION)         # at boot, before the self-test: boot count + 1,
                                                 # recovers a session cut by power loss, logs the boot
-    log.text(logstore.L_SELFTEST, "...")        # self-test result; cfgstore.save(..., on_change=log.config_event)
+    log.selftest(ok, results)                   # selftest.run's outcome
+    store.save(cfg, on_change=log.config_event) # config changes, old -> new (cfgstore)
     ...in App.on_event(code, a, b) (low rate, outside the heap lock):
     log.on_session_event(code, a, b, app.s)     # opens the session at IDLE -> CONFIRM (output still
                                                 # off: the summary is on flash before any current),
                                                 # session events, faults, end
+    if not log.summary_ok: refuse START         # suggested: at CONFIRM, the summary could not be
+                                                # written (damaged or full flash)
     ...once a second, in the loop (allocation-free, safe under heap_lock):
-    log.sample(s.set_ua, s.actual_ua, meas.mv, s.load_ohm, s.polarity, s.state)
+    log.each_second(app.s, app.meas.mv)         # = sample(set, actual, mV, load, polarity, state)
+                                                #   + progress(dose uA*s, treatment s)
     ...in App._slow (each pass, e.g. with the display at 5 Hz):
-    log.service(output_on)                      # writes what is pending, only when allowed
+    log.service(output_on)                      # writes what is pending, only when allowed;
+                                                # output_on: the last Cmd's enable
     log.set_clock(unix_s)                       # when the host sets the RTC (event + RTC-valid flag)
 
 Blackout choice (issue 4): on rp2 a flash program or erase stops the chip, interrupts included.
-Measured on the virtual flash (tests/mpy/storage_checks.py `blackout`, typical timings): one
-flush of 30 s of trace costs ~1.4 ms of page programs when no block needs erasing, but any flush
-can hit a 4 KiB erase (LittleFS allocates a block per 4 KiB of file data and compacts metadata):
-45 ms typical, 400 ms worst case, in one uninterruptible piece. The supervisor faults a loop
-iteration over 25 ms while the output is enabled (limits.LOOP_OVERRUN_US), and a 400 ms stall
-would also hold a contact-loss or over-current reaction (20-30 ms windows) for 400 ms. So the
-default policy is OFF_ONLY: nothing is written while the output is enabled (PAUSED included:
-the 50 uA contact test current flows there); samples, session events and event-log events wait
-in preallocated RAM (RING_S seconds, 10 bytes each) and go to flash as soon as the output is off
-(DONE, STOPPED, FAULT, IDLE). Consequence: a power cut during a treatment loses that session's
-trace (up to the whole session) but never its summary, which is written and closed at CONFIRM
-before any current flows, and the next boot closes it with reason END_POWER_LOST. The CADENCE
-policy (flush every FLUSH_S with the output on) exists for a board whose loop can take the
-blackout; it must not be enabled with the current supervisor limits.
+Measured on the virtual flash (tests/mpy/storage_checks.py `blackout`, 20-min session): a flush
+while treating can hit a 4 KiB sector erase (LittleFS allocates a block per 4 KiB of file data,
+rewrites the tail block of an append and compacts metadata): 45 ms with typical timings,
+400 ms worst case, in one uninterruptible piece. The supervisor faults a loop iteration over
+25 ms while the output is enabled (limits.LOOP_OVERRUN_US), and a 400 ms stall would also hold
+the contact-loss and over-current reactions (20-30 ms windows) for 400 ms. So the default
+policy is OFF_ONLY: nothing is written while the output is enabled (PAUSED included: the 50 uA
+contact test current flows there); samples, session events and event-log events wait in
+preallocated RAM (RING_S seconds, 10 bytes each: 30 KB) and go to flash as soon as the output
+is off (DONE, STOPPED, FAULT, IDLE). A power cut during a treatment therefore loses that
+session's trace (up to the whole session, 45 min at most) but never its summary, which is
+written and closed at CONFIRM before any current flows; the next boot closes it with reason
+END_POWER_LOST. The CADENCE policy (flush every FLUSH_S with the output on: at most 30 s of
+trace lost) exists for a board whose loop can take the blackout; it must not be enabled with
+the current supervisor limits.
+Figures (virtual flash, same check): OFF_ONLY programs ~680 bytes and erases ~0.2 blocks per
+session-minute; CADENCE ~5500 bytes and ~2.3 erases (each append rewrites the tail block).
+About 32 sessions of 40 min fit on the Pico's 1408 KiB before pruning starts (`capacity`).
 
 Files under the log directory:
-  state          "boot seq_reserved session crc": boot count, next unused sequence block, last
-                 session number (tmp + rename). Sequence numbers are reserved SEQ_BLOCK at a time,
+  state          "boot seq_reserved session version crc": boot count, next unused sequence
+                 block, last session number, firmware version (tmp + rename; a new version at
+                 boot is logged as L_FIRMWARE old -> new). Sequence numbers are reserved SEQ_BLOCK at a time,
                  so they stay monotonic across power cuts (gaps allowed, never repeats).
   acked          written by the host: the highest session number it has archived.
   events.log     the event log (T_EVENT, T_TEXT); rotated to events.old at EV_FILE_MAX bytes.
@@ -128,6 +138,7 @@ class Log:
         self.version = ""
         # Session in RAM (preallocated; sample() and sev() never allocate)
         self.open_session = 0  # session being logged (0: none)
+        self.summary_ok = False  # the open session's summary is on flash
         self.started = False
         self._ring = bytearray(ring_s * R.SAMPLE_BYTES)  # the record's u16 LE sample layout
         self._ring_n = ring_s
@@ -173,7 +184,7 @@ class Log:
         return (st[2] - st[3]) * st[0], st[2] * st[0]
 
     def _write_state(self):
-        body = "%d %d %d" % (self.boot, self._seq_end, self.session)
+        body = "%d %d %d %s" % (self.boot, self._seq_end, self.session, self.version or "-")
         f = open(self._p("state.tmp"), "w")
         try:
             f.write(body + " " + _crc_text(body) + "\n")
@@ -182,12 +193,13 @@ class Log:
         os.rename(self._p("state.tmp"), self._p("state"))
 
     def _read_state(self):
+        # -> (boot, seq_reserved, session, version) or None
         try:
             with open(self._p("state")) as f:
                 w = f.read().split()
-            body = " ".join(w[:3])
-            if len(w) == 4 and _crc_text(body) == w[3]:
-                return int(w[0]), int(w[1]), int(w[2])
+            body = " ".join(w[:4])
+            if len(w) == 5 and _crc_text(body) == w[4]:
+                return int(w[0]), int(w[1]), int(w[2]), w[3]
         except (OSError, ValueError):
             pass
         return None
@@ -251,6 +263,8 @@ class Log:
         if sums:
             self._recover(sums[-1])
         self.text(L_BOOT, "reset %s, firmware %s" % (reset_cause, version))
+        if st[3] not in ("-", "?", version):
+            self.text(L_FIRMWARE, "%s -> %s" % (st[3], version))
         self.flush()
         return self.boot
 
@@ -266,7 +280,7 @@ class Log:
                     boot = r["boot"]
                 if r["seq"] >= seq:
                     seq = r["seq"] + 1
-        return boot, seq + SEQ_BLOCK, sums[-1] if sums else 0
+        return boot, seq + SEQ_BLOCK, sums[-1] if sums else 0, "?"
 
     def _records(self, path, stats=None):
         try:
@@ -314,10 +328,11 @@ class Log:
                                 1 if self.rtc_valid else 0, settings, self.version, p.name)
             k = R.seal(b, 0, R.T_SUMMARY, ln)
             self._put(self._sum(n), "wb", memoryview(b)[:k])
-            return True
+            self.summary_ok = True
         except OSError:
             self.write_errors += 1
-            return False
+            self.summary_ok = False
+        return self.summary_ok
 
     def abandon(self):
         """The nurse did not confirm (CONFIRM -> IDLE): no current flowed; drop the summary."""
@@ -359,6 +374,13 @@ class Log:
         r[j + 9] = 0
         self._n = i + 1
         self.samples_total += 1
+
+    def each_second(self, s, mv):
+        """sample() + progress() from a session.Session and the electrode mV (meas.mv): the one
+        call the loop makes each second. No allocation."""
+        self.sample(s.set_ua, s.actual_ua, mv, s.load_ohm, s.polarity, s.state)
+        self._dose = s.sup.dose_uas
+        self._treat_s = s.treat_ms // 1000
 
     def progress(self, dose_uas, treat_s):
         """Dose and treatment time so far (carried by the next sample block)."""
@@ -406,6 +428,11 @@ class Log:
             self._texts.append((code, text))
         else:
             self.lost += 1
+
+    def selftest(self, ok, results=()):
+        """Self-test outcome: results as selftest.run gives them, (item, ok, words)."""
+        bad = [("%s: %s" % (r[0], r[2])) for r in results if not r[1]]
+        self.text(L_SELFTEST, ("passed" if ok else "FAILED ") + "; ".join(bad))
 
     def config_event(self, path, old, new):
         """cfgstore.save(cfg, on_change=log.config_event): one event per changed value."""

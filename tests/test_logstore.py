@@ -186,7 +186,7 @@ def _usage_of(tmp_path, total):
 
 
 def test_pruning_order_acked_traces_then_unacked_then_summaries(tmp_path):
-    lg, _ = _log(tmp_path, usage=_usage_of(tmp_path, 10**9))
+    lg, _ = _log(tmp_path, usage=_usage_of(tmp_path, 10**9), max_summaries=100)
     lg.open()
     s = FakeSession()
     for _ in range(6):
@@ -194,25 +194,74 @@ def test_pruning_order_acked_traces_then_unacked_then_summaries(tmp_path):
     d = tmp_path / "log"
     lg.ack(2)
     trc = os.path.getsize(d / "s000001.trc")
+    summ = os.path.getsize(d / "s000001.sum")
+
+    def traces():
+        return [n for n in range(1, 20) if (d / ("s%06d.trc" % n)).exists()]
+
+    def summaries():
+        return [n for n in range(1, 20) if (d / ("s%06d.sum" % n)).exists()]
+
+    def pruned():
+        return [(r["a"], r["b"]) for r in _recs(d / "events.log") if r["code"] == LS.L_PRUNED]
+
+    # Room for about one more trace than is there: the archived ones go first, silently.
     used = _usage_of(tmp_path, 0)()[0]
-    # Budget now just below what is used: one more session must make room.
-    lg._usage = _usage_of(tmp_path, (used + 100) * 100 // 70)
+    lg._usage = _usage_of(tmp_path, (used + trc // 2) * 100 // 70)
     _run_session(lg, s, secs=200)
-    gone = [n for n in range(1, 8) if not (d / ("s%06d.trc" % n)).exists()]
-    assert gone and gone[0] == 1 and 7 not in gone
-    ev = _recs(d / "events.log")
-    pr = [(r["a"], r["b"]) for r in ev if r["code"] == LS.L_PRUNED]
-    # Archived traces go silently; an unarchived one is pruned with an event saying so.
-    assert all(b == 0 and a > 2 for a, b in pr)
-    # Squeeze hard: every old trace, then old summaries go; the current session's never.
-    lg._usage = _usage_of(tmp_path, 3 * trc)
+    assert traces()[0] in (2, 3) and traces()[-1] == 7 and pruned() == []
+    # Tighter: archived trace 2 goes, then unarchived 3, 4... oldest first, each with an event.
+    used = _usage_of(tmp_path, 0)()[0]
+    lg._usage = _usage_of(tmp_path, (used - 2 * trc) * 100 // 70)
     _run_session(lg, s, secs=200)
-    assert (d / "s000008.sum").exists() and (d / "s000008.trc").exists()
-    assert not any((d / ("s%06d.trc" % n)).exists() for n in range(1, 8))
-    assert _recs(d / "s000008.sum")[-1]["type"] == "end"
-    assert ((d / "s000007.sum").exists() or not (d / "s000001.sum").exists())
+    t = traces()
+    assert t == list(range(t[0], 9)) and t[0] > 3 and summaries() == list(range(1, 9))
+    assert pruned() == [(n, 0) for n in range(3, t[0])]
+    # Squeezed to a little over one session: every older trace and then the oldest summaries
+    # go; the current session is whole.
+    lg._usage = _usage_of(tmp_path, (trc + 6 * summ) * 100 // 70)
+    _run_session(lg, s, secs=200)
+    assert traces() == [9]
+    sm = summaries()
+    assert sm[-1] == 9 and sm == list(range(sm[0], 10)) and sm[0] > 1
+    assert _recs(d / "s000009.sum")[-1]["type"] == "end"
+    assert (1, 2) in pruned()
+
+
+def test_summaries_beyond_their_share_go_before_unarchived_traces(tmp_path):
+    lg, _ = _log(tmp_path, usage=_usage_of(tmp_path, 10**9), max_summaries=4)
+    lg.open()
+    s = FakeSession()
+    for _ in range(6):
+        _run_session(lg, s, secs=20)
+    d = tmp_path / "log"
+    lg._usage = _usage_of(tmp_path, 1)  # over budget: prune until nothing but the newest is left
+    _run_session(lg, s, secs=20)
+    left = sorted(os.listdir(d))
+    assert "s000007.sum" in left and "s000007.trc" in left
     pr = [(r["a"], r["b"]) for r in _recs(d / "events.log") if r["code"] == LS.L_PRUNED]
-    assert any(b == 2 for a, b in pr) or (d / "s000001.sum").exists()
+    # Oldest session first, its unarchived trace (b=0) before its summary (b=2).
+    assert pr[:4] == [(1, 0), (1, 2), (2, 0), (2, 2)]
+
+
+def test_firmware_update_and_selftest_are_logged(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open("power on", "0.1.0")
+    lg2, _ = _log(tmp_path)
+    lg2.open("watchdog", "0.2.0")
+    lg2.selftest(False, [("sensor", True, "ok"), ("config", False, "presets[0].target_ua: bad")])
+    lg2.flush()
+    t = [(r["code"], r.get("text")) for r in _recs(tmp_path / "log" / "events.log")]
+    assert (LS.L_FIRMWARE, "0.1.0 -> 0.2.0") in t
+    assert (LS.L_BOOT, "reset watchdog, firmware 0.2.0") in t
+    assert (LS.L_SELFTEST, "FAILED config: presets[0].target_ua: bad") in t
+
+
+def test_summary_that_cannot_be_written_is_reported(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    lg.root = str(tmp_path / "nonexistent" / "x")
+    assert lg.begin(0, FakeSession().preset, 15000) is False and not lg.summary_ok
 
 
 def test_write_errors_never_reach_the_loop(tmp_path):
@@ -240,6 +289,13 @@ def test_200_sessions_on_a_small_flash_prune_in_order_without_heap_growth(mpy, t
     r = mpy("import storage_checks; storage_checks.log_full(%r, 200, 48)" % str(tmp_path / "f.img"))
     ok, name, sessions, pruned = r.stdout.split()[:4]
     assert (ok, name, sessions) == ("OK", "full", "200") and int(pruned) > 100
+
+
+def test_sessions_that_fit_before_pruning(mpy, tmp_path):
+    # Pico-sized flash, 40-min sessions: the `make bench` figure (about 32).
+    r = mpy("import storage_checks; storage_checks.capacity(%r, 40)" % str(tmp_path / "c.img"))
+    n = int(r.stdout.split()[2].split("=")[1])
+    assert n >= 20
 
 
 def test_blackout_figures(mpy, tmp_path):

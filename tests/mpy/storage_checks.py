@@ -129,12 +129,24 @@ def log_heap(img):
             log.progress(i * 15, i)
     finally:
         micropython.heap_unlock()
+    # The loop's one call per second, with a real Session, is allocation-free too.
+    import config
+    import session
+
+    s = session.Session(config.defaults(), True)
+    s.set_ua, s.actual_ua, s.load_ohm, s.treat_ms = 11, 12, 4321, 7000
+    micropython.heap_lock()
+    try:
+        log.each_second(s, 1500)
+    finally:
+        micropython.heap_unlock()
     log.end(1, 3000, 200)
     log.flush()
     recs = R.read(_read("/fl/log/s000001.trc"))
-    got = [s for r in recs if r["type"] == "samples" for s in r["samples"]]
-    assert got == [(i * 100, i * 99, 20000 + i, 3500, 4, i & 1) for i in range(200)], got[:3]
-    assert R.read(_read("/fl/log/s000001.sum"))[-1]["samples"] == 200
+    got = [x for r in recs if r["type"] == "samples" for x in r["samples"]]
+    assert got[:200] == [(i * 100, i * 99, 20000 + i, 3500, 4, i & 1) for i in range(200)], got[:3]
+    assert got[200:] == [(11, 12, 1500, 4320, s.state, s.polarity)], got[200:]
+    assert R.read(_read("/fl/log/s000001.sum"))[-1]["samples"] == 201
     _umount(dev)
     print("OK heap")
 
@@ -185,7 +197,7 @@ def log_full(img, sessions, blocks):
     print("OK full", sessions, log.pruned, len(sums), len(trcs), len(pr), free0)
 
 
-def blackout(img, minutes):
+def blackout(img, minutes, worst=False):
     """Figures: longest blackout of one flush of 30 s of trace (CADENCE), bytes and erases per
     session-minute, and the same for OFF_ONLY (one flush at the end)."""
     import logstore
@@ -194,6 +206,7 @@ def blackout(img, minutes):
     out = []
     for policy in (logstore.CADENCE, logstore.OFF_ONLY):
         dev = _mount(img)
+        dev.set_worst_case(worst)
         log = logstore.Log("/fl/log", policy=policy)
         log.open("power on", "0.1.0")
         log.begin(0, _Preset, 15000)
@@ -213,3 +226,20 @@ def blackout(img, minutes):
         _umount(dev)
     print("OK blackout cadence_worst_us=%d bytes_per_min=%d erases_per_100min=%d "
           "offonly_worst_us=%d bytes_per_min=%d erases_per_100min=%d" % (out[0] + out[1]))
+
+
+def capacity(img, minutes):
+    """Figure: sessions of `minutes` that fit on the Pico-sized flash before pruning starts."""
+    import logstore
+
+    _fresh(img).close()
+    dev = _mount(img)
+    log = logstore.Log("/fl/log")
+    log.open("power on", "0.1.0")
+    k = 0
+    while log.pruned == 0:
+        _session(log, minutes * 60, k)
+        k += 1
+    used, total = log._usage()
+    _umount(dev)
+    print("OK capacity sessions=%d used=%d total=%d" % (k - 1, used, total))
