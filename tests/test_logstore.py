@@ -291,6 +291,11 @@ def test_200_sessions_on_a_small_flash_prune_in_order_without_heap_growth(mpy, t
     assert (ok, name, sessions) == ("OK", "full", "200") and int(pruned) > 100
 
 
+def test_flash_filled_by_other_files_never_stops_the_current_summary(mpy, tmp_path):
+    r = mpy("import storage_checks; storage_checks.log_hog(%r, 64)" % str(tmp_path / "g.img"))
+    assert r.stdout.startswith("OK hog")
+
+
 def test_sessions_that_fit_before_pruning(mpy, tmp_path):
     # Pico-sized flash, 40-min sessions: the `make bench` figure (about 32).
     r = mpy("import storage_checks; storage_checks.capacity(%r, 40)" % str(tmp_path / "c.img"))

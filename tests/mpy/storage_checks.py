@@ -243,3 +243,45 @@ def capacity(img, minutes):
     used, total = log._usage()
     _umount(dev)
     print("OK capacity sessions=%d used=%d total=%d" % (k - 1, used, total))
+
+
+def log_hog(img, blocks):
+    """Flash filled by something logstore may not prune (a technician's file): the session's
+    summary still goes on flash in the headroom, and the end record; once the flash is truly full,
+    older sessions go (unarchived or not) so the current one's summary is written; nothing raises."""
+    import logstore
+
+    _fresh(img, blocks).close()
+    dev = _mount(img, blocks)
+    log = logstore.Log("/fl/log")
+    log.open("power on", "0.1.0")
+    chunk = b"\x55" * 4096
+    with open("/fl/hog.bin", "wb") as f:
+        for _ in range(blocks * 85 // 100):
+            f.write(chunk)
+    _session(log, 300)
+    assert log.summary_ok
+    recs = R.read(_read("/fl/log/s%06d.sum" % log.session))
+    assert [r["type"] for r in recs] == ["summary", "end"], recs
+    # Now truly full: nothing raises, failures are counted.
+    try:
+        with open("/fl/hog2.bin", "wb") as f:
+            while True:
+                f.write(chunk)
+    except OSError:
+        pass
+    errs = log.write_errors
+    for k in range(3):
+        _session(log, 300, k)
+        # Older sessions made room (pruned even though unarchived): the newest is on flash.
+        assert log.summary_ok, k
+        recs = R.read(_read("/fl/log/s%06d.sum" % log.session))
+        assert recs[0]["type"] == "summary", recs
+    assert log.pruned >= 2
+    _umount(dev)
+    # The filesystem still mounts; the newest session's summary is there.
+    dev = _mount(img, blocks)
+    n = max(int(x[1:7]) for x in os.listdir("/fl/log") if x.endswith(".sum"))
+    assert n == 4, n
+    _umount(dev)
+    print("OK hog", errs, log.write_errors, log.lost)
