@@ -308,9 +308,15 @@ class Log:
     def begin(self, preset_idx, p, target_ua):
         """Open a session: write and close its summary now. Call with the output off (at
         CONFIRM). p: config.Preset. Returns True if the summary is on flash."""
+        self.flush()  # anything pending goes first (an ended session's end record included)
         if self.open_session:
-            self.abandon()
-        self.flush()  # anything pending from before goes first
+            # Still open: a treatment whose end never came (closed as it stands) or a CONFIRM
+            # that never started (dropped).
+            if self.started:
+                self._end = (0, self._dose, self._treat_s, -1)
+                self.flush()
+            else:
+                self.abandon()
         self.session += 1
         n = self.session
         self.open_session = n

@@ -321,3 +321,22 @@ def test_power_cuts_during_sessions_and_config_writes(mpy, tmp_path, seed):
     assert last[2] == "260" and int(last[3]) > 20
     phases = dict(kv.split("=") for kv in last[5:])
     assert set(phases) == {"boot", "config", "summary", "trace", "end"}
+
+
+def test_a_new_session_never_drops_an_ended_or_started_one(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.on_session_event(S.EV_START, 0, 15000, s)
+    lg.sample(1, 1, 1, 1, 0, 4)
+    lg.on_session_event(S.EV_END, S.END_DONE, 10, s)
+    # No service() in between: the next CONFIRM still writes session 1's end first.
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    d = tmp_path / "log"
+    assert [r["type"] for r in _recs(d / "s000001.sum")] == ["summary", "end"]
+    # A started session whose end never came is closed (reason 0), not deleted.
+    lg.on_session_event(S.EV_START, 0, 15000, s)
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    assert [(r["type"], r.get("reason")) for r in _recs(d / "s000002.sum")] == [("summary", None), ("end", 0)]
+    assert (d / "s000003.sum").exists()
