@@ -340,3 +340,19 @@ def test_a_new_session_never_drops_an_ended_or_started_one(tmp_path):
     lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
     assert [(r["type"], r.get("reason")) for r in _recs(d / "s000002.sum")] == [("summary", None), ("end", 0)]
     assert (d / "s000003.sum").exists()
+
+
+def test_event_log_rotates_and_stays_bounded(tmp_path):
+    lg, _ = _log(tmp_path)
+    lg.open()
+    for i in range(40):
+        for k in range(20):
+            lg.event(LS.L_REFUSED, i, k)
+        lg.flush()
+    d = tmp_path / "log"
+    assert (d / "events.old").exists()
+    total = os.path.getsize(d / "events.log") + os.path.getsize(d / "events.old")
+    assert total <= 2 * LS.EV_FILE_MAX + 20 * 31
+    recs = _recs(d / "events.old") + _recs(d / "events.log")
+    seqs = [r["seq"] for r in recs]
+    assert seqs == sorted(seqs) and recs[-1]["a"] == 39 and recs[-1]["b"] == 19
