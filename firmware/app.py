@@ -36,8 +36,10 @@ WDT_MS = const(1_000)
 
 
 class App:
-    def __init__(self, board, cfg, selftest_ok, selftest_text="", out=None, lock_heap=False):
+    def __init__(self, board, cfg, selftest_ok, selftest_text="", out=None, lock_heap=False, log=None):
         self.b = board
+        # log: a logstore.Log (session logs and event log on flash), or None (tests).
+        self.log = log
         # lock_heap: run the safety path under micropython.heap_lock(), lifting it only for the
         # low-rate work (events, display, status). Proves the tick allocates nothing (bench and
         # tests); off on a board so a surprise allocation cannot become a mid-treatment crash.
@@ -78,8 +80,7 @@ class App:
         if self._ok_to_feed():
             self._feed()
         self._bz_tick(now_ms)
-        if (len(self.s.events) or ticks_diff(now_ms, self._disp_next) >= 0
-                or (self.out is not None and ticks_diff(now_ms, self._status_next) >= 0)):
+        if len(self.s.events) or ticks_diff(now_ms, self._disp_next) >= 0:
             if self.lock_heap:
                 micropython.heap_unlock()
                 try:
@@ -107,9 +108,16 @@ class App:
                 # abruptly for it would itself shock the patient. Counted; tests demand zero.
                 self.ui_errors += 1
                 self.ui_error = repr(e)
-        if self.out is not None and ticks_diff(now_ms, self._status_next) >= 0:
+        if ticks_diff(now_ms, self._status_next) >= 0:
             self._status_next = ticks_add(now_ms, STATUS_MS)
-            self.status_line()
+            if self.log is not None:
+                self.log.each_second(self.s, self.meas.mv)
+            if self.out is not None:
+                self.status_line()
+        if self.log is not None:
+            # Writes only while the output is off: a flash erase stalls the whole chip for
+            # 45-400 ms (logstore.py explains the choice).
+            self.log.service(self.s.cmd.enable)
 
     def _events(self, now_ms):
         s = self.s
@@ -137,8 +145,10 @@ class App:
             self.on_event(code, ev.a, ev.b)
 
     def on_event(self, code, a, b):
-        """Every session event, in order: one line on the status channel (until the flash
-        session log takes them too). Subclass or wrap for tests."""
+        """Every session event, in order: into the session log on flash and as one line on
+        the status channel."""
+        if self.log is not None:
+            self.log.on_session_event(code, a, b, self.s)
         if self.out is not None:
             try:
                 self.out.write("@EV %d %s %d %d\r\n" % (self.ticks, S.EVENT_NAMES[code], a, b))

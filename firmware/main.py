@@ -13,8 +13,10 @@ import board  # noqa: E402  (makes the output safe on import)
 
 _b = None
 app = None
+log = None
 try:
-    import config
+    import cfgstore
+    import logstore
     import selftest
     from app import App
     from version import VERSION
@@ -24,24 +26,31 @@ try:
     _b.display.message("IONTO " + VERSION, "self-test...")
     _b.display.show()
     try:
-        with open("config.json") as f:
-            cfg, errs = config.parse(f.read())
-    except OSError:
-        cfg, errs = config.defaults(), []
-    if cfg is None:
-        cfg = config.defaults()  # shown, never used: the session refuses START
-        ok_cfg = False
-    else:
-        ok_cfg = True
-    ok, results = selftest.run(_b, ok_cfg, errs[0] if errs else "")
+        log = logstore.Log("/log")
+        log.open(_b.reset_cause_name(), VERSION)
+    except Exception as e:  # a damaged filesystem must not stop the unit from saying so
+        print("main: session log unavailable:", e)
+        log = None
+    store = cfgstore.CfgStore("/")
+    cfg, source, errs = store.load()
+    if errs:
+        print("main: configuration:", errs[0])
+    ok, results = selftest.run(_b, cfg is not None, errs[0] if errs else "")
+    if log is None:
+        results.append(("storage", False, "session log unavailable: see technician"))
+        ok = False
     for name, good, words in results:
         print("selftest %-12s %s  %s" % (name, "ok  " if good else "FAIL", words))
-    app = App(_b, cfg if ok_cfg else None, ok, selftest.first_failure(results), out=sys.stdout)
-    print("ionto %s ready (reset cause: %s)" % (VERSION, _b.reset_cause_name()))
+    if log is not None:
+        log.selftest(ok, results)
+    app = App(_b, cfg, ok, selftest.first_failure(results), out=sys.stdout, log=log)
+    print("ionto %s ready (reset cause: %s, configuration: %s)" % (VERSION, _b.reset_cause_name(), source))
     app.run()
 finally:
     if _b is not None:
         _b.safe()
+        if log is not None:
+            log.flush()  # output is off now: what waited in RAM goes to flash
         if _b.wdt is not None:
             # The watchdog cannot be stopped once armed. A host interrupting an idle unit
             # after a treatment gets a restart within the timeout; the output is off.

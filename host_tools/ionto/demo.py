@@ -104,6 +104,8 @@ def run(out, scenario="hand_lifted", quiet=False):
         max_step, max_step_t, peak = rec.stats()
         s = c.eval("(app.s.dose_mamin(), app.s.end_reason, app.s.treat_ms, app.overruns, app.ticks)")
         fault = c.eval("app.s.fault")
+        c.exec("import os")
+        logs = c.eval("sorted(os.listdir('/log'))")
         vt = c.state()["now_us"] / 1e6
     wall = time.monotonic() - t_wall
     (out / "trace.json").write_text(json.dumps({"columns": COLUMNS, "rows": rows}))
@@ -119,14 +121,16 @@ def run(out, scenario="hand_lifted", quiet=False):
         "loop_overruns": s[3],
         "virtual_s": round(vt, 1),
         "wall_s": round(wall, 1),
+        "unit_log_files": logs,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     say("")
     say("session complete: %d min %02d s of treatment, dose %d mA.min, fault %s"
         % (s[2] // 60000, (s[2] // 1000) % 60, s[0], fault or "none"))
-    say("peak true current %.2f mA; largest change within one 2 ms tick %.3f mA"
+    say("peak true current %.2f mA; largest change within one 2 ms tick, hands steady in the water: %.3f mA"
         % (peak / 1000, max_step / 1000))
     say("%.0f virtual seconds in %.1f wall seconds (%.0fx real time)" % (vt, wall, vt / wall))
+    say("unit's flash log: %s" % ", ".join(logs))
     say("wrote %s, %s and %d display frames" % (out / "current.png", out / "summary.json", len(frames)))
     return summary
 

@@ -9,7 +9,7 @@ import time
 from .simctl import SimError
 
 # Installed through the control channel's test-only exec. A vclock hook: every advance it
-# tracks the largest step of the true current; every `period` it appends one sample.
+# tracks the largest step of the true current (contact unchanged); every `period` it appends one sample.
 _RECORDER = r"""
 class _Rec:
     def __init__(self, period_us):
@@ -17,13 +17,17 @@ class _Rec:
         self.next = 0
         self.rows = []
         self.last = None
+        self.lastc = None
         self.max_step = 0
         self.max_step_t = 0
         self.peak = 0
     def __call__(self, now):
         p = board.plant
         ua = p.current_ua(now)
-        if self.last is not None:
+        c = p.contact
+        # A hand leaving the water opens the circuit: that fall is physics, not the unit's
+        # doing. Steps are judged while the contact stays as it was.
+        if self.last is not None and c == self.lastc:
             d = ua - self.last
             if d < 0:
                 d = -d
@@ -31,6 +35,7 @@ class _Rec:
                 self.max_step = d
                 self.max_step_t = now // 1000
         self.last = ua
+        self.lastc = c
         if ua > self.peak:
             self.peak = ua
         if now < self.next:
