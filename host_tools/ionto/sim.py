@@ -499,7 +499,7 @@ def add_arguments(p):
     p.add_argument("--accel", type=float, default=1.0, help="virtual time per real time; 0 = as fast as possible (1)")
     p.add_argument("--fresh", action="store_true", help="start from a blank (erased) flash image")
     p.add_argument("--seed-from", metavar="DIR", help="copy DIR's files into the flash if /main.py is absent "
-                   "(default: firmware/ when it has a main.py)")
+                   "(default: firmware/ with its manifest, built into STATE/firmware-bundle)")
     p.add_argument("--no-seed", action="store_true", help="never copy files into the flash")
     p.add_argument("--flash-worst-case", action="store_true", help="charge datasheet worst-case program/erase times")
     p.add_argument("--quiet", action="store_true", help="log restarts only to STATE/unit.log")
@@ -515,7 +515,12 @@ def run(args):
             if not seed.is_dir():
                 raise SimError("--seed-from %s: not a directory" % args.seed_from)
         elif (FIRMWARE_DIR / "main.py").exists():
-            seed = FIRMWARE_DIR
+            # The firmware as a deployment would put it on a board: files plus the manifest
+            # the unit's self-test checks (a bare copy would fail it and refuse treatment).
+            from . import firmware_build
+
+            seed = Path(args.state_dir).resolve() / "firmware-bundle"
+            firmware_build.build(seed)
     sup = Supervisor(args.state_dir, args.scenario, args.accel, args.fresh, seed, args.flash_worst_case, args.quiet)
 
     def _term(signum, frame):
