@@ -197,7 +197,7 @@ def log_full(img, sessions, blocks):
     print("OK full", sessions, log.pruned, len(sums), len(trcs), len(pr), free0)
 
 
-def blackout(img, minutes, worst=False):
+def blackout(img, minutes, worst_case=False):
     """Figures: longest blackout of one flush of 30 s of trace (CADENCE), bytes and erases per
     session-minute, and the same for OFF_ONLY (one flush at the end)."""
     import logstore
@@ -206,7 +206,7 @@ def blackout(img, minutes, worst=False):
     out = []
     for policy in (logstore.CADENCE, logstore.OFF_ONLY):
         dev = _mount(img)
-        dev.set_worst_case(worst)
+        dev.set_worst_case(worst_case)
         log = logstore.Log("/fl/log", policy=policy)
         log.open("power on", "0.1.0")
         log.begin(0, _Preset, 15000)
