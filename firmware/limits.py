@@ -64,7 +64,10 @@ LIMITED_CLEAR_MS = const(5_000)
 LIMITED_HEADROOM_UA = const(300)
 # Output stage dead: current commanded, none flowing, and no voltage on the electrodes either
 # (an open circuit would show the rail), for long enough to rule out the filter's settling.
-DEAD_MIN_UA = const(2_000)
+# Judged down to the contact test current: a source that dies mid-treatment first looks like
+# a lifted hand (pause, 50 uA test current), and only the missing divider voltage (50 uA into
+# the open 105 kohm divider reads 5.25 V; into skin the current flows) tells them apart.
+DEAD_MIN_UA = const(50)  # = CONTACT_TEST_UA
 DEAD_MAX_MV = const(1_500)
 DEAD_WINDOW_MS = const(500)
 
