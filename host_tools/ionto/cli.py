@@ -11,6 +11,7 @@ import sys
 # name -> (module, one-line help). Other tools register here.
 COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
+    "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
 }
 
 
