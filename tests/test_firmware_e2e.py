@@ -277,7 +277,8 @@ def test_output_dead_is_a_fault_not_a_pause():
     # skin capacitance has discharged, no electrode voltage. Issue 3: a fault in words.
     r = fault("output_dead")
     assert r["state"] == "FAULT" and r["fault"] == "output_dead", r
-    assert r["react_us"] <= L.DEAD_WINDOW_MS * 1000 + 100_000
+    # Judged over DEAD_WINDOW_MS once the skin capacitance has discharged: within a second.
+    assert r["react_us"] <= L.DEAD_WINDOW_MS * 1000 + 500_000
     assert r["screen"][0] == "OUTPUT FAULT"
 
 

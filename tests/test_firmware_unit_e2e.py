@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ionto import firmware_build
-from ionto.scripted import wait_for
+from ionto.scripted import press, wait_for
 from ionto.simctl import VirtualUnit
 
 pytestmark = pytest.mark.slow
@@ -27,11 +27,11 @@ def test_ctrl_c_from_mpremote_mid_treatment_leaves_the_output_off(tmp_path):
         c.usb(host_present=False)  # isolated supply in the clinic: START is allowed
         wait_for(c, "app is not None and app.ticks > 50", timeout=60)
         assert c.eval("app.s.selftest_ok") is True
-        c.press("START")
-        wait_for(c, "app.s.state == 1", timeout=30)  # CONFIRM
-        c.press("START")
+        press(c, "START")  # and let the press's debounce pass before the next
+        assert c.eval("app.s.state") == 1  # CONFIRM
+        press(c, "START")
         # Into the ramp with real current flowing.
-        wait_for(c, "app.s.state == 3 and app.s.actual_ua > 1500", timeout=120)
+        wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=120)
         st = c.state()
         assert st["enable"] == 1 and st["true_ua"] > 1_000
         # The host connects: mpremote interrupts main.py with Ctrl-C and runs its code.
