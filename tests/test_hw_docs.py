@@ -25,7 +25,7 @@ PARTS = HW / "parts.csv"
 CALIBRATION = HW / "calibration.md"
 NURSE = ROOT / "docs" / "nurse_guide.md"
 TECH = ROOT / "docs" / "technician_guide.md"
-SAFETY = ROOT / "docs" / "safety_case_draft.md"
+SAFETY = ROOT / "hw" / "safety_case.md"
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -280,10 +280,10 @@ def test_technician_guide_claims_only_ionto_commands_that_exist():
             assert all("Designed" in ln for ln in designed), cmd
 
 
-def test_safety_case_draft_covers_the_hazards():
+def test_safety_case_covers_the_hazards():
+    # The links from each control to its tests are enforced by tests/test_safety_case.py.
     text = SAFETY.read_text().lower()
     for hazard in ("overcurrent", "burn", "shock", "open circuit", "short circuit", "sensor", "stuck",
                    "hang", "flash corruption", "configuration", "firmware", "usb", "contraindication",
                    "piercing"):
         assert hazard in text, hazard
-    assert "tbd" in text
