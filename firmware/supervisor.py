@@ -111,13 +111,7 @@ class Supervisor:
         self.dose_uas = 0
         self._dose_rem = 0  # uA*ms below one uA*s
         self.active_ms = 0
-        self.contact_lost = False
-        self._open_ms = 0
-        self.limited = False
-        self.limited_ua = 0
-        self.limit_reason = L.LIM_NONE
-        self._lim_set_ms = 0
-        self._lim_clr_ms = 0
+        self._reset_conditions()  # contact_lost, limited and their timers
         self.load_ohm = -1
         self.at_compliance = False
         # What was let out on the previous tick: the measurement reflects it.
