@@ -68,6 +68,14 @@ LIMITED_HEADROOM_UA = const(300)
 # a lifted hand (pause, 50 uA test current), and only the missing divider voltage (50 uA into
 # the open 105 kohm divider reads 5.25 V; into skin the current flows) tells them apart.
 DEAD_MIN_UA = const(50)  # = CONTACT_TEST_UA
+# Sensor reads (almost) nothing while the electrode voltage shows current flowing into a skin
+# load (a shorted shunt, a sensor stuck at zero): commanded >= IMPLAUSIBLE_MIN_UA, measured
+# below a tenth of it, the voltage above DEAD_MAX_MV, not near the rail and implying a load
+# below OPEN_LOAD_OHM. Longer than CONTACT_LOST_MS: a hand lifted at full current charges the
+# output to the rail within milliseconds and pauses first. Plain DC only: a pulsed reading is
+# judged by the gate's average, which this rule cannot see.
+IMPLAUSIBLE_MIN_UA = const(1_000)
+IMPLAUSIBLE_WINDOW_MS = const(100)
 DEAD_MAX_MV = const(1_500)
 DEAD_WINDOW_MS = const(500)
 
@@ -158,6 +166,7 @@ F_MAX_TIME = const(11)
 F_DOSE_CAP = const(12)
 F_OVERRUN = const(13)
 F_OUTPUT_DEAD = const(14)
+F_IMPLAUSIBLE = const(15)
 B_USB = const(20)
 B_CONFIG = const(21)
 B_SELFTEST = const(22)
@@ -180,6 +189,7 @@ FAULTS = (
     (F_DOSE_CAP, "dose_cap", "DOSE LIMIT", "reached", "Dose limit passed: end the session, report it."),
     (F_OVERRUN, "loop_overrun", "CONTROL FAULT", "loop too slow", "Control loop too slow: restart the unit; service if it recurs."),
     (F_OUTPUT_DEAD, "output_dead", "OUTPUT FAULT", "no current", "No current and no voltage at the electrodes: check cables; service."),
+    (F_IMPLAUSIBLE, "sensor_implausible", "SENSOR FAULT", "reads no current", "Output cut. Voltage shows current the sensor does not see: service the unit."),
     (B_USB, "usb_connected", "USB CONNECTED", "unplug to treat", "Unplug the USB cable before treating (patient isolation)."),
     (B_CONFIG, "config_invalid", "CONFIG INVALID", "see technician", "Configuration is invalid: the technician must fix it."),
     (B_SELFTEST, "selftest", "SELF-TEST FAILED", "see technician", "Self-test failed: the unit may not treat; call the technician."),
@@ -214,6 +224,7 @@ RULES = (
     (F_DOSE_CAP, 0),
     (F_OVERRUN, 0),
     (F_OUTPUT_DEAD, DEAD_WINDOW_MS),
+    (F_IMPLAUSIBLE, IMPLAUSIBLE_WINDOW_MS),
 )
 
 # Why a target is out of reach ("x of y mA"), for display (16 chars) and log.

@@ -36,7 +36,7 @@ from micropython import const
 import limits as L
 from regulator import ua_to_duty
 
-_N = const(14)  # len(limits.RULES)
+_N = const(15)  # len(limits.RULES)
 _R_OVER_ABS = const(0)
 _R_OVER_CEIL = const(1)
 _R_OVER_SET = const(2)
@@ -51,6 +51,7 @@ _R_TIME = const(10)
 _R_DOSE = const(11)
 _R_OVERRUN = const(12)
 _R_DEAD = const(13)
+_R_IMPL = const(14)
 _OFF_MS_MAX = const(1_000_000)
 
 
@@ -208,6 +209,10 @@ class Supervisor:
         cond[_R_OVERRUN] = en and meas.loop_us > L.LOOP_OVERRUN_US
         cond[_R_DEAD] = (
             ok and en and sp_eff >= L.DEAD_MIN_UA and ua * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
+        )
+        cond[_R_IMPL] = (
+            ok and en and self.duty_pct == 100 and sp >= L.IMPLAUSIBLE_MIN_UA and ua * 10 < sp
+            and mv >= L.DEAD_MAX_MV and not near and mv * 1000 // sp < L.OPEN_LOAD_OHM
         )
 
         acc = self._acc

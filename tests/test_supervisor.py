@@ -197,6 +197,23 @@ def test_output_dead():
     assert run(s, meas(0, mv=100), 2) == L.F_OUTPUT_DEAD
 
 
+def test_sensor_reading_nothing_while_the_voltage_shows_current_is_implausible():
+    # A shorted shunt or a sensor stuck at zero: 15 mA commanded, 45 V across a 3 kohm load,
+    # the sensor says 0. Not a lifted hand (that drives the output to the rail), not a dead
+    # output (that shows no voltage).
+    s = armed()
+    let(s, True, 15_000)
+    assert run(s, meas(0, mv=45_000), L.IMPLAUSIBLE_WINDOW_MS - 2) == 0
+    assert run(s, meas(0, mv=45_000), 2) == L.F_IMPLAUSIBLE
+    s = armed()
+    let(s, True, 15_000)  # hand lifted: the output at the rail is an open circuit, not this
+    assert run(s, meas(0, mv=L.COMPLIANCE_MV), 1_000) == 0 and s.contact_lost
+    s = armed()
+    let(s, True, 15_000, gate_hz=1_000, duty_u16=32_768)  # pulsed: judged by its average elsewhere
+    s.check(2, meas(0, mv=45_000), False)
+    assert run(s, meas(0, mv=45_000), 200) != L.F_IMPLAUSIBLE
+
+
 def test_faults_latch_until_cleared_with_the_cause_gone():
     s = armed()
     let(s, True, 5_000)
