@@ -22,6 +22,9 @@ def _frame(ctl, out, name):
     sys.path.insert(0, str(ROOT / "hw" / "sim"))
     import framepng
 
+    # The loop sends a changed page 16 bytes a tick (~130 ms for a whole page): let it land.
+    wait_virtual_s(ctl, 0.5)
+
     f = ctl.frame()
     path = out / ("frame_%s.png" % name)
     framepng.save_png(str(path), bytes.fromhex(f["hex"]), on=f.get("on", True))
@@ -128,6 +131,8 @@ def run(out, scenario="hand_lifted", quiet=False):
     say("session complete: %d min %02d s of treatment, dose %d mA.min, fault %s"
         % (s[2] // 60000, (s[2] // 1000) % 60, s[0], fault or "none"))
     say("peak true current %.2f mA; largest change within one 2 ms tick, hands steady in the water: %.3f mA"
+        " (on re-immersion the output capacitance, charged to 5 V by the 50 uA contact probe,"
+        " discharges into the skin for some microseconds: 0.5 uC)"
         % (peak / 1000, max_step / 1000))
     say("%.0f virtual seconds in %.1f wall seconds (%.0fx real time)" % (vt, wall, vt / wall))
     say("unit's flash log: %s" % ", ".join(logs))
