@@ -195,13 +195,17 @@ class INA219:
         meas.fresh = self.fresh
 
     # --- slow path: self-test, start-up, lower-rate readings ----------------------------------
+    def _fail(self, e):
+        # An I2C error on the slow path: recorded for the caller, never raised.
+        self.error = _errno(e)
+        self.errors += 1
+
     def read_bus_mv(self):
         """Last bus conversion in mV (4 mV LSB); -1 on an I2C error (`error` set)."""
         try:
             v = self._read_reg(_REG_BUS)
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return -1
         self.error = 0
         return (v >> 3) * 4
@@ -214,8 +218,7 @@ class INA219:
         try:
             v = self._read_reg(_REG_CURRENT)
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return INVALID
         self.error = 0
         if v & 0x8000:
@@ -227,8 +230,7 @@ class INA219:
         try:
             self._read_reg(_REG_CONFIG)
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return False
         self.error = 0
         return True
@@ -238,8 +240,7 @@ class INA219:
         try:
             self._write_reg(_REG_CONFIG, _RST)
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return False
         self.error = 0
         self.stale = 0
@@ -250,13 +251,12 @@ class INA219:
         try:
             self._write_reg(_REG_CAL, self.cal_value)
             self._write_reg(_REG_CONFIG, self.config_value)
-            ok = self._read_reg(_REG_CAL) == self.cal_value and self._read_reg(_REG_CONFIG) == self.config_value
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return False
-        self.error = 0
-        self.stale = 0
+        ok = self.calibrated()
+        if not self.error:
+            self.stale = 0
         return ok
 
     def calibrated(self):
@@ -264,8 +264,7 @@ class INA219:
         try:
             ok = self._read_reg(_REG_CAL) == self.cal_value and self._read_reg(_REG_CONFIG) == self.config_value
         except OSError as e:
-            self.error = _errno(e)
-            self.errors += 1
+            self._fail(e)
             return False
         self.error = 0
         return ok
