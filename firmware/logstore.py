@@ -102,8 +102,11 @@ L_LOST = const(8)  # a = records or samples lost, b = write errors
 L_RECOVERED = const(9)  # a = session cut by power loss, b = samples on flash
 L_REFUSED = const(10)  # a = blocking code, b = state
 L_SESSION = const(11)  # a = session, b = end reason
+L_HOST = const(12)  # text: what a host tool did (logs acknowledged, firmware deployed)
 LOG_NAMES = ("", "boot", "config", "fault", "selftest", "clock", "firmware", "pruned", "lost",
-             "recovered", "refused", "session")
+             "recovered", "refused", "session", "host")
+# rp2 sets the RTC to 2021-01-01 at every boot; a later year means a host has set it since.
+RTC_SET_YEAR = const(2024)
 
 # Session codes used here (session.py: kept numeric so host tools need not import session)
 _EV_STATE = const(1)
@@ -245,6 +248,7 @@ class Log:
         loss, log the boot. Returns the boot count. Raises OSError only if the log directory
         cannot be written at all (a damaged filesystem: the loop should refuse treatment)."""
         self.version = version
+        self.rtc_valid = self._rtc_set()
         try:
             os.mkdir(self.root)
         except OSError:
@@ -266,6 +270,24 @@ class Log:
         if st[3] not in ("-", "?", version):
             self.text(L_FIRMWARE, "%s -> %s" % (st[3], version))
         self.flush()
+        return self.boot
+
+    def attach(self, version=""):
+        """For a host session at the REPL when main.py is not running: continue the current
+        boot's log (no boot counted, no recovery) so host actions (configuration, clock,
+        firmware) reach the event log with fresh sequence numbers. Returns the boot count."""
+        st = self._read_state()
+        sums, _t = self._sessions()
+        if st is None:
+            st = self._rebuild_state(sums)
+        self.version = version or st[3]
+        self.rtc_valid = self._rtc_set()
+        self.boot = st[0]
+        # A fresh reservation: the running boot may still hold numbers below st[1].
+        self.seq = st[1]
+        self._seq_end = self.seq + SEQ_BLOCK
+        self.session = max(st[2], sums[-1] if sums else 0)
+        self._write_state()
         return self.boot
 
     def _rebuild_state(self, sums):
@@ -604,6 +626,12 @@ class Log:
             self._write_state()
         self.seq = s + 1
         return s
+
+    def _rtc_set(self):
+        try:
+            return time.gmtime(int(self._clock()))[0] >= RTC_SET_YEAR
+        except (OverflowError, ValueError, TypeError):
+            return False
 
     def _flags(self):
         return R.F_RTC if self.rtc_valid else 0

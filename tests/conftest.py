@@ -18,6 +18,16 @@ for p in (str(ROOT), str(ROOT / "host_tools"), str(SIM), str(FIRMWARE), str(SHIM
     if p not in sys.path:
         sys.path.insert(0, p)
 
+# Virtual units started by tests register in a private directory (`ionto devices` in a test
+# never sees a developer's own `ionto sim`), the archive defaults to a scratch file, and a
+# developer's IONTO_PORT never steers a test.
+import tempfile  # noqa: E402
+
+_SCRATCH = tempfile.mkdtemp(prefix="ionto-tests-")
+os.environ["IONTO_SIM_REGISTRY"] = os.path.join(_SCRATCH, "sims")
+os.environ["IONTO_ARCHIVE"] = os.path.join(_SCRATCH, "archive.sqlite")
+os.environ.pop("IONTO_PORT", None)
+
 
 def micropython_exe():
     """The unix-port `micropython` installed beside this interpreter (the project's .venv)."""

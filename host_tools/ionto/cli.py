@@ -1,9 +1,8 @@
 """The `ionto` command: one entry point, a subcommand per tool.
 
-    ionto sim [...]     serve the virtual unit on a pseudo-terminal (ionto.sim)
-
 Each subcommand module provides add_arguments(parser) and run(args) -> exit code. Errors
-are reported on one line, without a traceback.
+are reported on one line, `ionto CMD: error: ...`, without a traceback, with the exit codes
+of ionto/errors.py.
 """
 import argparse
 import sys
@@ -12,6 +11,7 @@ import sys
 COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
+    "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
 }
 
 
@@ -33,14 +33,19 @@ def _module(name):
 
 
 def main(argv=None):
+    from .errors import EXIT_INTERNAL, IontoError
+
     args = build_parser().parse_args(argv)
     try:
         return _module(args._module).run(args) or 0
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # one line for the user, no traceback
-        sys.stderr.write("ionto %s: error: %s\n" % (args.command, e))
-        return 1
+    except IontoError as e:
+        sys.stderr.write("ionto %s: error: %s\n" % (args.command, e.message))
+        return e.code
+    except Exception as e:  # a bug: still one line for the user, no traceback
+        sys.stderr.write("ionto %s: error: %s: %s (please report this)\n" % (args.command, type(e).__name__, e))
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

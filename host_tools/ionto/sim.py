@@ -131,6 +131,12 @@ class Supervisor:
             create_image(self.image)
         elif self.image.stat().st_size != BLOCK_SIZE * BLOCK_COUNT:
             raise SimError("%s is not a %d-byte flash image (use --fresh)" % (self.image, BLOCK_SIZE * BLOCK_COUNT))
+        # The unit's serial number (machine.unique_id, 8 bytes): one per flash image, so a
+        # virtual unit keeps its identity across runs as a board does.
+        sn = st / "serial"
+        if self.fresh or not sn.exists():
+            sn.write_text(os.urandom(8).hex().upper() + "\n")
+        self.serial = sn.read_text().strip()
         self.log = open(st / "unit.log", "ab", buffering=0)
         # FIFOs: opened read-write here so neither end ever blocks on open and a dying unit
         # never gives us EOF.
@@ -162,6 +168,7 @@ class Supervisor:
         self.lsock.bind(str(self.sock_path))
         self.lsock.listen(8)
         self.lsock.setblocking(False)
+        self.registered = register(self.port, st, self.serial)
 
     def _log(self, msg):
         line = "ionto sim: %s\n" % msg
@@ -175,7 +182,7 @@ class Supervisor:
         self._drain_fifos()
         cmd = [micropython_exe(), str(SIM_DIR / "unit.py"), "--flash", str(self.image),
                "--reset-cause", str(cause), "--ctl-in", str(self.fifo_in), "--ctl-out", str(self.fifo_out),
-               "--scenario", self.scenario, "--accel", repr(float(self.accel))]
+               "--scenario", self.scenario, "--accel", repr(float(self.accel)), "--serial", self.serial]
         if self.seed_from:
             cmd += ["--seed-from", str(self.seed_from)]
         if self.flash_worst_case:
@@ -485,12 +492,55 @@ class Supervisor:
             except OSError:
                 pass
         self.lsock.close()
-        for p in (self.sock_path, self.state / "port", self.state / "tty"):
+        for p in (self.sock_path, self.state / "port", self.state / "tty", getattr(self, "registered", None)):
+            if p is None:
+                continue
             try:
                 p.unlink()
             except OSError:
                 pass
         self.log.close()
+
+
+def registry_dir():
+    """Where running virtual units register themselves for `ionto devices` (one JSON file
+    each: port, state_dir, serial, pid). IONTO_SIM_REGISTRY overrides it (tests)."""
+    d = os.environ.get("IONTO_SIM_REGISTRY")
+    return Path(d) if d else Path("/tmp") / ("ionto-sims-%d" % os.getuid())
+
+
+def register(port, state_dir, serial):
+    d = registry_dir()
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        f = d / ("%d.json" % os.getpid())
+        f.write_text(json.dumps({"port": port, "state_dir": str(state_dir), "serial": serial, "pid": os.getpid()}))
+        return f
+    except OSError:
+        return None  # listing is a convenience: a unit without an entry still serves its port
+
+
+def registered():
+    """Live virtual units: [{"port", "state_dir", "serial", "pid"}] (stale entries dropped)."""
+    out = []
+    d = registry_dir()
+    if not d.is_dir():
+        return out
+    for f in sorted(d.glob("*.json")):
+        try:
+            e = json.loads(f.read_text())
+            os.kill(int(e["pid"]), 0)
+        except ProcessLookupError:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if os.path.exists(e.get("port", "")):
+            out.append(e)
+    return out
 
 
 def add_arguments(p):

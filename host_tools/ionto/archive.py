@@ -1,0 +1,102 @@
+"""The host's SQLite archive of unit logs, keyed by unit serial, and the clinic courses.
+
+    db = archive.connect(path)          # creates the schema if needed; rows are sqlite3.Row
+
+`ionto logs pull` fills units/sessions/samples/session_events/events from the unit's flash;
+`ionto course` links archived sessions to a course. A course label is a pseudonymous clinic
+code: no names or other patient data are stored here, and nothing of a course goes to a unit.
+Times: `start_t` and `events.t` are Unix seconds when `rtc_valid`, else seconds since boot.
+"""
+import os
+import sqlite3
+from pathlib import Path
+
+from .errors import EXIT_USAGE, IontoError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS units(
+    serial TEXT PRIMARY KEY, firmware TEXT, first_seen TEXT, last_pull TEXT);
+CREATE TABLE IF NOT EXISTS sessions(
+    serial TEXT NOT NULL, session INTEGER NOT NULL,
+    boot INTEGER, seq INTEGER, rtc_valid INTEGER, start_t INTEGER, firmware TEXT,
+    preset_idx INTEGER, preset_name TEXT, target_ua INTEGER, ceiling_ua INTEGER, duration_s INTEGER,
+    slew_up_ua_s INTEGER, slew_down_ua_s INTEGER, reverse INTEGER, polarity INTEGER, area_cm2 INTEGER,
+    gate_hz INTEGER, gate_duty_pct INTEGER, dose_cap_uas INTEGER, time_source INTEGER,
+    end_reason INTEGER, end_name TEXT, dose_uas INTEGER, treat_s INTEGER, n_samples INTEGER,
+    lost INTEGER, max_actual_ua INTEGER, pauses INTEGER, faults INTEGER, damaged INTEGER DEFAULT 0,
+    complete INTEGER DEFAULT 0, sum_bytes INTEGER DEFAULT 0, trc_bytes INTEGER DEFAULT 0, pulled_at TEXT,
+    PRIMARY KEY(serial, session));
+CREATE TABLE IF NOT EXISTS samples(
+    serial TEXT NOT NULL, session INTEGER NOT NULL, t_s INTEGER NOT NULL,
+    set_ua INTEGER, actual_ua INTEGER, mv INTEGER, load_ohm INTEGER, state INTEGER, polarity INTEGER,
+    PRIMARY KEY(serial, session, t_s));
+CREATE TABLE IF NOT EXISTS session_events(
+    serial TEXT NOT NULL, session INTEGER NOT NULL, t_s INTEGER, code INTEGER, name TEXT, a INTEGER, b INTEGER);
+CREATE INDEX IF NOT EXISTS session_events_by_session ON session_events(serial, session);
+CREATE TABLE IF NOT EXISTS events(
+    serial TEXT NOT NULL, seq INTEGER NOT NULL, boot INTEGER, rtc_valid INTEGER, t INTEGER,
+    code INTEGER, name TEXT, a INTEGER, b INTEGER, text TEXT,
+    PRIMARY KEY(serial, seq));
+CREATE TABLE IF NOT EXISTS courses(
+    id INTEGER PRIMARY KEY, label TEXT UNIQUE NOT NULL, site TEXT, start_date TEXT, created TEXT,
+    checklist_json TEXT, notes TEXT);
+CREATE TABLE IF NOT EXISTS course_sessions(
+    course_id INTEGER NOT NULL REFERENCES courses(id), serial TEXT NOT NULL, session INTEGER NOT NULL,
+    PRIMARY KEY(serial, session));
+"""
+
+
+def default_path():
+    env = os.environ.get("IONTO_ARCHIVE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ionto" / "archive.sqlite"
+
+
+def connect(path=None):
+    """Open (creating if needed) the archive at path -> sqlite3.Connection (rows: sqlite3.Row)."""
+    path = Path(path) if path else default_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path))
+        db.row_factory = sqlite3.Row
+        db.executescript(SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.commit()
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise IontoError(EXIT_USAGE, "the archive %s was written by a newer ionto (schema %s): upgrade ionto"
+                             % (path, row[0]))
+    except sqlite3.DatabaseError as e:
+        raise IontoError(EXIT_USAGE, "%s is not a usable ionto archive (%s): name another with --archive" % (path, e))
+    except OSError as e:
+        raise IontoError(EXIT_USAGE, "cannot open the archive %s: %s" % (path, e.strerror or e))
+    return db
+
+
+def table(rows, headers):
+    """Plain aligned text for a list of row tuples (numbers right-aligned)."""
+    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, v in enumerate(r):
+            widths[i] = max(widths[i], len(v))
+    numeric = [all(_num(r[i]) for r in rows if r[i] != "") and rows for i in range(len(headers))]
+    out = ["  ".join(h.ljust(w) if not numeric[i] else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    out.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        out.append("  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    return "\n".join(line.rstrip() for line in out)
+
+
+def _num(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
