@@ -88,7 +88,7 @@ def test_bench_refuses_while_a_treatment_runs(vu, capsys):
         rc, out, err = bench(capsys, "--port", vu.port)
         assert rc == bench_cmd.EXIT_REFUSED
         assert out == ""
-        assert len(err.strip().splitlines()) == 1 and "treating" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and "treatment is running" in err and "Traceback" not in err
         # Not interrupted: main.py still runs the treatment with current flowing.
         wait_for(c, "app.ticks > %d" % (ticks + 50), timeout=30)
         assert c.eval("app.s.state") in (3, 4)
