@@ -12,6 +12,7 @@ COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
     "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
+    "config": ("ionto.config_cmd", "show, get, set, push, pull or validate a unit's configuration"),
 }
 
 
