@@ -1,0 +1,124 @@
+"""`ionto report LABEL [--format text|json|csv]`: a course's adherence and progress.
+
+Adherence: each scheduled day (1, 2, 4, 7, 10, 15, 22) done, late (and by how many days),
+missed or still due; visits outside the schedule (extra, or maintenance after day 22); sessions
+whose date is unknown (the unit's clock was not set). Progress per session: current reached
+against the target, dose (mA.min), treatment time, pauses, faults (by name) and why it ended,
+all from the archive (`ionto logs pull` fills it, `ionto course link` ties sessions to a course).
+"""
+import csv
+import io
+import json
+
+from . import archive, course
+from .archive import table
+
+CSV_COLUMNS = ("course", "day", "week", "scheduled", "status", "late_days", "session", "date", "time", "preset",
+               "target_ma", "reached_ma", "dose_mamin", "treat_min", "pauses", "faults", "fault_names", "end",
+               "complete", "damaged")
+
+
+def add_arguments(p):
+    p.add_argument("label", metavar="LABEL", help="the course's clinic code")
+    p.add_argument("--format", default="text", choices=("text", "json", "csv"))
+    p.add_argument("--today", metavar="DATE", help="judge missed/due as of this date (default: today)")
+    p.add_argument("--archive", metavar="PATH", help="the archive (default: $IONTO_ARCHIVE, else "
+                   "~/.local/share/ionto/archive.sqlite)")
+
+
+def run(args):
+    today = course.parse_date(args.today, "--today date") if args.today else None
+    db = archive.connect(args.archive)
+    try:
+        rep = course.report(db, args.label, today)
+    finally:
+        db.close()
+    if args.format == "json":
+        print(json.dumps(rep, indent=1, sort_keys=True))
+    elif args.format == "csv":
+        print(csv_text(rep), end="")
+    else:
+        print(text(rep))
+    return 0
+
+
+def rows(rep):
+    """CSV rows: one per (scheduled day or outside visit, session); a missed day has no session."""
+    by_ref = {p["session"]: p for p in rep["sessions"]}
+    label = rep["course"]["label"]
+    out = []
+
+    def emit(base, refs):
+        for r in refs or [None]:
+            d = dict(base, course=label)
+            if r is not None:
+                p = by_ref[r]
+                d.update({k: p[k] for k in CSV_COLUMNS if k in p})
+                d["fault_names"] = " ".join(p["fault_names"])
+            out.append(d)
+
+    a = rep["adherence"]
+    for e in a["days"]:
+        emit({"day": e["day"], "week": e["week"], "scheduled": e["date"], "status": e["status"],
+              "late_days": e["late_days"]}, e["sessions"])
+    for o in a["outside"]:
+        emit({"status": o["kind"]}, o["sessions"])
+    for r in a["undated"]:
+        emit({"status": "date unknown"}, [r])
+    return out
+
+
+def csv_text(rep):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows(rep):
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def text(rep):
+    c = rep["course"]
+    a = rep["adherence"]
+    s = a["summary"]
+    out = ["course %s: %s, started %s" % (c["label"], c["site"], c["start_date"])]
+    if c["contraindications"]:
+        out.append("enrolled despite %s (reason: %s)" % (", ".join(c["contraindications"]), c["override_reason"]))
+    out.append("adherence: %d of %d scheduled days done on the day, %d late, %d missed, %d still due; "
+               "%d extra visit%s, %d maintenance%s"
+               % (s["done"], s["scheduled"], s["late"], s["missed"], s["due"], s["extra"],
+                  "" if s["extra"] == 1 else "s", s["maintenance"],
+                  "; %d session%s with no date (unit clock not set: `ionto clock sync`)"
+                  % (s["undated"], "" if s["undated"] == 1 else "s") if s["undated"] else ""))
+    out.append("")
+    drows = []
+    for e in a["days"]:
+        st = e["status"] + (" +%dd" % e["late_days"] if e["status"] == "late" else "")
+        drows.append((e["day"], e["weekday"], e["date"], st, " ".join(e["sessions"])))
+    for o in a["outside"]:
+        drows.append(("", o["weekday"], o["date"], o["kind"], " ".join(o["sessions"])))
+    for r in a["undated"]:
+        drows.append(("", "", "?", "date unknown", r))
+    out.append(table(drows, ("day", "wd", "date", "status", "sessions")))
+    out.append("")
+    if not rep["sessions"]:
+        out.append("no sessions linked: `ionto course link %s SERIAL:SESSION ...`" % c["label"])
+        return "\n".join(out)
+    prow = []
+    for p in rep["sessions"]:
+        faults = "%s%s" % (_n(p["faults"]), " (%s)" % ", ".join(p["fault_names"]) if p["fault_names"] else "")
+        prow.append((p["session"], p["date"] or "?", p["preset"] or "", _f(p["target_ma"]), _f(p["reached_ma"]),
+                     _f(p["dose_mamin"]), _f(p["treat_min"]), _n(p["pauses"]), faults,
+                     p["end"] + ("" if p["complete"] else " (incomplete)") + (" (damaged)" if p["damaged"] else "")))
+    out.append(table(prow, ("session", "date", "preset", "target mA", "reached mA", "dose mA.min", "min", "pauses",
+                            "faults", "end")))
+    return "\n".join(out)
+
+
+def _f(v):
+    return "" if v is None else "%.1f" % v
+
+
+def _n(v):
+    return "" if v is None else str(v)
+
