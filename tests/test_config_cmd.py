@@ -300,3 +300,49 @@ def test_set_and_get(vu, capsys):
     assert rc == EXIT_USAGE and "--yes" in err
     assert "presets[0].step_ua" in out  # the diff was still shown
     assert pull(capsys, vu) == cur
+
+
+def test_asks_on_a_terminal(vu, capsys, monkeypatch):
+    cur = pull(capsys, vu)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or "n")
+    ready(vu.ctl)
+    rc, out, err = ionto(capsys, "config", "set", "presets[0].step_ua", "1000", "--port", vu.port)
+    assert rc == 0, err
+    assert asked and "apply to the unit" in asked[0]
+    assert "not applied: nothing written" in out
+    assert pull(capsys, vu) == cur
+    monkeypatch.setattr("builtins.input", lambda q: "y")
+    ready(vu.ctl)
+    rc, out, err = ionto(capsys, "config", "set", "presets[0].step_ua", "1000", "--port", vu.port)
+    assert rc == 0 and "saved on the unit" in out
+    assert config_cmd.get_value(pull(capsys, vu), "presets[0].step_ua") == 1000
+
+
+def test_damaged_config_json_shows_the_previous_one_and_a_push_repairs_it(vu, tmp_path, capsys):
+    for step in (700, 800):  # two saves: config.bak holds the first
+        ready(vu.ctl)
+        assert ionto(capsys, "config", "set", "presets[1].step_ua", str(step), "-y", "--port", vu.port)[0] == 0
+    cur = pull(capsys, vu)
+    ready(vu.ctl)
+    with Link.open(vu.port) as u:
+        names = {n for n, _s, _d in u.listdir("/")}
+        assert "config.bak" in names
+        bak, _e = cfgstore.decode(u.read_file("/config.bak"))
+        u.write_file("/config.json", b'{"schema": 1, "presets": [')  # torn by hand
+    ready(vu.ctl)
+    rc, out, err = ionto(capsys, "config", "show", "--port", vu.port)
+    assert rc == 0, err
+    assert "config.bak: the PREVIOUS configuration" in out and "unit says:" in out
+    assert bak["presets"][1]["step_ua"] == 700 and cur["presets"][1]["step_ua"] == 800
+    assert pull(capsys, vu) == bak
+    # Pushing the previous one again changes no value but repairs config.json.
+    p = write(tmp_path, "bak.json", bak)
+    ready(vu.ctl)
+    rc, out, err = ionto(capsys, "config", "push", p, "--yes", "--port", vu.port)
+    assert rc == 0, err
+    assert "runs on config.bak" in out and "saved on the unit" in out
+    ready(vu.ctl)
+    rc, out, err = ionto(capsys, "config", "show", "--port", vu.port)
+    assert "configuration from config.json" in out
