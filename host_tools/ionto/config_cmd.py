@@ -41,11 +41,17 @@ def firmware(name):
     """Import a firmware module (config, cfgstore, records, logstore, limits) from firmware/.
     They import each other by plain name, as on the unit, so firmware/ goes on sys.path."""
     d = str(FIRMWARE)
-    if d not in sys.path:
+    added = d not in sys.path
+    if added:
         sys.path.insert(0, d)
     import importlib
 
-    mod = importlib.import_module(name)
+    try:
+        mod = importlib.import_module(name)
+    finally:
+        # Their imports are done (at module level): do not shadow other packages afterwards.
+        if added and d in sys.path:
+            sys.path.remove(d)
     where = Path(getattr(mod, "__file__", "") or "").resolve().parent
     if where != FIRMWARE:
         raise IontoError(EXIT_INTERNAL, "module %r comes from %s, not the firmware (%s): another package "
@@ -200,7 +206,13 @@ def set_value(cfg, key, value):
 
 
 def show_value(v):
-    return v if isinstance(v, str) else json.dumps(canonical(v) if isinstance(v, dict) else v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        v = canonical({"presets": v})["presets"]
+    elif isinstance(v, dict):
+        v = canonical({"presets": [v]})["presets"][0] if "name" in v else canonical(v)
+    return json.dumps(v)
 
 
 # --- diff ----------------------------------------------------------------------------------
