@@ -140,7 +140,7 @@ def clock_set(unix_s):
     # rp2 RTC tuple: (year, month, day, weekday, hours, minutes, seconds, subseconds)
     machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
     lg = _the_log()
-    lg.set_clock(int(unix_s))
+    lg.set_clock(int(unix_s), int(old))
     lg.flush()
     _out({"old": old, "new": time.time()})
 

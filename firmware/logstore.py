@@ -466,9 +466,11 @@ class Log:
         """cfgstore.save(cfg, on_change=log.config_event): one event per changed value."""
         self.text(L_CONFIG, "%s %s -> %s" % (path, old, new))
 
-    def set_clock(self, unix_s):
-        """The host set the RTC: from now on records carry RTC time and the RTC-valid flag."""
-        old = self._now()
+    def set_clock(self, unix_s, old=None):
+        """The host set the RTC: from now on records carry RTC time and the RTC-valid flag.
+        old: the time before the change (read it before setting the RTC)."""
+        if old is None:
+            old = self._now()
         self.rtc_valid = True
         self.event(L_CLOCK, old, unix_s)
 

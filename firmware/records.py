@@ -8,7 +8,8 @@ Frame (little-endian)::
 
 Every payload starts with the common prefix (PREFIX, 13 bytes): seq u32 (monotonic across
 boots), boot u32 (boot count), flags u8 (F_RTC: the time field is RTC time set by the host;
-otherwise it is seconds since boot), time u32.
+otherwise it is the unset RTC, which rp2 starts at 2021-01-01 00:00 at every power-on or
+reset: time - RTC_POWER_ON is then seconds since that reset), time u32.
 
 Writing, without allocating::
 
@@ -48,7 +49,8 @@ T_EVENT = const(5)  # event log: code, a, b
 T_TEXT = const(6)  # event log: code + short text (boot cause, config change old -> new)
 TYPE_NAMES = ("", "summary", "samples", "sev", "end", "event", "text")
 
-F_RTC = const(1)  # time is RTC (host-set) seconds since 1970; else seconds since boot
+F_RTC = const(1)  # time is RTC (host-set) seconds since 1970; else RTC_POWER_ON + s since reset
+RTC_POWER_ON = const(1609459200)  # 2021-01-01 00:00 UTC: where rp2 starts the RTC at reset
 
 PREFIX = "<IIBI"  # seq, boot, flags, time
 PREFIX_LEN = const(13)

@@ -5,7 +5,9 @@
 `ionto logs pull` fills units/sessions/samples/session_events/events from the unit's flash;
 `ionto course` links archived sessions to a course. A course label is a pseudonymous clinic
 code: no names or other patient data are stored here, and nothing of a course goes to a unit.
-Times: `start_t` and `events.t` are Unix seconds when `rtc_valid`, else seconds since boot.
+Times: `start_t` and `events.t` are Unix seconds when `rtc_valid`; else the unit's unset RTC,
+which starts at 2021-01-01 (records.RTC_POWER_ON) at each reset: subtract it for seconds since
+that reset.
 """
 import os
 import sqlite3

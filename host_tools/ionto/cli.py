@@ -13,6 +13,8 @@ COMMANDS = {
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
     "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
     "config": ("ionto.config_cmd", "show, get, set, push, pull or validate a unit's configuration"),
+    "status": ("ionto.status_cmd", "firmware, state, configuration, storage, faults and clock of a unit"),
+    "clock": ("ionto.clock_cmd", "set the unit's clock from this computer (clock sync)"),
 }
 
 
