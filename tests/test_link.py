@@ -97,6 +97,7 @@ def test_clock_set_is_logged_and_marks_the_rtc_valid(vu):
     recs = records.read(ev)
     clock = [r for r in recs if r["type"] == "event" and r["code"] == 5]
     assert clock and clock[-1]["b"] == 1_800_000_000
+    assert 1_609_459_200 <= clock[-1]["a"] < 1_700_000_000  # the old (unset, 2021) time, not the new
     assert recs[-1]["rtc_valid"]
 
 
