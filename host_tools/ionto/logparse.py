@@ -13,12 +13,8 @@ limits.FAULTS and logstore.LOG_NAMES.
     s = parse_session(3, sum_bytes, trc_bytes)   # -> Parsed: .row, .samples, .events, .damage
     evs, dmg = parse_events(events_log_bytes)
 """
-import importlib
 import sys
 import types
-from pathlib import Path
-
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 # rp2 sets its RTC to 2021-01-01 00:00 UTC at every boot. A record without the RTC-valid flag
 # carries that clock, so its time minus this is seconds since boot.
@@ -30,19 +26,18 @@ _NO_MV = 0xFFFF
 
 
 def firmware(name):
-    """A firmware module (records, session, limits, logstore) imported from firmware/, which
-    goes on sys.path because the modules import each other by plain name, as on the unit.
-    Without the test shims, a stand-in `micropython` (const only) lets them import on CPython."""
-    d = str(FIRMWARE)
-    if d not in sys.path:
-        sys.path.append(d)
+    """A firmware module (records, session, limits, logstore) imported from firmware/ by the one
+    loader (config_cmd.firmware). session.py needs `micropython.const`: without the test shims a
+    stand-in module (const only) lets it import on CPython."""
     try:
         import micropython  # noqa: F401
     except ImportError:
         shim = types.ModuleType("micropython")
         shim.const = lambda x: x
         sys.modules["micropython"] = shim
-    return importlib.import_module(name)
+    from .config_cmd import firmware as load
+
+    return load(name)
 
 
 R = firmware("records")

@@ -1,0 +1,78 @@
+"""One archived session as a PNG (matplotlib, Agg: no display needed): set and actual current,
+electrode voltage and load over the session's seconds, with pauses shaded and faults and
+polarity changes marked on every panel.
+
+    plot_session("s3.png", samples, events, "unit X session 3")
+    # samples: (t_s, set_ua, actual_ua, mv, load_ohm, state, polarity), events: (t_s, code, name, a, b)
+"""
+WIDTH_PX = 1200
+HEIGHT_PX = 900
+DPI = 100
+
+
+def _spans(ts, flags):
+    """Contiguous runs of seconds where flags is true -> [(start, end)] (end exclusive)."""
+    out = []
+    start = None
+    prev = None
+    for t, f in zip(ts, flags):
+        if f and start is None:
+            start = t
+        elif start is not None and (not f or t != prev + 1):
+            out.append((start, prev + 1))
+            start = t if f else None
+        prev = t
+    if start is not None:
+        out.append((start, prev + 1))
+    return out
+
+
+def plot_session(path, samples, events, title=""):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .logparse import event_words, fault_words, firmware
+
+    S = firmware("session")
+    ts = [s[0] for s in samples]
+    fig, (a1, a2, a3) = plt.subplots(3, 1, sharex=True, figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+    try:
+        a1.plot(ts, [s[1] / 1000.0 for s in samples], label="set", color="tab:blue", drawstyle="steps-post")
+        a1.plot(ts, [s[2] / 1000.0 for s in samples], label="actual", color="tab:orange")
+        a1.set_ylabel("current (mA)")
+        a2.plot(ts, [None if s[3] is None else s[3] / 1000.0 for s in samples], color="tab:green")
+        a2.set_ylabel("electrode voltage (V)")
+        a3.plot(ts, [None if s[4] is None else s[4] / 1000.0 for s in samples], color="tab:purple")
+        a3.set_ylabel("load (kOhm)")
+        a3.set_xlabel("session time (s)")
+        paused = _spans(ts, [s[5] == S.PAUSED for s in samples])
+        for ax in (a1, a2, a3):
+            for i, (t0, t1) in enumerate(paused):
+                ax.axvspan(t0, t1, color="0.85", label="paused" if (ax is a1 and i == 0) else None)
+            ax.grid(True, alpha=0.3)
+        # Polarity changes: from the events, else from the samples' polarity bit.
+        rev = [e[0] for e in events if e[1] == S.EV_REVERSE]
+        if not rev:
+            rev = [samples[i][0] for i in range(1, len(samples)) if samples[i][6] != samples[i - 1][6]]
+        for j, t in enumerate(rev):
+            for ax in (a1, a2, a3):
+                ax.axvline(t, color="tab:cyan", linestyle="--", label="polarity change" if (ax is a1 and j == 0) else None)
+        faults = [e for e in events if e[1] == S.EV_FAULT]
+        for j, e in enumerate(faults):
+            for ax in (a1, a2, a3):
+                ax.axvline(e[0], color="red", linewidth=1.5, label="fault" if (ax is a1 and j == 0) else None)
+            a1.annotate(fault_words(e[3])[0], (e[0], 1.0), xycoords=("data", "axes fraction"), color="red",
+                        rotation=90, va="top", ha="right", fontsize=8)
+        for e in events:
+            if e[1] == S.EV_END:
+                a1.set_title((title + "\n" if title else "") + event_words(e[1], e[3], e[4]), fontsize=10)
+                break
+        else:
+            a1.set_title(title, fontsize=10)
+        a1.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)

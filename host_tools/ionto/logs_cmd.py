@@ -1,0 +1,459 @@
+"""`ionto logs pull | list | show | export | plot`: the unit's session logs into the host's
+SQLite archive (archive.py), and out of it as tables, words, CSV/JSON and plots.
+
+pull: incremental and verified. The unit lists /log (hostcmd.ls); a session is fetched only
+when its summary or trace size differs from what the archive holds, the event log's records
+are added by sequence number. Every file comes over link.read_file (bulk, CRC32 of the whole
+transfer) and every record is checked by firmware/records.py (logparse): damaged records are
+counted and reported, the good ones archived, and the pull ends with EXIT_DAMAGED (9). The unit
+is then told (hostcmd.ack) the highest session that is archived and complete (has its end
+record) with every session below it on the unit archived and complete too, so its traces may
+be pruned first. A unit mid-treatment is refused before anything is sent (link.enter).
+
+Times: a session's start is Unix time when the unit's RTC had been set by a host, else
+"boot N +S s" (seconds since that boot).
+"""
+import csv
+import datetime
+import io
+import json
+import os
+import sys
+
+from .errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
+
+LOG_DIR = "/log"
+
+SESSION_COLUMNS = (
+    "serial", "session", "boot", "seq", "rtc_valid", "start_t", "firmware", "preset_idx", "preset_name",
+    "target_ua", "ceiling_ua", "duration_s", "slew_up_ua_s", "slew_down_ua_s", "reverse", "polarity", "area_cm2",
+    "gate_hz", "gate_duty_pct", "dose_cap_uas", "time_source", "end_reason", "end_name", "dose_uas", "treat_s",
+    "n_samples", "lost", "max_actual_ua", "pauses", "faults", "damaged", "complete", "sum_bytes", "trc_bytes",
+    "pulled_at")
+SAMPLE_COLUMNS = ("serial", "session", "t_s", "set_ua", "actual_ua", "mv", "load_ohm", "state", "state_name",
+                  "polarity")
+# Columns a trace gives: kept from the archive when the unit has since pruned the trace.
+_TRACE_FIELDS = ("n_samples", "max_actual_ua", "pauses", "faults")
+
+
+def add_arguments(p):
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+
+    def archive_arg(sp):
+        sp.add_argument("--archive", metavar="DB", help="the SQLite archive (default: $IONTO_ARCHIVE, else "
+                        "~/.local/share/ionto/archive.sqlite)")
+
+    sp = sub.add_parser("pull", help="copy new and grown logs from the unit into the archive (verified) and "
+                        "acknowledge archived sessions to the unit")
+    sp.add_argument("--port", help="the unit's serial port (default: $IONTO_PORT, else the only unit found)")
+    archive_arg(sp)
+
+    sp = sub.add_parser("list", help="the archived sessions as a table")
+    sp.add_argument("--serial", help="only this unit's sessions")
+    archive_arg(sp)
+
+    sp = sub.add_parser("show", help="one session: summary, settings and events in words")
+    sp.add_argument("session", type=int)
+    sp.add_argument("--serial", help="the unit (needed when several units have this session number)")
+    archive_arg(sp)
+
+    sp = sub.add_parser("export", help="sessions with their samples and events as CSV (samples) or JSON")
+    sp.add_argument("session", type=int, nargs="?")
+    sp.add_argument("--all", action="store_true", help="every archived session (of --serial, if given)")
+    sp.add_argument("--format", choices=("csv", "json"), default="csv")
+    sp.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+    sp.add_argument("--serial", help="the unit")
+    archive_arg(sp)
+
+    sp = sub.add_parser("plot", help="a PNG of set and actual current, electrode voltage and load over time")
+    sp.add_argument("session", type=int)
+    sp.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    sp.add_argument("--serial", help="the unit")
+    archive_arg(sp)
+
+
+def run(args):
+    return {"pull": pull, "list": list_, "show": show, "export": export, "plot": plot}[args.action](args)
+
+
+# --- pull ----------------------------------------------------------------------------------
+def _now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _session_files(listing):
+    """hostcmd.ls entries -> {n: {"sum": size, "trc": size}} and {name: size} of the rest."""
+    sess = {}
+    other = {}
+    for name, size, is_dir in listing:
+        if is_dir:
+            continue
+        if len(name) == 11 and name[0] == "s" and name[1:7].isdigit() and name[7:] in (".sum", ".trc"):
+            sess.setdefault(int(name[1:7]), {})[name[8:]] = size
+        else:
+            other[name] = size
+    return sess, other
+
+
+def plan(db, serial, sess):
+    """Which sessions to fetch: [(n, fetch_sum, fetch_trc)] for those whose summary or trace
+    size on the unit differs from the archive's (a trace the unit no longer has is kept)."""
+    have = {r["session"]: r for r in db.execute(
+        "SELECT session, sum_bytes, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
+    out = []
+    for n in sorted(sess):
+        f = sess[n]
+        if "sum" not in f:
+            continue  # a trace without its summary: the unit is mid-prune or the summary was lost
+        old = have.get(n)
+        s_new = old is None or old["sum_bytes"] != f["sum"]
+        t_new = "trc" in f and (old is None or old["trc_bytes"] != f["trc"])
+        if s_new or t_new:
+            # Both files together: the session's row is derived from both.
+            out.append((n, True, "trc" in f))
+    return out
+
+
+def store_session(db, serial, n, parsed, sum_bytes, trc_bytes, pulled_at):
+    """Write one parsed session into the archive. trc_bytes None: the unit has no trace now;
+    an archived one (and its samples) is kept. Returns 'new' | 'updated' | 'kept'."""
+    old = db.execute("SELECT * FROM sessions WHERE serial = ? AND session = ?", (serial, n)).fetchone()
+    row = dict(parsed.row)
+    if old is not None and old["seq"] is not None and row.get("seq") is not None and \
+            (old["boot"], old["seq"]) != (row["boot"], row["seq"]):
+        # Same number, different session: the unit's log was reset. Never overwrite the archive.
+        return "kept"
+    if old is not None and row.get("seq") is None:
+        # The summary is unreadable now but was archived before: keep what was archived.
+        for k in SESSION_COLUMNS[2:21]:
+            row[k] = old[k]
+    if trc_bytes is None and old is not None and old["trc_bytes"]:
+        for k in _TRACE_FIELDS:
+            row[k] = old[k]
+        trc_bytes = old["trc_bytes"]
+        keep_trace = True
+    else:
+        keep_trace = False
+    row.update(serial=serial, sum_bytes=sum_bytes, trc_bytes=trc_bytes or 0, pulled_at=pulled_at)
+    cols = [c for c in SESSION_COLUMNS if c in row]
+    db.execute("INSERT OR REPLACE INTO sessions(%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
+               [row[c] for c in cols])
+    if not keep_trace:
+        db.execute("DELETE FROM samples WHERE serial = ? AND session = ?", (serial, n))
+        db.execute("DELETE FROM session_events WHERE serial = ? AND session = ?", (serial, n))
+        db.executemany("INSERT OR REPLACE INTO samples(serial, session, t_s, set_ua, actual_ua, mv, load_ohm, state, "
+                       "polarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial, n) + s for s in parsed.samples])
+        db.executemany("INSERT INTO session_events(serial, session, t_s, code, name, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(serial, n) + e for e in parsed.events])
+    return "new" if old is None else "updated"
+
+
+def store_events(db, serial, rows):
+    """Event-log rows not yet archived (by sequence number) -> how many were added."""
+    before = db.total_changes
+    db.executemany("INSERT OR IGNORE INTO events(serial, seq, boot, rtc_valid, t, code, name, a, b, text) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial,) + tuple(r) for r in rows])
+    return db.total_changes - before
+
+
+def ack_point(db, serial, sess):
+    """The highest session the unit may count as archived: every session the unit still has up to
+    it is archived, complete, and its trace (if the unit has one) archived at the unit's size."""
+    arch = {r["session"]: r for r in db.execute(
+        "SELECT session, complete, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
+    ack = 0
+    for n in sorted(sess):
+        r = arch.get(n)
+        f = sess[n]
+        if "sum" not in f:
+            continue
+        if r is None or not r["complete"] or ("trc" in f and r["trc_bytes"] != f["trc"]):
+            break
+        ack = n
+    return ack
+
+
+def pull(args):
+    from . import archive, link, logparse
+
+    db = archive.connect(args.archive)  # a bad archive is reported before the unit is touched
+    pulled_at = _now_iso()
+    damage = []
+    counts = {"new": 0, "updated": 0, "kept": 0, "samples": 0, "events": 0}
+    acked = None
+    with link.Link.open(args.port) as u:
+        u.enter()
+        info = u.hostcmd("info")
+        serial = info.get("serial")
+        if not serial:
+            raise IontoError(EXIT_UNIT, "the unit did not give its serial number: update its firmware (`ionto flash`)")
+        unit_acked = (info.get("log") or {}).get("acked") or 0
+        listing = u.hostcmd("ls", LOG_DIR)
+        sess, other = _session_files(listing)
+        todo = plan(db, serial, sess)
+        ev_files = [nm for nm in ("events.old", "events.log") if nm in other]
+        total = sum(sess[n]["sum"] + sess[n].get("trc", 0) for n, _s, _t in todo) + sum(other[nm] for nm in ev_files)
+        prog = link.Progress(total, "pulling logs")
+        base = [0]
+
+        def fetch(name):
+            data = u.read_file("%s/%s" % (LOG_DIR, name), progress=lambda k: prog(base[0] + k))
+            base[0] += len(data)
+            prog(base[0])
+            return data
+
+        try:
+            db.execute("INSERT OR IGNORE INTO units(serial, firmware, first_seen) VALUES (?, ?, ?)",
+                       (serial, info.get("version"), pulled_at))
+            for n, _fs, ft in todo:
+                sname, tname = "s%06d.sum" % n, "s%06d.trc" % n
+                sdata = fetch(sname)
+                tdata = fetch(tname) if ft else None
+                p = logparse.parse_session(n, sdata, tdata)
+                damage += p.damage
+                what = store_session(db, serial, n, p, len(sdata), None if tdata is None else len(tdata), pulled_at)
+                counts[what] += 1
+                if what != "kept":
+                    counts["samples"] += len(p.samples) if tdata is not None else 0
+                else:
+                    print("warning: session %d on the unit is not the archived session %d (was the unit's log "
+                          "reset?): the archived one is kept" % (n, n))
+                db.commit()
+            # The event log: events.log always (each pull adds at least the unit's boot record);
+            # events.old only if records may be missing between it and what is archived.
+            last = db.execute("SELECT MAX(seq) FROM events WHERE serial = ?", (serial,)).fetchone()[0]
+            rows = []
+            if "events.log" in ev_files:
+                rows, d = logparse.parse_events(fetch("events.log"), "events.log")
+                if d.count:
+                    damage.append(d)
+            if "events.old" in ev_files and (last is None or not rows or rows[0][0] > last):
+                old_rows, d = logparse.parse_events(fetch("events.old"), "events.old")
+                if d.count:
+                    damage.append(d)
+                rows = old_rows + rows
+            counts["events"] = store_events(db, serial, rows)
+            db.execute("UPDATE units SET firmware = ?, last_pull = ? WHERE serial = ?",
+                       (info.get("version"), pulled_at, serial))
+            db.commit()
+        finally:
+            prog.close()
+        ack = ack_point(db, serial, sess)
+        if ack > unit_acked:
+            got = u.hostcmd("ack", ack)
+            acked = got.get("acked") if isinstance(got, dict) else None
+            if acked != ack:
+                raise IontoError(EXIT_UNIT, "the unit did not record the acknowledgement of sessions up to %d "
+                                 "(it says %r): pull again" % (ack, acked))
+    nd = sum(d.count for d in damage)
+    print("unit %s (firmware %s): %d session%s new, %d updated, %d samples, %d event%s, %d damaged record%s"
+          % (serial, info.get("version", "?"), counts["new"], "" if counts["new"] == 1 else "s", counts["updated"],
+             counts["samples"], counts["events"], "" if counts["events"] == 1 else "s", nd, "" if nd == 1 else "s"))
+    if acked is not None:
+        print("acknowledged sessions up to %d to the unit (their traces may be pruned there)" % acked)
+    for d in damage:
+        print("damaged: " + d.words())
+    if nd:
+        raise IontoError(EXIT_DAMAGED, "%d damaged record%s in %d file%s (listed above): the good records are "
+                         "archived; the damaged ones are lost on the unit's flash"
+                         % (nd, "" if nd == 1 else "s", len(damage), "" if len(damage) == 1 else "s"))
+    return 0
+
+
+# --- reading the archive -------------------------------------------------------------------------
+def _open_archive(path):
+    from . import archive
+
+    p = archive.default_path() if not path else path
+    if not os.path.exists(str(p)):
+        raise IontoError(EXIT_NOT_FOUND, "no archive at %s: run `ionto logs pull` first (or name it with --archive)" % p)
+    return archive.connect(p)
+
+
+def find_session(db, n, serial=None):
+    """The sessions row for session n (of serial) -> Row; EXIT_NOT_FOUND / EXIT_AMBIGUOUS in words."""
+    if serial:
+        rows = db.execute("SELECT * FROM sessions WHERE session = ? AND serial = ?", (n, serial)).fetchall()
+    else:
+        rows = db.execute("SELECT * FROM sessions WHERE session = ? ORDER BY serial", (n,)).fetchall()
+    if not rows:
+        where = " of unit %s" % serial if serial else ""
+        raise IontoError(EXIT_NOT_FOUND, "no session %d%s in the archive: `ionto logs list` shows what is there" % (n, where))
+    if len(rows) > 1:
+        raise IontoError(EXIT_AMBIGUOUS, "session %d exists for %d units (%s): choose one with --serial"
+                         % (n, len(rows), ", ".join(r["serial"] for r in rows)))
+    return rows[0]
+
+
+def start_words(row):
+    if row["start_t"] is None:
+        return "?"
+    if row["rtc_valid"]:
+        return datetime.datetime.fromtimestamp(row["start_t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "boot %s +%ds" % (row["boot"], row["start_t"])
+
+
+def _mmss(s):
+    return "" if s is None else "%d:%02d" % (s // 60, s % 60)
+
+
+def _ma(ua):
+    return "" if ua is None else "%.1f" % (ua / 1000.0)
+
+
+def _dose(uas):
+    from . import logparse
+
+    return "" if uas is None else "%.2f" % logparse.mamin(uas)
+
+
+def list_(args):
+    db = _open_archive(args.archive)
+    q = "SELECT * FROM sessions"
+    params = ()
+    if args.serial:
+        q += " WHERE serial = ?"
+        params = (args.serial,)
+        if db.execute("SELECT 1 FROM sessions WHERE serial = ? LIMIT 1", params).fetchone() is None:
+            raise IontoError(EXIT_NOT_FOUND, "no sessions of unit %s in the archive" % args.serial)
+    rows = db.execute(q + " ORDER BY serial, session", params).fetchall()
+    if not rows:
+        print("no sessions archived: run `ionto logs pull` with the unit connected")
+        return 0
+    from .archive import table
+
+    out = []
+    for r in rows:
+        end = r["end_name"] if r["end_name"] is not None else "(not ended)"
+        if r["damaged"]:
+            end += " [%d damaged]" % r["damaged"]
+        out.append((r["serial"], r["session"], start_words(r), r["preset_name"], _ma(r["target_ua"]),
+                    _ma(r["max_actual_ua"]), _mmss(r["treat_s"]), _dose(r["dose_uas"]), end, r["pauses"],
+                    r["faults"]))
+    print(table(out, ("serial", "session", "start", "preset", "target mA", "max mA", "treat", "dose mA.min", "end",
+                      "pauses", "faults")))
+    return 0
+
+
+def show(args):
+    from . import logparse
+
+    db = _open_archive(args.archive)
+    r = find_session(db, args.session, args.serial)
+    lines = ["session %d of unit %s" % (r["session"], r["serial"])]
+
+    def kv(k, v):
+        lines.append("  %-14s %s" % (k, v))
+
+    kv("started", start_words(r))
+    kv("firmware", r["firmware"] or "?")
+    kv("preset", "%s (%s)" % (r["preset_name"], r["preset_idx"]))
+    if r["target_ua"] is not None:
+        kv("target", "%s mA (ceiling %s mA)" % (_ma(r["target_ua"]), _ma(r["ceiling_ua"])))
+        kv("duration", _mmss(r["duration_s"]))
+        kv("ramp", "up %s uA/s, down %s uA/s" % (r["slew_up_ua_s"], r["slew_down_ua_s"]))
+        kv("polarity", "%s%s" % (r["polarity"], ", reversed at half time" if r["reverse"] else ""))
+        kv("electrodes", "%s cm2" % r["area_cm2"])
+        kv("pulsed", "%s Hz, %s %% duty" % (r["gate_hz"], r["gate_duty_pct"]) if r["gate_hz"] else "no (DC)")
+        kv("dose cap", "%s mA.min" % _dose(r["dose_cap_uas"]) if r["dose_cap_uas"] else "none")
+    kv("ended", r["end_name"] if r["end_name"] is not None else "not ended (no end record)")
+    kv("treatment", "%s, dose %s mA.min, max %s mA" % (_mmss(r["treat_s"]) or "?", _dose(r["dose_uas"]) or "?",
+                                                       _ma(r["max_actual_ua"]) or "?"))
+    kv("samples", "%s (lost on the unit: %s)" % (r["n_samples"], r["lost"] if r["lost"] is not None else "?"))
+    kv("pauses", r["pauses"])
+    kv("faults", r["faults"])
+    if r["damaged"]:
+        kv("damaged", "%d record%s skipped (the good ones are archived)" % (r["damaged"], "s" if r["damaged"] != 1 else ""))
+    evs = db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND session = ? ORDER BY rowid",
+                     (r["serial"], r["session"])).fetchall()
+    lines.append("events:")
+    if not evs:
+        lines.append("  (none archived)")
+    for e in evs:
+        lines.append("  %7s  %s" % (_mmss(e["t_s"]), logparse.event_words(e["code"], e["a"], e["b"])))
+    print("\n".join(lines))
+    return 0
+
+
+def _sessions_for_export(db, args):
+    if args.all == (args.session is not None):
+        raise IontoError(EXIT_USAGE, "name one SESSION or give --all")
+    if args.all:
+        q, p = "SELECT * FROM sessions", ()
+        if args.serial:
+            q, p = q + " WHERE serial = ?", (args.serial,)
+        rows = db.execute(q + " ORDER BY serial, session", p).fetchall()
+        if not rows:
+            raise IontoError(EXIT_NOT_FOUND, "no sessions%s in the archive" % (" of unit %s" % args.serial if args.serial else ""))
+        return rows
+    return [find_session(db, args.session, args.serial)]
+
+
+def _samples(db, serial, n):
+    return db.execute("SELECT t_s, set_ua, actual_ua, mv, load_ohm, state, polarity FROM samples "
+                      "WHERE serial = ? AND session = ? ORDER BY t_s", (serial, n)).fetchall()
+
+
+def export(args):
+    from . import logparse
+
+    db = _open_archive(args.archive)
+    rows = _sessions_for_export(db, args)
+    buf = io.StringIO()
+    if args.format == "csv":
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(SAMPLE_COLUMNS)
+        for r in rows:
+            for s in _samples(db, r["serial"], r["session"]):
+                w.writerow((r["serial"], r["session"], s["t_s"], s["set_ua"], s["actual_ua"], s["mv"], s["load_ohm"],
+                            s["state"], logparse.state_name(s["state"]), s["polarity"]))
+    else:
+        out = []
+        for r in rows:
+            d = {k: r[k] for k in r.keys()}
+            d["dose_ma_min"] = logparse.mamin(r["dose_uas"])
+            d["events"] = [
+                {"t_s": e["t_s"], "code": e["code"], "name": e["name"], "a": e["a"], "b": e["b"],
+                 "text": logparse.event_words(e["code"], e["a"], e["b"])}
+                for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND session = ? "
+                                    "ORDER BY rowid", (r["serial"], r["session"]))]
+            d["samples"] = [
+                {"t_s": s["t_s"], "set_ua": s["set_ua"], "actual_ua": s["actual_ua"], "mv": s["mv"],
+                 "load_ohm": s["load_ohm"], "state": s["state"], "state_name": logparse.state_name(s["state"]),
+                 "polarity": s["polarity"]}
+                for s in _samples(db, r["serial"], r["session"])]
+            out.append(d)
+        json.dump({"sessions": out}, buf, indent=1)
+        buf.write("\n")
+    text = buf.getvalue()
+    if args.output:
+        try:
+            with open(args.output, "w", newline="") as f:
+                f.write(text)
+        except OSError as e:
+            raise IontoError(EXIT_USAGE, "cannot write %s: %s" % (args.output, e.strerror or e))
+        sys.stderr.write("wrote %d session%s to %s\n" % (len(rows), "" if len(rows) == 1 else "s", args.output))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def plot(args):
+    from . import logplot
+
+    db = _open_archive(args.archive)
+    r = find_session(db, args.session, args.serial)
+    samples = [tuple(s) for s in _samples(db, r["serial"], r["session"])]
+    if not samples:
+        raise IontoError(EXIT_NOT_FOUND, "session %d of unit %s has no samples archived (its trace was pruned on the "
+                         "unit before a pull, or never written)" % (r["session"], r["serial"]))
+    events = [tuple(e) for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND "
+                                           "session = ? ORDER BY rowid", (r["serial"], r["session"]))]
+    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r))
+    try:
+        logplot.plot_session(args.output, samples, events, title)
+    except OSError as e:
+        raise IontoError(EXIT_USAGE, "cannot write %s: %s" % (args.output, e.strerror or e))
+    print("wrote %s" % args.output)
+    return 0

@@ -1,0 +1,316 @@
+"""`ionto logs pull | list | show | export | plot` end to end: sessions run on the virtual unit
+(the nurse's buttons through the control channel), pulled over its pseudo-terminal with the
+real mpremote underneath (link.py), checked against what the unit logged; incremental pulls,
+the acknowledgement on the unit, a torn and a bit-flipped trace record, and the archive's
+listings, words, exports and plot."""
+import binascii
+import csv
+import io
+import json
+import sqlite3
+import struct
+import time
+
+import config
+import pytest
+import records as R
+import session as S
+
+from ionto import archive, cli, firmware_build, link, logs_cmd
+from ionto.errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_TREATING, EXIT_USAGE
+from ionto.scripted import press, wait_for, wait_virtual_s
+from ionto.simctl import SimError, VirtualUnit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    # Until cli.COMMANDS carries "logs" (the lead adds it), register it for these tests.
+    mp = pytest.MonkeyPatch()
+    mp.setitem(cli.COMMANDS, "logs", ("ionto.logs_cmd", "session logs: pull, list, show, export, plot"))
+    yield
+    mp.undo()
+
+
+def ready(c):
+    """After a pull the unit soft-reboots: wait for main.py's app to run again."""
+    for _ in range(400):
+        try:
+            if c.eval("app is not None and app.ticks > 50 and app.s.state == 0") is True:
+                c.usb(host_present=False)  # isolated supply in the clinic: START allowed
+                return
+        except SimError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the unit's application did not come back")
+
+
+@pytest.fixture(scope="module")
+def vu(tmp_path_factory):
+    bundle = tmp_path_factory.mktemp("fw") / "bundle"
+    firmware_build.build(bundle)
+    with VirtualUnit(seed_from=bundle, accel=0) as v:
+        ready(v.ctl)
+        # A short ramp (10 s to 8 mA) keeps each session a few seconds of wall time.
+        cfg = config.defaults()
+        cfg["presets"][0].update(target_ua=8000, ramp_up_s=10, ramp_down_s=5, reverse=False)
+        with link.Link.open(v.port) as u:
+            u.enter()
+            r = u.hostcmd("config_put", json.dumps(cfg))
+            assert r["ok"], r
+        ready(v.ctl)
+        yield v
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("archive") / "archive.sqlite")
+
+
+def run_session(c):
+    """START, confirm, wait for TREAT, 2 s of it, STOP, wait until its log is on flash.
+    -> (session number, end reason) as the firmware has them."""
+    press(c, "START")
+    press(c, "START")
+    wait_for(c, "app.s.state == %d" % S.TREAT, timeout=60)
+    wait_virtual_s(c, 2)
+    press(c, "STOP")
+    wait_for(c, "app.s.state == %d and not log.pending()" % S.STOPPED, timeout=60)
+    n, reason = c.eval("log.session"), c.eval("app.s.end_reason")
+    press(c, "STOP")  # STOPPED -> IDLE
+    return n, reason
+
+
+def unit_file(c, name):
+    return binascii.unhexlify(c.eval("__import__('binascii').hexlify(open('/log/%s', 'rb').read()).decode()" % name))
+
+
+def end_record(c, n):
+    return [r for r in R.read(unit_file(c, "s%06d.sum" % n)) if r["type"] == "end"][-1]
+
+
+def ionto(capsys, *argv):
+    rc = cli.main(["logs"] + list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def pull(vu, capsys, db_path):
+    """`ionto logs pull`, then wait for the unit to be back at IDLE. After a treatment its
+    watchdog stays armed: the soft reboot that ends the host session becomes a watchdog reset
+    (firmware/main.py), so wait for that boot too."""
+    c = vu.ctl
+    armed = c.eval("_b.wdt is not None")
+    boots = c.status()["boots"]
+    r = ionto(capsys, "pull", "--port", vu.port, "--archive", db_path)
+    if armed:
+        deadline = time.monotonic() + 30
+        while c.status()["boots"] == boots:
+            assert time.monotonic() < deadline, "no watchdog reset after the host session"
+            time.sleep(0.05)
+    ready(c)
+    return r
+
+
+def rows(db_path, q, *p):
+    db = sqlite3.connect(db_path)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(q, p).fetchall()
+    finally:
+        db.close()
+
+
+LOGGED = {}  # session -> end reason, as the firmware had it
+
+
+def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, capsys):
+    c = vu.ctl
+    for _ in range(2):
+        n, reason = run_session(c)
+        LOGGED[n] = reason
+    assert sorted(LOGGED) == [1, 2] and set(LOGGED.values()) == {S.END_STOP}
+    rc, out, err = pull(vu, capsys, db_path)
+    assert rc == 0, err
+    assert "2 sessions new, 0 updated" in out and "0 damaged records" in out
+    assert "acknowledged sessions up to 2" in out
+    serial = c.eval("__import__('binascii').hexlify(__import__('machine').unique_id()).decode().upper()")
+    got = rows(db_path, "SELECT * FROM sessions ORDER BY session")
+    assert [(r["serial"], r["session"]) for r in got] == [(serial, 1), (serial, 2)]
+    for r in got:
+        end = end_record(c, r["session"])  # what the firmware wrote at the session's end
+        assert (r["end_reason"], r["end_name"]) == (LOGGED[r["session"]], S.END_TEXT[S.END_STOP])
+        assert r["n_samples"] == end["samples"] > 10 and r["dose_uas"] == end["dose_uas"]
+        assert r["complete"] == 1 and r["damaged"] == 0 and r["preset_name"] == "hands_feet"
+        assert r["target_ua"] == 8000 and r["max_actual_ua"] > 7000
+        assert r["sum_bytes"] == len(unit_file(c, "s%06d.sum" % r["session"]))
+        assert r["trc_bytes"] == len(unit_file(c, "s%06d.trc" % r["session"]))
+        n = rows(db_path, "SELECT COUNT(*) FROM samples WHERE session = ?", r["session"])[0][0]
+        assert n == r["n_samples"]
+    assert c.eval("open('/log/acked').read().strip()") == "2"
+    ev = rows(db_path, "SELECT name FROM events ORDER BY seq")
+    assert [e["name"] for e in ev].count("session") == 2 and "boot" in [e["name"] for e in ev]
+    assert rows(db_path, "SELECT firmware FROM units WHERE serial = ?", serial)[0][0] == "0.1.0"
+
+
+def test_a_second_pull_finds_nothing_new(vu, db_path, capsys):
+    before = [tuple(r) for r in rows(db_path, "SELECT * FROM sessions ORDER BY session")]
+    rc, out, err = pull(vu, capsys, db_path)
+    assert rc == 0, err
+    assert "0 sessions new, 0 updated, 0 samples" in out and "acknowledged" not in out
+    assert [tuple(r) for r in rows(db_path, "SELECT * FROM sessions ORDER BY session")] == before
+
+
+def test_a_new_session_alone_is_pulled(vu, db_path, capsys):
+    c = vu.ctl
+    n, reason = run_session(c)
+    LOGGED[n] = reason
+    assert n == 3
+    pulled = {r["session"]: r["pulled_at"] for r in rows(db_path, "SELECT session, pulled_at FROM sessions")}
+    rc, out, err = pull(vu, capsys, db_path)
+    assert rc == 0, err
+    assert "1 session new, 0 updated" in out and "acknowledged sessions up to 3" in out
+    r = rows(db_path, "SELECT * FROM sessions WHERE session = 3")[0]
+    assert r["n_samples"] == end_record(c, 3)["samples"] and r["end_reason"] == reason
+    # The older sessions were not fetched again.
+    now = {r["session"]: r["pulled_at"] for r in rows(db_path, "SELECT session, pulled_at FROM sessions")}
+    assert {k: now[k] for k in pulled} == pulled
+    assert c.eval("open('/log/acked').read().strip()") == "3"
+
+
+def test_torn_and_flipped_records_are_reported_and_the_good_ones_kept(vu, db_path, capsys):
+    c = vu.ctl
+    n, reason = run_session(c)
+    LOGGED[n] = reason
+    name = "s%06d.trc" % n
+    data = unit_file(c, name)
+    frames = [(off, R.unpack(t, p)) for t, p, off in R.scan(data)]
+    sevs = [(off, r) for off, r in frames if r["type"] == "sev"]
+    assert frames[-1][1]["type"] == "sev" and len(sevs) >= 4  # samples first, events after
+    # A bit flipped in the first session event (START), and the last record (END) torn 5 bytes short.
+    bad = bytearray(data)
+    bad[sevs[0][0] + 20] ^= 0x08
+    bad = bad[:-5]
+    c.exec("f = open('/log/%s', 'wb')\nf.write(__import__('binascii').unhexlify(%r))\nf.close()"
+           % (name, binascii.hexlify(bytes(bad)).decode()))
+    rc, out, err = pull(vu, capsys, db_path)
+    assert rc == EXIT_DAMAGED
+    assert "1 session new" in out and "2 damaged records" in out
+    assert "damaged: %s: 1 damaged record" % name in out and "a torn last record (%d bytes)" % (
+        len(data) - 5 - frames[-1][0]) in out
+    assert err.startswith("ionto logs: error: 2 damaged records in 1 file") and "good records" in err
+    r = rows(db_path, "SELECT * FROM sessions WHERE session = ?", n)[0]
+    assert r["damaged"] == 2 and r["complete"] == 1 and r["end_reason"] == reason
+    # Every sample the unit wrote is kept, at its second; the events between the damage too.
+    written = [(r0["t0"] + i, s[0], s[1]) for _o, r0 in frames if r0["type"] == "samples"
+               for i, s in enumerate(r0["samples"])]
+    assert r["n_samples"] == len(written) == end_record(c, n)["samples"]
+    got = rows(db_path, "SELECT t_s, set_ua, actual_ua FROM samples WHERE session = ? ORDER BY t_s", n)
+    assert [tuple(g) for g in got] == written
+    ev = rows(db_path, "SELECT t_s, code, a, b FROM session_events WHERE session = ? ORDER BY rowid", n)
+    assert [tuple(e) for e in ev] == [(x["sec"], x["code"], x["a"], x["b"]) for _o, x in sevs[1:-1]]
+    # Archived and complete: acknowledged like the others (the damage is on the unit's flash).
+    assert c.eval("open('/log/acked').read().strip()") == str(n)
+    # Pulled again: nothing new, no damage reported twice.
+    rc, out, err = pull(vu, capsys, db_path)
+    assert rc == 0 and "0 sessions new" in out, err
+
+
+def test_list_show_export_plot(vu, db_path, capsys, tmp_path):
+    rc, out, err = ionto(capsys, "list", "--archive", db_path)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["serial", "session", "start", "preset"]
+    body = lines[2:]
+    assert [int(line.split()[1]) for line in body] == sorted(LOGGED)
+    assert all("stopped by nurse" in line and "boot " in line and "hands_feet" in line for line in body)
+    assert "[2 damaged]" in body[3]
+
+    rc, out, err = ionto(capsys, "show", "1", "--archive", db_path)
+    assert rc == 0, err
+    assert out.startswith("session 1 of unit ")
+    assert "ended          stopped by nurse" in out
+    assert "started: preset 0, target 8.0 mA" in out and "RAMP UP -> TREAT" in out
+    assert "ended: stopped by nurse, dose" in out and "target         8.0 mA" in out
+
+    csv_path = tmp_path / "all.csv"
+    rc, out, err = ionto(capsys, "export", "--all", "--format", "csv", "-o", str(csv_path), "--archive", db_path)
+    assert rc == 0, err
+    table = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert tuple(table[0].keys()) == logs_cmd.SAMPLE_COLUMNS
+    total = rows(db_path, "SELECT SUM(n_samples) FROM sessions")[0][0]
+    assert len(table) == total
+    assert {int(t["session"]) for t in table} == set(LOGGED)
+    assert {t["state_name"] for t in table} >= {"RAMP UP", "TREAT"}
+
+    rc, out, err = ionto(capsys, "export", "2", "--format", "json", "--archive", db_path)
+    assert rc == 0, err
+    doc = json.loads(out)
+    (s2,) = doc["sessions"]
+    assert s2["session"] == 2 and s2["end_reason"] == S.END_STOP and len(s2["samples"]) == s2["n_samples"]
+    assert [e["name"] for e in s2["events"]][0] == "start" and s2["events"][-1]["text"].startswith("STOPPING")
+    assert s2["dose_ma_min"] == pytest.approx(s2["dose_uas"] / 60000)
+
+    png = tmp_path / "s1.png"
+    rc, out, err = ionto(capsys, "plot", "1", "-o", str(png), "--archive", db_path)
+    assert rc == 0, err
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (1200, 900)
+
+
+def test_unknown_and_ambiguous_sessions(vu, db_path, capsys, tmp_path):
+    rc, _o, err = ionto(capsys, "show", "99", "--archive", db_path)
+    assert rc == EXIT_NOT_FOUND and "no session 99" in err
+    rc, _o, err = ionto(capsys, "export", "--format", "csv", "--archive", db_path)
+    assert rc == EXIT_USAGE
+    rc, _o, err = ionto(capsys, "list", "--archive", str(tmp_path / "none.sqlite"))
+    assert rc == EXIT_NOT_FOUND and "ionto logs pull" in err
+    # A second unit with a session 1 of its own.
+    other = str(tmp_path / "two.sqlite")
+    src = sqlite3.connect(db_path)
+    dst = sqlite3.connect(other)
+    src.backup(dst)
+    src.close()
+    dst.execute("INSERT INTO sessions(serial, session, preset_name, complete) VALUES ('E66130100F000001', 1, 'feet', 1)")
+    dst.commit()
+    dst.close()
+    for argv in (("show", "1"), ("plot", "1", "-o", str(tmp_path / "x.png")), ("export", "1")):
+        rc, _o, err = ionto(capsys, *argv, "--archive", other)
+        assert rc == EXIT_AMBIGUOUS and "--serial" in err and "E66130100F000001" in err
+    rc, out, err = ionto(capsys, "show", "1", "--serial", "E66130100F000001", "--archive", other)
+    assert rc == 0 and "feet" in out and "E66130100F000001" in out, err
+    rc, out, err = ionto(capsys, "list", "--serial", "NOPE", "--archive", other)
+    assert rc == EXIT_NOT_FOUND
+
+
+def test_ack_stops_below_a_session_not_archived_whole():
+    db = archive.connect(":memory:")
+    for n, complete, trc in ((1, 1, 100), (2, 1, 200), (3, 0, 0), (5, 1, 50)):
+        db.execute("INSERT INTO sessions(serial, session, complete, sum_bytes, trc_bytes) VALUES ('X', ?, ?, 1, ?)",
+                   (n, complete, trc))
+    # Session 2's trace pruned on the unit after an earlier pull; 4 never existed.
+    unit = {1: {"sum": 1, "trc": 100}, 2: {"sum": 1}, 3: {"sum": 1}, 5: {"sum": 1, "trc": 50}}
+    assert logs_cmd.plan(db, "X", unit) == []
+    assert logs_cmd.ack_point(db, "X", unit) == 2  # 3 has no end yet: nothing above it
+    db.execute("UPDATE sessions SET complete = 1 WHERE session = 3")
+    assert logs_cmd.ack_point(db, "X", unit) == 5  # 4 never existed (a CONFIRM not confirmed)
+    unit[5]["trc"] = 80  # the unit's trace grew past what is archived
+    assert logs_cmd.ack_point(db, "X", unit) == 3
+    unit[6] = {"sum": 1}  # a new session, its trace not written yet
+    assert logs_cmd.plan(db, "X", unit) == [(5, True, True), (6, True, False)]
+
+
+def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys):
+    c = vu.ctl
+    before = [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")]
+    press(c, "START")
+    press(c, "START")
+    wait_for(c, "app.s.state == %d" % S.TREAT, timeout=60)
+    rc, _o, err = ionto(capsys, "pull", "--port", vu.port, "--archive", db_path)
+    assert rc == EXIT_TREATING and "treatment is running" in err
+    assert c.eval("app.s.state") == S.TREAT  # not interrupted
+    press(c, "STOP")
+    wait_for(c, "app.s.state == %d" % S.STOPPED, timeout=60)
+    assert [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")] == before
