@@ -260,14 +260,22 @@ def course_sessions(db, course):
 
 # --- words from the firmware (imported, never copied) ----------------------------------------
 def firmware(name):
-    import importlib
+    """A firmware module (session, limits), imported from firmware/ by config_cmd's helper.
+    The firmware's `from micropython import const` needs a `micropython` module on the host:
+    the dev tools bring Adafruit Blinka's, a plain install has none, so give it the identity."""
     import sys
-    from pathlib import Path
 
-    d = str(Path(__file__).resolve().parents[2] / "firmware")
-    if d not in sys.path:
-        sys.path.insert(0, d)
-    return importlib.import_module(name)
+    try:
+        import micropython  # noqa: F401
+    except ImportError:
+        import types
+
+        m = types.ModuleType("micropython")
+        m.const = lambda x: x
+        sys.modules["micropython"] = m
+    from .config_cmd import firmware as _import
+
+    return _import(name)
 
 
 def fault_name(code):

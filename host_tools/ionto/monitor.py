@@ -134,6 +134,11 @@ def fault_words(code, long=False):
     return words + ": " + row[4] if long else words
 
 
+def _fault_advice(code):
+    row = _fw("limits").fault_info(code)
+    return row[4] if row else "see the unit's display"
+
+
 def event_words(name, a, b):
     """One session event (@EV) in words, from the firmware's own tables."""
     S = _fw("session")
@@ -158,7 +163,7 @@ def event_words(name, a, b):
     if n == "reverse":
         return "polarity reversed to %s after %s of treatment" % (polarity_words(a), mmss(b))
     if n == "fault":
-        return "FAULT %s; measured %s at the trip" % (fault_words(a, long=True), ma(b, 1))
+        return "FAULT %s, %s measured at the trip: %s" % (fault_words(a), ma(b, 1), _fault_advice(a))
     if n == "end":
         text = S.END_TEXT[a] if 0 <= a < len(S.END_TEXT) else "reason %d" % a
         return "ended: %s, dose %.1f mA.min" % (text, b / 60000.0)
