@@ -225,3 +225,18 @@ def test_firmware_modules_are_imported_not_copied():
     src = open(P.__file__).read()
     assert "EVENT_NAMES = (" not in src and "END_TEXT = (" not in src and "def scan(" not in src
     assert os.path.samefile(P.R.__file__, R.__file__)
+
+
+def test_imports_on_a_plain_install_without_a_micropython_module():
+    # A technician's laptop has no `micropython` package (the tests' shims or Blinka give one
+    # here): session.py's const() must still resolve.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.modules['micropython'] = None; sys.path.insert(0, %r)\n"
+            "from ionto import logparse\nprint(logparse.event_words(8, 1, 60000))" % str(root / "host_tools"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ended: time complete, dose 1.00 mA.min"

@@ -314,3 +314,19 @@ def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys):
     press(c, "STOP")
     wait_for(c, "app.s.state == %d" % S.STOPPED, timeout=60)
     assert [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")] == before
+
+
+def test_plot_marks_pauses_faults_and_polarity_changes(tmp_path):
+    from ionto import logplot
+
+    samples = [(t, 8000, 7900 if not 20 <= t < 30 else 0, 24000, 3000, S.PAUSED if 20 <= t < 30 else S.TREAT,
+                1 if t >= 40 else 0) for t in range(60)]
+    events = [(20, S.EV_PAUSE, "pause", 20, 8000), (30, S.EV_RESUME, "resume", 20, 8000),
+              (40, S.EV_REVERSE, "reverse", 1, 40), (55, S.EV_FAULT, "fault", 5, 9000),
+              (56, S.EV_END, "end", S.END_FAULT, 400_000)]
+    png = tmp_path / "p.png"
+    logplot.plot_session(str(png), samples, events, "synthetic")
+    assert struct.unpack(">II", png.read_bytes()[16:24]) == (logplot.WIDTH_PX, logplot.HEIGHT_PX)
+    assert logplot._spans([t for t, *_r in samples], [s[5] == S.PAUSED for s in samples]) == [(20, 30)]
+    assert logplot._spans([1, 2, 3, 5, 6], [True, True, False, True, True]) == [(1, 3), (5, 7)]
+    assert logplot._spans([1, 2, 4], [True, True, True]) == [(1, 3), (4, 5)]
