@@ -240,3 +240,21 @@ def test_imports_on_a_plain_install_without_a_micropython_module():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ended: time complete, dose 1.00 mA.min"
+
+
+def test_a_session_cut_by_power_loss_reads_as_closed_at_the_next_boot(tmp_path):
+    d = tmp_path / "log"
+    lg = LS.Log(str(d), clock=Clock())
+    lg.open("power on", "0.1.0")
+    s = FakeSession()
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, s)
+    lg.on_session_event(S.EV_START, 0, 15000, s)
+    for i in range(30):
+        lg.sample(i, i, 1000, 2000, 0, S.TREAT)
+    # Power cut while treating: OFF_ONLY wrote nothing of the trace; the next boot closes it.
+    p = P.parse_session(1, (d / "s000001.sum").read_bytes(), None)
+    assert p.row["complete"] == 0
+    LS.Log(str(d), clock=Clock()).open("power on", "0.1.0")
+    p = P.parse_session(1, (d / "s000001.sum").read_bytes(), None)
+    assert p.row["complete"] == 1 and p.row["end_reason"] == LS.END_POWER_LOST
+    assert p.row["end_name"].startswith("power lost") and p.damage == []
