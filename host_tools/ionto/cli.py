@@ -15,6 +15,10 @@ COMMANDS = {
     "config": ("ionto.config_cmd", "show, get, set, push, pull or validate a unit's configuration"),
     "status": ("ionto.status_cmd", "firmware, state, configuration, storage, faults and clock of a unit"),
     "clock": ("ionto.clock_cmd", "set the unit's clock from this computer (clock sync)"),
+    "monitor": ("ionto.monitor", "live view of a treatment (read-only: never disturbs it)"),
+    "schedule": ("ionto.schedule_cmd", "the course's session dates from a Tuesday start"),
+    "course": ("ionto.course_cmd", "clinic courses: new, list, show, link, unlink (host only)"),
+    "report": ("ionto.report_cmd", "a course's adherence and per-session progress"),
 }
 
 

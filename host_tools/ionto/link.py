@@ -260,7 +260,21 @@ class Link:
             t = SerialTransport(port, baudrate=BAUD, exclusive=True)
         except _transport_errors() as e:
             raise IontoError(EXIT_BUSY, "cannot open %s: %s" % (port, e))
-        return cls(port, t)
+        u = cls(port, t)
+        u._drain()
+        return u
+
+    def _drain(self, quiet_s=0.1, max_s=0.5):
+        """Drop what the port held from before we opened it (a virtual unit keeps up to 64 KiB
+        for a host that is not there): a stale IDLE must never pass for the unit's state now."""
+        old = self.ser.timeout
+        self.ser.timeout = quiet_s
+        end = time.monotonic() + max_s
+        try:
+            while time.monotonic() < end and self.ser.read(65536):
+                pass
+        finally:
+            self.ser.timeout = old
 
     def __enter__(self):
         return self
