@@ -30,33 +30,10 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
+from .errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
+from .fw import FIRMWARE, firmware  # noqa: F401  (firmware: the one loader, used by other modules too)
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 _SHOW_ERRORS = 3  # problems named in the one-line error
-
-
-# --- the firmware's own modules ---------------------------------------------------------
-def firmware(name):
-    """Import a firmware module (config, cfgstore, records, logstore, limits) from firmware/.
-    They import each other by plain name, as on the unit, so firmware/ goes on sys.path."""
-    d = str(FIRMWARE)
-    added = d not in sys.path
-    if added:
-        sys.path.insert(0, d)
-    import importlib
-
-    try:
-        mod = importlib.import_module(name)
-    finally:
-        # Their imports are done (at module level): do not shadow other packages afterwards.
-        if added and d in sys.path:
-            sys.path.remove(d)
-    where = Path(getattr(mod, "__file__", "") or "").resolve().parent
-    if where != FIRMWARE:
-        raise IontoError(EXIT_INTERNAL, "module %r comes from %s, not the firmware (%s): another package "
-                         "shadows it; run ionto from a clean environment" % (name, where, FIRMWARE))
-    return mod
 
 
 # --- host-side validation ---------------------------------------------------------------

@@ -259,23 +259,7 @@ def course_sessions(db, course):
 
 
 # --- words from the firmware (imported, never copied) ----------------------------------------
-def firmware(name):
-    """A firmware module (session, limits), imported from firmware/ by config_cmd's helper.
-    The firmware's `from micropython import const` needs a `micropython` module on the host:
-    the dev tools bring Adafruit Blinka's, a plain install has none, so give it the identity."""
-    import sys
-
-    try:
-        import micropython  # noqa: F401
-    except ImportError:
-        import types
-
-        m = types.ModuleType("micropython")
-        m.const = lambda x: x
-        sys.modules["micropython"] = m
-    from .config_cmd import firmware as _import
-
-    return _import(name)
+from .fw import firmware  # noqa: E402  (re-exported: monitor uses course.firmware)
 
 
 def fault_name(code):
