@@ -5,7 +5,8 @@
 # The unit supplies the serial line: io.getc() (blocks, keeping the clock and the control
 # channel going), io.write(bytes) (raw, like mp_hal_stdout_tx_strn), io.cooked (a stream that
 # turns "\n" into "\r\n", as rp2's stdout does for text) and io.kbd (True while Python code
-# runs: Ctrl-C then raises KeyboardInterrupt instead of reaching the REPL).
+# runs: then io.intr_char, 3 unless micropython.kbd_intr changed it, raises KeyboardInterrupt
+# instead of reaching the REPL).
 #
 # run() returns when the board should soft-reboot (Ctrl-D, or SystemExit from user code);
 # `raw` tells the caller which mode to come back in, as pyexec_mode_kind does on rp2.
@@ -97,6 +98,7 @@ class Repl:
         try:
             try:
                 io_.kbd = True
+                io_.intr_char = 3  # pyexec sets Ctrl-C at each run; kbd_intr() may change it
                 if mode == "single":
                     try:
                         code = compile(src, name, "eval")

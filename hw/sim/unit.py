@@ -6,15 +6,27 @@
 #
 # Normally started (and restarted) by `ionto sim` (host_tools/ionto/sim.py), which serves
 # stdin/stdout on a pseudo-terminal. What it does, as rp2's main.c does:
-#   - sets up the `machine` mock, the simulated board and the flash, then mounts the flash
-#     image as '/' (everything the simulator needs is imported first: the host filesystem
-#     disappears; firmware/ is on MICROPYPATH only for the board model's pins.py, and
-#     sys.path becomes rp2's ['', '.frozen', '/lib'] after the remount). A blank image is formatted as rp2's _boot.py would; an image that does not
-#     mount is NOT formatted: a message says so and the REPL runs so it can be inspected.
+#   - sets up the `machine` mock, the simulated board and the flash (everything the simulator
+#     needs is imported first: the host filesystem disappears; firmware/ is on MICROPYPATH
+#     only for the board model's pins.py).
+#   - "frozen" modules: the files hw/rp2/manifest.py freezes into our rp2 build are read from
+#     firmware/ and kept on a read-only RAM filesystem mounted at '/.frozen' (a VFS cannot back
+#     rp2's '.frozen' path entry, which the import system keeps for real frozen code), so
+#     sys.path is ['', '.frozen', '/.frozen', '/lib']: the flash first, then the image's code,
+#     as on rp2. Once the flash mounts, the mount point is taken away again (the flash holds
+#     every firmware file, and '/' then lists as on a board); with nothing mounted it stays
+#     and os.listdir('/') shows '.frozen'.
+#   - runs the frozen _boot.py (firmware/_boot.py, as rp2's main.c does at every reset and soft
+#     reset) with `rp2.Flash()` giving the flash image: fsmount formats a blank image only; an
+#     image that does not mount is NOT formatted, nothing is mounted, and _boot.py shows
+#     STORAGE ERROR on the display and prints the recovery. `rp2` here has Flash() only.
 #   - --seed-from DIR copies DIR's files in when /main.py is absent (before `ionto flash`).
 #   - runs boot.py, then main.py, then the REPL (repl.py) on stdin/stdout; Ctrl-D soft-reboots.
 #   - Ctrl-C: the clock's poll hook reads stdin while Python code runs and raises
-#     KeyboardInterrupt on 0x03, as the USB CDC interrupt does; other bytes wait for the REPL.
+#     KeyboardInterrupt on the interrupt character, as the USB CDC interrupt does; other bytes
+#     wait for the REPL. `micropython` is a proxy whose kbd_intr(c) sets that character
+#     (-1: none, so 0x03 waits in the input like any byte); every execution starts with 3,
+#     as pyexec does on rp2.
 #   - the control channel (JSON lines on the ctl FIFOs) is served from the same poll hook and
 #     while the REPL waits, so it always answers while the unit runs.
 #
@@ -122,6 +134,7 @@ class Serial:
 
     def __init__(self, ctl_in, ctl_out, handler):
         self.kbd = False
+        self.intr_char = 3  # micropython.kbd_intr(); repl.execute sets 3 at each run
         self.cooked = _Cooked()
         self.buf = bytearray()
         self.rd = 0
@@ -184,7 +197,7 @@ class Serial:
             if not _in.readinto(one):
                 _hard_exit(SIG_HANGUP)  # host side gone
             n += 1
-            if one[0] == 3 and self.kbd:
+            if one[0] == self.intr_char and self.kbd:
                 intr = True  # consumed, as rp2's CDC rx callback does
             else:
                 self.buf.append(one[0])
@@ -225,6 +238,7 @@ serial = None
 R = None
 _hanging = False
 _sim_modules = None
+_frozen = None  # the RAM block device holding the frozen modules
 
 
 def _starve_hook(now):
@@ -342,21 +356,89 @@ def _seed(files):
     sys.stderr.write("unit: seeded %d entries into the flash\n" % len(files))
 
 
-def _mount():
+class _Ram:
+    # A RAM block device for the read-only "frozen" filesystem.
+    def __init__(self, nblocks, bs=512):
+        self.bs = bs
+        self.n = nblocks
+        self.d = bytearray(nblocks * bs)
+
+    def readblocks(self, b, buf, off=0):
+        o = b * self.bs + off
+        buf[:] = memoryview(self.d)[o : o + len(buf)]
+
+    def writeblocks(self, b, buf, off=None):
+        o = b * self.bs + (off or 0)
+        self.d[o : o + len(buf)] = buf
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        return 0
+
+
+def _frozen_files():
+    # What hw/rp2/manifest.py freezes (its module("NAME.py", ...) lines), read from firmware/
+    # now: the host filesystem goes away at the remount.
+    here = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
+    root = here + "/../.."
+    names = []
+    with open(root + "/hw/rp2/manifest.py") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith('module("'):
+                names.append(line.split('"')[1])
+    out = []
+    for n in names:
+        with open(root + "/firmware/" + n, "rb") as f:
+            out.append((n, f.read()))
+    return out
+
+
+def _mount_frozen(files):
+    size = 0
+    for n, data in files:
+        size += len(data)
+    ram = _Ram(size // 512 + 2 * len(files) + 16)
+    vfs.VfsLfs2.mkfs(ram)
+    fs = vfs.VfsLfs2(ram)
+    vfs.mount(fs, "/.frozen")
+    for n, data in files:
+        with open("/.frozen/" + n, "wb") as f:
+            f.write(data)
+    vfs.umount("/.frozen")
+    return ram
+
+
+class _Rp2:
+    # The `rp2` module as far as the virtual unit has it: Flash(), the filesystem partition.
+    @staticmethod
+    def Flash():
+        return dev
+
+
+def _boot():
+    # rp2's main.c before boot.py: the frozen _boot.py mounts the filesystem (or refuses to).
     global mounted, mount_error
-    vfs.umount("/")
-    if dev.is_blank():
-        # A new chip: rp2's _boot.py formats it.
-        vfs.VfsLfs2.mkfs(dev, progsize=256)
-    try:
-        vfs.mount(vfs.VfsLfs2(dev, progsize=256), "/")
-        mounted = True
-    except OSError as e:
-        mount_error = "OSError %s" % e
-        serial.cooked.write("\nionto sim: the flash image does not mount as LittleFS (%s).\n"
-                            "It was NOT formatted: '/' is empty; inspect it from the REPL.\n"
-                            % mount_error)
-    os.chdir("/")
+    for m in ("/", "/.frozen"):
+        try:
+            vfs.umount(m)
+        except OSError:
+            pass  # not mounted (a damaged image; the frozen one after a good mount)
+    sys.path[:] = list(_SYS_PATH)
+    vfs.mount(vfs.VfsLfs2(_frozen), "/.frozen", readonly=True)
+    R.run_file("/.frozen/_boot.py")
+    fm = sys.modules.get("fsmount")
+    ok, words = fm.state if fm is not None else (False, "_boot.py did not run")
+    mounted = ok
+    mount_error = None if ok else words
+    if ok:
+        # The flash has every firmware file: take the mount point away again, so '/' lists
+        # as on a board. With nothing mounted the frozen modules are all there is: they stay.
+        vfs.umount("/.frozen")
+        os.chdir("/")
 
 
 def _soft_reboot():
@@ -370,9 +452,30 @@ def _soft_reboot():
         if name not in _sim_modules:
             del sys.modules[name]
     R.g = {"__name__": "__main__"}
-    sys.path[:] = ["", ".frozen", "/lib"]
     gc.collect()
     boots += 1
+    _boot()
+
+
+_SYS_PATH = ("", ".frozen", "/.frozen", "/lib")
+
+
+def _micropython_proxy():
+    # `micropython` for the firmware: the built-in's functions as plain class attributes (no
+    # allocation to reach them: heap-locked code calls heap_unlock through it), except
+    # kbd_intr, which sets the serial line's interrupt character.
+    class micropython_:
+        pass
+
+    for k in dir(micropython):
+        if not k.startswith("__"):
+            setattr(micropython_, k, getattr(micropython, k))
+
+    def kbd_intr(c):
+        serial.intr_char = c
+
+    micropython_.kbd_intr = staticmethod(kbd_intr)
+    return micropython_
 
 
 def _print(*args, sep=" ", end="\n", file=None):
@@ -380,7 +483,7 @@ def _print(*args, sep=" ", end="\n", file=None):
 
 
 def main():
-    global board, dev, serial, R, state, _sim_modules, _builtin_print
+    global board, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
     machine.sim_set_reset_cause(int(A["reset-cause"]))
     if A["serial"]:
         import binascii
@@ -396,21 +499,27 @@ def main():
     board = simboard.Board(A["scenario"])
     serial = Serial(ctl_in, ctl_out, _command)
     R = _repl.Repl(serial, {"__name__": "__main__"})
-    _mount()
-    if mounted and seed and not _exists("/main.py"):
-        _seed(seed)
-    seed = None
-    sys.path[:] = ["", ".frozen", "/lib"]
-    machine.sim_set_reset_handler(_reset_handler)
     import builtins
     _builtin_print = builtins.print
     builtins.print = _print
+    sys.modules["rp2"] = _Rp2
+    sys.modules["micropython"] = _micropython_proxy()
+    # The board model read firmware/pins.py from the host; the firmware imports its own copy.
+    sys.modules.pop("pins", None)
+    frozen = _frozen_files()
+    vfs.umount("/")
+    _frozen = _mount_frozen(frozen)
+    frozen = None
+    sim = set(sys.modules)
+    _boot()
+    if mounted and seed and not _exists("/main.py"):
+        _seed(seed)
+    seed = None
+    machine.sim_set_reset_handler(_reset_handler)
     vclock.set_accel(float(A["accel"]))
     vclock.set_poll(serial.pump)
-    # The board model read firmware/pins.py from the host; the firmware imports its own copy
-    # from the flash.
-    sys.modules.pop("pins", None)
-    _sim_modules = set(sys.modules)
+    # What _boot.py imported is the board's, not the simulator's: a soft reboot clears it.
+    _sim_modules = sim
     gc.collect()
     while True:
         try:
