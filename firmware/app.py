@@ -30,13 +30,18 @@ from supervisor import Meas
 PERIOD_US = const(2_000)
 DISPLAY_MS = const(200)
 STATUS_MS = const(1_000)
+ID_MS = const(5_000)
 # rp2's longest watchdog timeout is 8388 ms; a hung loop is caught well before the
 # patient would notice anything, and the output switch's pull-down opens at the reset.
 WDT_MS = const(1_000)
 
 
+_OUTPUT_OFF = (S.IDLE, S.DONE, S.STOPPED, S.FAULT)
+
+
 class App:
-    def __init__(self, board, cfg, selftest_ok, selftest_text="", out=None, lock_heap=False, log=None):
+    def __init__(self, board, cfg, selftest_ok, selftest_text="", out=None, lock_heap=False, log=None,
+                 version="", notice="", storage_ok=True):
         self.b = board
         # log: a logstore.Log (session logs and event log on flash), or None (tests).
         self.log = log
@@ -47,6 +52,11 @@ class App:
         self.s = S.Session(cfg, selftest_ok)
         self.meas = Meas()
         self.selftest_text = selftest_text
+        # notice: a line for the idle screen (e.g. "using previous configuration"); the unit
+        # treats, but says so. storage_ok False: no session log on flash (START refused).
+        self.notice = notice
+        self.s.storage_ok = storage_ok
+        self.version = version
         self.out = out  # a stream for the read-only status line (None: off)
         self.ticks = 0
         self.ui_errors = 0
@@ -58,6 +68,7 @@ class App:
         now = ticks_ms()
         self._disp_next = now
         self._status_next = now
+        self._id_next = ticks_add(now, ID_MS)
         # Bound methods cached: attribute lookups are the cost of a MicroPython tick.
         self._measure = board.measure
         self._poll = board.buttons.poll
@@ -114,6 +125,9 @@ class App:
                 self.log.each_second(self.s, self.meas.mv)
             if self.out is not None:
                 self.status_line()
+                if ticks_diff(now_ms, self._id_next) >= 0:
+                    self._id_next = ticks_add(now_ms, ID_MS)
+                    self.id_line()
         if self.log is not None:
             # Writes only while the output is off: a flash erase stalls the whole chip for
             # 45-400 ms (logstore.py explains the choice).
@@ -131,6 +145,8 @@ class App:
                 # The treatment loop is the only place that arms the watchdog: boot.py and a
                 # host session at the REPL never do.
                 self.b.start_watchdog(WDT_MS)
+                # No Ctrl-C from a USB host until the output is off and ramped down.
+                self.b.host_interrupt(False)
                 bz.play(BZ.START, now_ms)
             elif code == S.EV_END:
                 bz.play(BZ.END, now_ms)
@@ -142,6 +158,9 @@ class App:
                 if code == S.EV_CLEARED:
                     bz.off()
                 bz.play(BZ.CLICK, now_ms)
+            elif code == S.EV_STATE and ev.a in _OUTPUT_OFF:
+                # IDLE, DONE, STOPPED, FAULT: the ramp-down is over (a fault cuts at once).
+                self.b.host_interrupt(True)
             self.on_event(code, ev.a, ev.b)
 
     def on_event(self, code, a, b):
@@ -149,6 +168,9 @@ class App:
         the status channel."""
         if self.log is not None:
             self.log.on_session_event(code, a, b, self.s)
+            if code == S.EV_STATE and a == S.CONFIRM:
+                # The summary is written at IDLE -> CONFIRM; without it START is refused.
+                self.s.summary_ok = self.log.summary_ok
         if self.out is not None:
             try:
                 self.out.write("@EV %d %s %d %d\r\n" % (self.ticks, S.EVENT_NAMES[code], a, b))
@@ -164,12 +186,14 @@ class App:
         if st == S.IDLE:
             if not s.config_ok:
                 d.fault(L.B_CONFIG)
+            elif not s.storage_ok:
+                d.fault(L.B_STORAGE)
             elif not s.selftest_ok:
                 d.message("SELF-TEST FAILED", self.selftest_text or "Call the technician.")
             elif s.refuse:
                 d.fault(s.refuse)
             else:
-                d.idle(p.name, s.target_ua, p.duration_ms // 1000)
+                d.idle(p.name, s.target_ua, p.duration_ms // 1000, self.notice)
         elif st == S.CONFIRM:
             d.confirm(p.name, s.target_ua, p.duration_ms // 1000)
         elif st == S.FAULT:
@@ -189,10 +213,19 @@ class App:
         """One line a second on the USB serial: the read-only status channel for monitors.
         Writing never blocks the loop for long: USB CDC drops output with no host."""
         s = self.s
+        lg = self.log
         try:
-            self.out.write("@ST %s %d %d %d %d %d %d %d %d\r\n" % (
+            self.out.write("@ST %s %d %d %d %d %d %d %d %d %d %d\r\n" % (
                 S.STATE_NAMES[s.state].replace(" ", "_"), s.time_left_s, s.target_ua, s.set_ua,
-                s.actual_ua, s.polarity, s.fault, s.limited_ua if s.limited else -1, self.meas.mv))
+                s.actual_ua, s.polarity, s.fault, s.limited_ua if s.limited else -1, self.meas.mv,
+                s.dose_uas, lg.session if lg is not None else 0))
+        except Exception:
+            pass
+
+    def id_line(self):
+        """`@ID serial_hex version`: who this unit is, for `ionto devices` (read-only)."""
+        try:
+            self.out.write("@ID %s %s\r\n" % (self.b.serial, self.version or "?"))
         except Exception:
             pass
 
@@ -202,6 +235,8 @@ class App:
         again carries on in phase. Any exception propagates to main.py, whose finally makes
         the output safe."""
         if self.ticks == 0:
+            if self.out is not None:
+                self.id_line()
             self.render()
             self.b.display.show()
             self._nxt = self._last = ticks_us()

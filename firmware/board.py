@@ -9,10 +9,13 @@
 #     b.buttons.poll(now_ms); b.buttons.take()
 #     b.buzzer.tick(now_ms); b.display.step()
 #     b.start_watchdog(ms); b.feed()      # only the treatment loop starts the watchdog
+#     b.feed_from_timer(ms)               # main.py's finally, output verified off: REPL sessions
+#     b.host_interrupt(False)             # no Ctrl-C from the USB host while a treatment runs
 #     b.safe()                            # output safe + buzzer off; never raises
 #
 # Everything pin-, address- and scaling-related comes from pins.py.
 import machine
+import micropython
 from micropython import const
 from machine import ADC, I2C, PWM, Pin
 
@@ -101,6 +104,7 @@ class Board:
         self.vbus = Pin(pins.PIN_VBUS_SENSE, Pin.IN)
         self.hw_limit = Pin(pins.PIN_HW_LIMIT, Pin.IN, Pin.PULL_UP)
         self.wdt = None
+        self.feeder = None  # machine.Timer feeding the watchdog while the REPL runs
         self.reset_cause = machine.reset_cause()
         self.serial = "".join("%02x" % b for b in machine.unique_id())
         self.ina_ok = False
@@ -185,6 +189,27 @@ class Board:
     def feed(self):
         if self.wdt is not None:
             self.wdt.feed()
+
+    def feed_from_timer(self, period_ms):
+        """Keep feeding an armed watchdog from a timer, so a host session at the REPL after a
+        treatment is not cut short by a reset. Call only with the output verified off.
+        rp2's soft reset stops timers: the watchdog then bites within its timeout unless the
+        new main.py feeds it (a clean restart, reset cause "watchdog", output off)."""
+        if self.wdt is not None and self.feeder is None:
+            wdt = self.wdt
+            self.feeder = machine.Timer(-1, mode=machine.Timer.PERIODIC, period=period_ms,
+                                        callback=lambda t: wdt.feed())
+        return self.feeder is not None
+
+    # --- the USB host's Ctrl-C ----------------------------------------------------------
+    def host_interrupt(self, allow):
+        """Ctrl-C from the USB host: allowed (True) or ignored (False). A treatment must not
+        be cut abruptly by a host (an abrupt stop is a shock): the loop disables it from
+        EV_START until the output is off and ramped down. Ignored bytes stay in the input."""
+        try:
+            micropython.kbd_intr(3 if allow else -1)
+        except Exception:
+            pass
 
     # --- safe paths ---------------------------------------------------------------------
     def safe(self):

@@ -112,14 +112,18 @@ class Display:
         return self.oled.show()
 
     # --- pages --------------------------------------------------------------------------
-    def idle(self, preset, target_ua, duration_s):
+    def idle(self, preset, target_ua, duration_s, notice=""):
+        """notice: up to two lines of words under the settings (e.g. "using previous
+        configuration": the unit treats, but the technician should know)."""
         self.page = "idle"
+        n = wrap(notice) if notice else ()
         self.lines(
             "READY",
             preset,
             _lr("target", ma(target_ua) + " mA"),
             _lr("time", "%d min" % (duration_s // 60)),
-            "",
+            n[0] if n else "",
+            n[1] if len(n) > 1 else "",
             "MODE   preset",
             "START  begin",
         )

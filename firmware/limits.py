@@ -171,6 +171,7 @@ B_USB = const(20)
 B_CONFIG = const(21)
 B_SELFTEST = const(22)
 B_CAUSE = const(23)
+B_STORAGE = const(24)  # the session summary could not be written, or no log at all
 
 # (code, short name for the log, display line 1, display line 2, what the nurse should do)
 # Display lines are at most 16 characters: 128 px with the 8x8 font.
@@ -194,6 +195,7 @@ FAULTS = (
     (B_CONFIG, "config_invalid", "CONFIG INVALID", "see technician", "Configuration is invalid: the technician must fix it."),
     (B_SELFTEST, "selftest", "SELF-TEST FAILED", "see technician", "Self-test failed: the unit may not treat; call the technician."),
     (B_CAUSE, "cause_present", "FAULT PRESENT", "cannot clear", "The fault's cause is still there: fix it, then press STOP again."),
+    (B_STORAGE, "storage", "STORAGE ERROR", "call technician", "The session record cannot be written to flash: the unit may not treat."),
 )
 
 

@@ -1,5 +1,6 @@
 # main.py: the unit's application. Everything runs inside try/finally so that any exception,
-# KeyboardInterrupt (a host pressing Ctrl-C) or exit leaves the output off.
+# KeyboardInterrupt (a host pressing Ctrl-C while the unit is idle: during a treatment the
+# loop ignores Ctrl-C, see board.host_interrupt) or exit leaves the output off.
 import sys
 
 import micropython
@@ -10,6 +11,9 @@ except AttributeError:
     pass  # the unix port has no emergency buffer
 
 import board  # noqa: E402  (makes the output safe on import)
+
+# The watchdog feeder's period once main.py has ended: well inside app.WDT_MS (1 s).
+_FEED_MS = 250
 
 _b = None
 app = None
@@ -29,31 +33,46 @@ try:
         log = logstore.Log("/log")
         log.open(_b.reset_cause_name(), VERSION)
     except Exception as e:  # a damaged filesystem must not stop the unit from saying so
-        print("main: session log unavailable:", e)
+        print("main: STORAGE ERROR: session log unavailable (%s): the unit will not treat" % e)
         log = None
     store = cfgstore.CfgStore("/")
     cfg, source, errs = store.load()
     if errs:
         print("main: configuration:", errs[0])
+    notice = ""
+    if source == cfgstore.BAK:
+        # config.json was damaged or invalid: treat on the last good one, but say so.
+        notice = "using previous configuration"
+        _b.display.message("IONTO " + VERSION, "Using previous configuration. Tell the technician.")
+        _b.display.show()
     ok, results = selftest.run(_b, cfg is not None, errs[0] if errs else "")
     if log is None:
-        results.append(("storage", False, "session log unavailable: see technician"))
-        ok = False
+        results.append(("storage", False, "storage error: session log unavailable, call the technician"))
     for name, good, words in results:
         print("selftest %-12s %s  %s" % (name, "ok  " if good else "FAIL", words))
     if log is not None:
         log.selftest(ok, results)
-    app = App(_b, cfg, ok, selftest.first_failure(results), out=sys.stdout, log=log)
-    print("ionto %s ready (reset cause: %s, configuration: %s)" % (VERSION, _b.reset_cause_name(), source))
+    app = App(_b, cfg, ok, selftest.first_failure(results), out=sys.stdout, log=log,
+              version=VERSION, notice=notice, storage_ok=log is not None)
+    print("ionto %s ready (reset cause: %s, configuration: %s%s)" % (
+        VERSION, _b.reset_cause_name(), source, ", using previous configuration" if notice else ""))
     app.run()
 finally:
     if _b is not None:
         _b.safe()
+        _b.host_interrupt(True)
         if log is not None:
             log.flush()  # output is off now: what waited in RAM goes to flash
         if _b.wdt is not None:
-            # The watchdog cannot be stopped once armed. A host interrupting an idle unit
-            # after a treatment gets a restart within the timeout; the output is off.
-            print("main: output off; watchdog armed: the unit restarts shortly")
+            # The watchdog cannot be stopped once armed (a treatment ran since power-on). With
+            # the output verified off, a timer feeds it while the REPL runs, so a host session
+            # after a treatment is not cut short. rp2's soft reset stops timers: after one
+            # (Ctrl-D, mpremote leaving) the new main.py does not feed it and the watchdog
+            # restarts the unit within 1 s (reset cause "watchdog"; the output stays off).
+            # If the output is not verified off, nothing feeds it: the reset opens the switch.
+            if _b.output.enable_level() == 0 and _b.feed_from_timer(_FEED_MS):
+                print("main: output off; watchdog fed while the REPL runs (a soft reset restarts the unit)")
+            else:
+                print("main: output not verified off: the watchdog restarts the unit")
     else:
         board.make_safe()

@@ -41,7 +41,7 @@ set_ua (ramp), cmd_ua (after trim and veto), actual_ua, set_avg_ua (pulsed DC: t
 polarity, treat_ms, time_left_s, dose_uas (dose_mamin() for display), fault, limited,
 limited_ua, limit_reason, contact_lost, load_ohm (-1 unknown), end_reason, refuse (last
 START refusal code),
-config_ok, config_errors. STATE_NAMES / END_TEXT / EVENT_NAMES name the codes.
+config_ok, config_errors, storage_ok and summary_ok (the loop sets them from the log). STATE_NAMES / END_TEXT / EVENT_NAMES name the codes.
 
 Dose: integrated by the supervisor in uA*s (see limits.py on why not uA*ms).
 No allocation, no floats, no exceptions in tick().
@@ -169,6 +169,11 @@ class Session:
         self.preset_idx = config.default_index(cfg)
         self.preset = self.presets[self.preset_idx]
         self.selftest_ok = selftest_ok
+        # Storage (set by the loop): storage_ok False when there is no session log on flash at
+        # all; summary_ok from the log after it wrote the session summary at CONFIRM. Either
+        # refuses START with B_STORAGE.
+        self.storage_ok = True
+        self.summary_ok = True
         self.sup = Supervisor()
         self.reg = Regulator()
         self.ramp = Ramp()
@@ -216,11 +221,16 @@ class Session:
         self.polarity = self.preset.polarity
         self._go(IDLE)
 
-    def _blocked(self, meas):
+    def _blocked(self, meas, confirming=False):
         if not self.config_ok:
             return L.B_CONFIG
+        if not self.storage_ok:
+            return L.B_STORAGE
         if not self.selftest_ok:
             return L.B_SELFTEST
+        if confirming and not self.summary_ok:
+            # No session goes unrecorded: its summary must be on flash before any current.
+            return L.B_STORAGE
         return self.sup.start_block(meas, self.isolated_usb)
 
     def _begin(self):
@@ -365,7 +375,7 @@ class Session:
             if buttons & BTN_STOP or self._t_state > L.CONFIRM_TIMEOUT_MS:
                 self._go(IDLE)
             elif buttons & BTN_START:
-                b = self._blocked(meas)
+                b = self._blocked(meas, True)
                 self.refuse = b
                 if b:
                     self.events.push(EV_REFUSED, b, st)
