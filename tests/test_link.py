@@ -140,7 +140,7 @@ def test_devices_lists_the_virtual_unit_with_serial_and_version(vu, capsys):
     mine = [d for d in out if d["port"] == vu.port]
     assert mine and mine[0]["kind"] == "virtual"
     assert mine[0]["serial"] == (vu.state_dir / "serial").read_text().strip()
-    assert mine[0]["version"] == firmware_build.version() and mine[0]["state"] == "IDLE"
+    assert mine[0]["version"] == firmware_build.version() and mine[0]["state"] in link.IDLE_STATES
 
 
 def test_resolve_port_none_and_several(vu, bundle, monkeypatch, tmp_path, capsys):
