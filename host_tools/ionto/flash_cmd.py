@@ -26,7 +26,7 @@ import sys
 import time
 
 from . import link, mpy_build, uf2
-from .errors import (EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, EXIT_USAGE, IontoError)
+from .errors import EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_USAGE, IontoError
 
 MANIFEST = "manifest.json"
 # Data on the unit's flash that a deployment must never remove, whatever an old manifest says.

