@@ -13,8 +13,9 @@
 #
 # Safety: the bench's App is built with selftest_ok=False, so START is refused and the output
 # is never enabled; the board is made safe before and after. It refuses to run while a
-# treatment is under way (main.py's `app` in a treating state) or while the watchdog is armed
-# (a treatment ran since power-on: the unit restarts within a second of main.py stopping).
+# treatment is under way (main.py's `app` in a treating state), or while the watchdog is armed
+# and nothing feeds it (main.py's finally feeds it from a timer once the output is verified
+# off; without that feeder the unit would restart within a second).
 # On the virtual unit the times are virtual: they hold the simulated wire and conversion time
 # charged to the virtual clock, not the time the unix port spends in bytecode.
 import gc
@@ -43,8 +44,8 @@ def _bench(n_ticks, n_i2c):
         print("@REFUSE a treatment is running (state %s)" % session.STATE_NAMES[main_app.s.state])
         return
     b = g.get("_b")
-    if b is not None and b.wdt is not None:
-        print("@REFUSE the watchdog is armed (a treatment ran since power-on): the unit restarts by itself")
+    if b is not None and b.wdt is not None and getattr(b, "feeder", None) is None:
+        print("@REFUSE the watchdog is armed and not fed (a treatment ran since power-on): the unit restarts by itself")
         return
     print("@PLATFORM %s" % sys.platform)
 
