@@ -53,6 +53,13 @@ def flash(*argv):
         return e.code
 
 
+def deployed(vu):
+    """The tests after the first need the application on the unit: a no-op once it is there,
+    and lets any one of them run alone (-k)."""
+    flash_cmd.deploy(vu.port)
+    wait_for(vu.ctl, "app is not None and app.ticks > 20", timeout=30)
+
+
 def info(port):
     with link.Link.open(port) as u:
         u.enter()
@@ -151,6 +158,7 @@ def test_flash_onto_an_empty_unit_then_it_boots_the_app(vu, capsys):
 
 
 def test_reflash_with_nothing_changed_copies_nothing(vu, capsys):
+    deployed(vu)
     r = flash_cmd.deploy(vu.port)
     assert r.copied == [] and r.removed == [] and not r.rebooted
     assert len(r.unchanged) == N_FILES
@@ -162,6 +170,7 @@ def test_reflash_with_nothing_changed_copies_nothing(vu, capsys):
 
 
 def test_one_changed_file_copies_it_and_the_manifest_and_the_unit_reports_the_version(vu, tmp_path):
+    deployed(vu)
     src = _tree(tmp_path, version="0.1.1-test")
     dry = flash_cmd.deploy(vu.port, dry_run=True, src=src)
     assert dry.copied == ["version.mpy"] and dry.dry_run
@@ -179,6 +188,7 @@ def test_one_changed_file_copies_it_and_the_manifest_and_the_unit_reports_the_ve
 
 
 def test_stale_firmware_files_go_and_data_stays(vu, capsys):
+    deployed(vu)
     with link.Link.open(vu.port) as u:
         u.enter()
         u.write_file("/app.py", b"raise RuntimeError('a stale source would shadow app.mpy')\n")
@@ -202,6 +212,7 @@ def test_stale_firmware_files_go_and_data_stays(vu, capsys):
 
 
 def test_a_tampered_file_is_found_by_the_unit_at_boot_and_flash_repairs_it(vu, capsys):
+    deployed(vu)
     with link.Link.open(vu.port) as u:
         u.enter()
         main = u.read_file("/main.py")
@@ -298,6 +309,7 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
 
 
 def test_refuses_while_a_treatment_runs_and_sends_nothing(vu, capsys):
+    deployed(vu)
     c = vu.ctl
     c.usb(host_present=False)  # behind the USB isolator: START allowed
     wait_for(c, "app is not None and app.ticks > 50", timeout=30)
