@@ -19,8 +19,9 @@ What mpremote lacks and this adds:
   Ctrl-C while treating, so a race cannot cut a treatment short either.
 - Bulk, verified file transfer. mpremote's `fs cp` from a unit reads one byte per call; here a
   file comes as base64 lines of 3 KiB (one exec for the whole file) followed by its size and
-  CRC32, checked on the host. Writes go in 4 KiB chunks to a temporary file, which is read back
-  (size + CRC32) and renamed over the target, so an interrupted copy never leaves half a file.
+  CRC32, checked on the host. Writes go in 4 KiB chunks, several files per round trip, to
+  temporary files, which are read back (size + CRC32) and only then renamed over the targets,
+  so an interrupted copy never leaves half a file.
 - Errors in words, with the exit codes of errors.py, for a missing, busy or silent unit.
 """
 import binascii
@@ -40,7 +41,8 @@ IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES, space
 USB_IDS = ((0x2E8A, None), (0xF055, None))
 
 _READ_CHUNK = 3072  # bytes per base64 line from the unit (4 KiB of text)
-_WRITE_CHUNK = 4096  # bytes per exec when writing
+_WRITE_CHUNK = 4096  # bytes per write call on the unit
+_BATCH_TEXT = 16384  # source text per REPL round trip when writing (several chunks, several files)
 _LINE = re.compile(rb"@(ST|EV|ID) ([^\r\n]*)\r?\n")
 
 
@@ -264,15 +266,19 @@ class Link:
         u._drain()
         return u
 
-    def _drain(self, quiet_s=0.1, max_s=0.5):
+    def _drain(self, quiet_s=0.05, max_s=0.5):
         """Drop what the port held from before we opened it (a virtual unit keeps up to 64 KiB
-        for a host that is not there): a stale IDLE must never pass for the unit's state now."""
+        for a host that is not there): a stale IDLE must never pass for the unit's state now.
+        The backlog arrives at once in large reads; it has passed when the port goes quiet or
+        only a line or two trickles in (a unit running flat out prints without pause)."""
         old = self.ser.timeout
         self.ser.timeout = quiet_s
         end = time.monotonic() + max_s
         try:
-            while time.monotonic() < end and self.ser.read(65536):
-                pass
+            while time.monotonic() < end:
+                got = self.ser.read(65536)
+                if len(got) < 256:
+                    break
         finally:
             self.ser.timeout = old
 
@@ -504,34 +510,64 @@ class Link:
         return bytes(data)
 
     def write_file(self, path, data, progress=None):
-        """Write data to path on the unit: chunks into path + '.part', read back (size, CRC32),
-        then renamed over path."""
-        data = bytes(data)
-        tmp = path + ".part"
-        self.exec("_f = open(%r, 'wb')" % tmp)
-        try:
-            for i in range(0, len(data), _WRITE_CHUNK):
+        """Write data to path on the unit (see write_files)."""
+        self.write_files([(path, data)], progress)
+
+    def write_files(self, files, progress=None):
+        """Write [(path, data)] on the unit: each into path + '.part' in base64 chunks, several
+        files per REPL round trip; then every .part is read back (size, CRC32) in one trip and
+        only then all are renamed over their targets. progress(bytes_done) as chunks go."""
+        files = [(p, bytes(d)) for p, d in files]
+        batch = []
+        size = 0
+        done = 0
+        for path, data in files:
+            mode = "wb"
+            for i in range(0, max(1, len(data)), _WRITE_CHUNK):
                 chunk = data[i:i + _WRITE_CHUNK]
-                self.exec("import binascii\n_f.write(binascii.a2b_base64(%r))" % binascii.b2a_base64(chunk, newline=False))
-                if progress is not None:
-                    progress(i + len(chunk))
-        finally:
-            self.exec("_f.close()")
-        check = self.exec(
-            "import os, binascii\n"
-            "def _ck(p):\n"
-            " c = 0; n = 0; b = bytearray(1024); m = memoryview(b)\n"
-            " with open(p, 'rb') as f:\n"
-            "  while True:\n"
-            "   k = f.readinto(b)\n"
-            "   if not k: break\n"
-            "   c = binascii.crc32(m[:k], c); n += k\n"
-            " print(n, c & 0xffffffff)\n"
-            "_ck(%r)\n" % tmp).split()
-        if check != [str(len(data)), str(zlib.crc32(data))]:
-            self.remove(tmp)
-            raise IontoError(EXIT_UNIT, "writing %s on the unit failed its check (size or CRC32): try again" % path)
-        self.exec("import os\ntry:\n os.remove(%r)\nexcept OSError:\n pass\nos.rename(%r, %r)" % (path, tmp, path))
+                batch.append("_w(%r,%r,%r)" % (path + ".part", mode, binascii.b2a_base64(chunk, newline=False)))
+                mode = "ab"
+                size += len(chunk) * 4 // 3 + 40
+                done += len(chunk)
+                if size >= _BATCH_TEXT:
+                    self._run_writes(batch)
+                    batch, size = [], 0
+                    if progress is not None:
+                        progress(done)
+        if batch:
+            self._run_writes(batch)
+        if progress is not None:
+            progress(done)
+        got = _last_json(self.exec(
+            "import binascii, json\n"
+            "def _ck(ps):\n"
+            " r = []; b = bytearray(1024); m = memoryview(b)\n"
+            " for p in ps:\n"
+            "  c = 0; n = 0\n"
+            "  with open(p, 'rb') as f:\n"
+            "   while True:\n"
+            "    k = f.readinto(b)\n"
+            "    if not k: break\n"
+            "    c = binascii.crc32(m[:k], c); n += k\n"
+            "  r.append([n, c & 0xffffffff])\n"
+            " print(json.dumps(r))\n"
+            "_ck(%r)\n" % [p + ".part" for p, _d in files]), "write check")
+        bad = [p for (p, d), (n, c) in zip(files, got) if n != len(d) or c != zlib.crc32(d)]
+        if bad:
+            for p, _d in files:
+                self.remove(p + ".part")
+            raise IontoError(EXIT_UNIT, "writing %s on the unit failed its check (size or CRC32): try again" % bad[0])
+        self.exec("import os\n"
+                  "for _p in %r:\n"
+                  " try:\n  os.remove(_p)\n except OSError:\n  pass\n"
+                  " os.rename(_p + '.part', _p)\n" % [p for p, _d in files])
+
+    def _run_writes(self, calls):
+        self.exec("import binascii\n"
+                  "def _w(p, m, d):\n"
+                  " f = open(p, m)\n"
+                  " try:\n  f.write(binascii.a2b_base64(d))\n finally:\n  f.close()\n"
+                  + "\n".join(calls) + "\n")
 
     def sha256(self, paths):
         """{path: sha-256 hex, or None if the file is missing} for files on the unit."""
