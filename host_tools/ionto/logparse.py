@@ -13,34 +13,17 @@ limits.FAULTS and logstore.LOG_NAMES.
     s = parse_session(3, sum_bytes, trc_bytes)   # -> Parsed: .row, .samples, .events, .damage
     evs, dmg = parse_events(events_log_bytes)
 """
-import sys
-import types
+from .fw import firmware
+
+R = firmware("records")
 
 # rp2 sets its RTC to 2021-01-01 00:00 UTC at every boot. A record without the RTC-valid flag
 # carries that clock, so its time minus this is seconds since boot.
-RTC_POWERON_UNIX = 1609459200
+RTC_POWERON_UNIX = R.RTC_POWER_ON
 
 # The sample's state byte is the session state code (session.py); the mV and load fields
 # use 0xFFFF for "no reading".
 _NO_MV = 0xFFFF
-
-
-def firmware(name):
-    """A firmware module (records, session, limits, logstore) imported from firmware/ by the one
-    loader (config_cmd.firmware). session.py needs `micropython.const`: without the test shims a
-    stand-in module (const only) lets it import on CPython."""
-    try:
-        import micropython  # noqa: F401
-    except ImportError:
-        shim = types.ModuleType("micropython")
-        shim.const = lambda x: x
-        sys.modules["micropython"] = shim
-    from .config_cmd import firmware as load
-
-    return load(name)
-
-
-R = firmware("records")
 
 
 def _names():

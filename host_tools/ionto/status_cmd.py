@@ -17,7 +17,8 @@ import time
 
 from . import link
 from .clock_cmd import fmt_offset, fmt_utc
-from .config_cmd import SOURCE_WORDS, firmware, presets_table
+from .config_cmd import SOURCE_WORDS, presets_table
+from .fw import firmware
 from .errors import IontoError
 
 EVENT_FILES = ("/log/events.old", "/log/events.log")  # oldest first
@@ -60,7 +61,7 @@ def event_log(u):
     return out, bad
 
 
-RTC_POWERON = 1609459200  # 2021-01-01 00:00:00 UTC: where rp2's RTC starts at power-up
+RTC_POWERON = firmware("records").RTC_POWER_ON  # 2021-01-01 00:00 UTC: where rp2's RTC starts at reset
 
 
 def when(r):
