@@ -161,3 +161,19 @@ def event_text(code_name, text):
     lg.text(code, str(text)[:200])
     lg.flush()
     _out({"ok": True})
+
+
+def host_done():
+    """The host is leaving: mark the restart that follows as the end of a host session (the
+    next boot's event-log entry says so) and tell the host whether the watchdog is armed (a
+    treatment ran since power-on): then it hard-resets the unit, since after a soft reset
+    nothing would feed the watchdog and it would bite a second later anyway."""
+    b = G.get("_b")
+    armed = b is not None and getattr(b, "wdt", None) is not None
+    try:
+        import logstore
+
+        logstore.mark_host_exit("/log")
+    except Exception:  # no log (new or damaged unit): the restart is still right
+        pass
+    _out({"wdt": armed})

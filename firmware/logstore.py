@@ -124,6 +124,18 @@ def _crc_text(s):
     return "%08x" % (crc32(s.encode()) & 0xFFFFFFFF)
 
 
+HOST_EXIT = "hostexit"  # marks the next boot as the end of a host session
+
+
+def mark_host_exit(root="/log"):
+    """Before a host restarts the unit (hostcmd.host_done): the next boot is logged as such."""
+    f = open(root + "/" + HOST_EXIT, "w")
+    try:
+        f.write("1\n")
+    finally:
+        f.close()
+
+
 class Log:
     def __init__(self, root="/log", policy=OFF_ONLY, ring_s=RING_S, budget_pct=BUDGET_PCT, clock=None, usage=None,
                  max_summaries=None):
@@ -266,11 +278,20 @@ class Log:
         self._write_state()
         if sums:
             self._recover(sums[-1])
-        self.text(L_BOOT, "reset %s, firmware %s" % (reset_cause, version))
+        self.text(L_BOOT, "reset %s, firmware %s" % (self._host_exit(reset_cause), version))
         if st[3] not in ("-", "?", version):
             self.text(L_FIRMWARE, "%s -> %s" % (st[3], version))
         self.flush()
         return self.boot
+
+    def _host_exit(self, reset_cause):
+        # A host session ended with this restart (hostcmd.host_done left the mark): say so,
+        # so an engineer does not read a host's reset as a fault.
+        try:
+            os.remove(self._p(HOST_EXIT))
+        except OSError:
+            return reset_cause
+        return "%s after a host session" % reset_cause
 
     def attach(self, version=""):
         """For a host session at the REPL when main.py is not running: continue the current

@@ -295,7 +295,12 @@ class Link:
         if self.t is None:
             return
         try:
-            if self.in_repl:
+            if self.in_repl and restart and self._leave_armed():
+                # The watchdog is armed (a treatment ran since power-on): after a soft reboot
+                # nothing would feed it and it would reset the unit a second later. A hard
+                # reset now is one clean restart instead of two.
+                self.t.exec_raw_no_follow("import machine\nmachine.reset()")
+            elif self.in_repl:
                 self.t.exit_raw_repl()
                 if restart:
                     self.ser.write(b"\x04")  # Ctrl-D at the friendly REPL: soft reboot -> main.py
@@ -309,6 +314,19 @@ class Link:
             pass
         self.t = None
         self.in_repl = False
+
+    def _leave_armed(self):
+        """Tell the unit we are leaving (hostcmd.host_done: its next boot is logged as the end
+        of a host session) -> True if its watchdog is armed. A unit without hostcmd -> False."""
+        try:
+            out = self.exec("try:\n import hostcmd\nexcept ImportError:\n hostcmd = None\n"
+                            "if hostcmd:\n hostcmd.G = globals()\n hostcmd.host_done()\n", timeout=10)
+        except IontoError:
+            return False
+        try:
+            return bool(_last_json(out, "host_done").get("wdt"))
+        except (IontoError, AttributeError):
+            return False
 
     # --- the status channel (read-only) ---------------------------------------------------
     def _take(self, data):
@@ -617,6 +635,7 @@ class Link:
         status line) -> the first Status, or None if it came back without main.py running."""
         if not self.in_repl:
             self.enter()
+        self._leave_armed()  # the boot that follows is logged as the end of a host session
         try:
             self.t.exec_raw_no_follow("import machine\nmachine.reset()")
         except _transport_errors():
