@@ -1,17 +1,19 @@
-"""`make demo`: a full treatment on the virtual unit, as a nurse would run it.
+"""`make demo`: the product's main job on the virtual unit, start to finish.
 
-Palms in tap water. The nurse presses START and confirms, raises the current twice, the
-patient lifts a hand out of the water mid-session and puts it back, and the session runs to
-its end. Prints a summary; writes a plot of set and true current and display frames to --out.
+A technician deploys the firmware onto a new (empty) unit with `ionto flash` and sets its
+clock. Then a treatment, as a nurse runs it: palms in tap water, START and confirm, the
+current raised twice, a hand lifted out of the water mid-session and put back, the session
+runs to its end. Then an engineer plugs the laptop in, pulls the log into an archive with
+`ionto logs pull` and plots the session from it. Prints what happens; writes a plot of set and
+true current, display frames, the archive, the archived session's plot and a summary to --out.
 """
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from . import firmware_build
+from . import cli
 from .scripted import COLUMNS, Recorder, press, state_name, wait_for, wait_virtual_s
 from .simctl import SimError, VirtualUnit
 
@@ -70,12 +72,16 @@ def run(out, scenario="hand_lifted", quiet=False):
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t_wall = time.monotonic()
-    bundle = Path(tempfile.mkdtemp(prefix="ionto-fw-"))
-    man = firmware_build.build(bundle)
-    say("firmware %s: %d files, manifest written" % (man["version"], len(man["files"])))
-    with VirtualUnit(seed_from=bundle, scenario=scenario, accel=0) as vu:
+    archive = out / "archive.sqlite"
+    if archive.exists():
+        archive.unlink()
+    with VirtualUnit(seed_from=None, scenario=scenario, accel=0) as vu:
         c = vu.ctl
-        say("virtual unit up on %s (scenario %s)" % (vu.port, scenario))
+        say("a new virtual unit on %s (empty flash, scenario %s)" % (vu.port, scenario))
+        say("$ ionto flash --port %s" % vu.port)
+        _ionto(["flash", "--port", vu.port])
+        say("$ ionto clock sync --port %s" % vu.port)
+        _ionto(["clock", "sync", "--port", vu.port])
         # In the clinic the unit runs on its own isolated supply, no laptop attached.
         c.usb(host_present=False)
         wait_for(c, "app is not None and app.ticks > 50")
@@ -110,6 +116,16 @@ def run(out, scenario="hand_lifted", quiet=False):
         c.exec("import os")
         logs = c.eval("sorted(os.listdir('/log'))")
         vt = c.state()["now_us"] / 1e6
+        # The engineer plugs the laptop in and archives the log.
+        c.usb(host_present=True)
+        say("")
+        say("$ ionto logs pull --port %s --archive %s" % (vu.port, archive))
+        _ionto(["logs", "pull", "--port", vu.port, "--archive", str(archive)])
+    say("$ ionto logs list --archive %s" % archive)
+    _ionto(["logs", "list", "--archive", str(archive)])
+    session_png = out / "session.png"
+    say("$ ionto logs plot 1 --archive %s -o %s" % (archive, session_png))
+    _ionto(["logs", "plot", "1", "--archive", str(archive), "-o", str(session_png)])
     wall = time.monotonic() - t_wall
     (out / "trace.json").write_text(json.dumps({"columns": COLUMNS, "rows": rows}))
     plot(rows, out / "current.png", "Palms, tap water: a hand lifted mid-session (virtual unit)")
@@ -136,8 +152,17 @@ def run(out, scenario="hand_lifted", quiet=False):
         % (peak / 1000, max_step / 1000))
     say("%.0f virtual seconds in %.1f wall seconds (%.0fx real time)" % (vt, wall, vt / wall))
     say("unit's flash log: %s" % ", ".join(logs))
-    say("wrote %s, %s and %d display frames" % (out / "current.png", out / "summary.json", len(frames)))
+    say("wrote %s, %s, %s, %s and %d display frames"
+        % (out / "current.png", session_png, archive, out / "summary.json", len(frames)))
     return summary
+
+
+def _ionto(argv):
+    """Run one `ionto` command as a user would type it; a failure stops the demo."""
+    rc = cli.main(argv)
+    sys.stdout.flush()
+    if rc:
+        raise SimError("`ionto %s` failed (exit %d)" % (" ".join(argv), rc))
 
 
 def main(argv=None):

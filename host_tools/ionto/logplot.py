@@ -46,6 +46,11 @@ def plot_session(path, samples, events, title=""):
         a2.set_ylabel("electrode voltage (V)")
         a3.plot(ts, [None if s[4] is None else s[4] / 1000.0 for s in samples], color="tab:purple")
         a3.set_ylabel("load (kOhm)")
+        # With a hand out of the water the load reads as an open circuit (hundreds of kOhm):
+        # scale to the loads seen while in contact so the skin's few kOhm stay readable.
+        contact = sorted(s[4] for s in samples if s[4] is not None and s[5] != S.PAUSED and s[2] > 500)
+        if contact:
+            a3.set_ylim(0, contact[len(contact) * 98 // 100] / 1000.0 * 1.3)
         a3.set_xlabel("session time (s)")
         paused = _spans(ts, [s[5] == S.PAUSED for s in samples])
         for ax in (a1, a2, a3):
