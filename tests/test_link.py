@@ -160,6 +160,15 @@ def test_port_errors_are_one_line_with_their_codes(vu, tmp_path, capsys):
         holder.close()
 
 
+def test_permission_denied_says_what_to_do(vu, monkeypatch, capsys):
+    # Tests run as root, where every port is accessible: stand in for a user outside dialout.
+    monkeypatch.setattr(link.os, "access", lambda path, mode: False)
+    rc = ionto(["status", "--port", vu.port])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == EXIT_BUSY and len(err) == 1
+    assert "permission denied on %s" % vu.port in err[0] and "dialout" in err[0]
+
+
 def test_devices_lists_the_virtual_unit_with_serial_and_version(vu, capsys):
     rc = ionto(["devices", "--json"])
     out = json.loads(capsys.readouterr().out)
