@@ -6,6 +6,7 @@
 - hw/calibration.md's INA219 figures follow from the shunt in pins.py;
 - docs/nurse_guide.md names every fault code of firmware/limits.py with its display text.
 """
+import argparse
 import csv
 import math
 import re
@@ -254,30 +255,89 @@ def test_nurse_guide_has_the_checks_and_the_course():
     assert "0.5 mA" in text
 
 
-def test_technician_guide_marks_what_exists_today():
-    text = TECH.read_text()
-    for cmd in ("ionto flash", "ionto config", "ionto status", "ionto logs pull", "ionto sim", "make test"):
-        assert cmd in text, cmd
-    assert "Exists today" in text and "Designed" in text
-
-
-def test_technician_guide_claims_only_ionto_commands_that_exist():
-    """A row marked "Exists today" may only name `ionto` subcommands that cli.py registers;
-    rows for the rest say "Designed" (issue 5 adds them)."""
+def _ionto_grammar():
+    """cli.COMMANDS as argparse builds them -> {command: (option strings, {action: option strings})}."""
     from ionto import cli
 
-    rows = [ln for ln in TECH.read_text().splitlines() if ln.startswith("|")]
-    claimed = set()
-    for ln in rows:
-        if "Exists today" in ln:
-            claimed.update(re.findall(r"`ionto (\w+)", ln))
-    assert claimed, "the status table names no existing ionto command"
-    assert claimed <= set(cli.COMMANDS), "guide claims commands cli.py lacks: %s" % sorted(claimed - set(cli.COMMANDS))
-    for cmd in ("flash", "config", "status", "logs"):
-        designed = [ln for ln in rows if "`ionto %s" % cmd in ln]
-        assert designed, cmd
-        if cmd not in cli.COMMANDS:
-            assert all("Designed" in ln for ln in designed), cmd
+    def opts(parser):
+        return {o for act in parser._actions for o in act.option_strings}
+
+    def subparsers(parser):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return subs[0].choices if subs else {}
+
+    out = {}
+    for name, sp in subparsers(cli.build_parser()).items():
+        out[name] = (opts(sp), {act: opts(asp) for act, asp in subparsers(sp).items()})
+    return out
+
+
+def _ionto_lines(text):
+    """The `ionto ...` command lines the guide shows: in fenced blocks (continuation lines
+    joined, comments dropped), indented code and inline code spans."""
+    lines, fenced, buf = [], False, ""
+    for ln in text.splitlines():
+        if ln.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or ln.startswith("    "):
+            ln = buf + ln.split("#")[0].strip()
+            if ln.endswith("\\"):
+                buf = ln[:-1] + " "
+                continue
+            buf = ""
+            if ln.startswith("ionto "):
+                lines.append(ln)
+    lines += [c.strip() for c in re.findall(r"`([^`\n]+)`", text) if c.strip().startswith("ionto ")]
+    return lines
+
+
+def test_technician_guide_names_every_ionto_command_and_action():
+    """Every command cli.py registers, and every action of those that have actions, is shown in
+    the guide as `ionto COMMAND [ACTION]`; and it lists every exit code of errors.py."""
+    from ionto import errors
+
+    text = TECH.read_text()
+    shown = _ionto_lines(text)
+    for cmd, (_opts, actions) in _ionto_grammar().items():
+        assert any(ln.split()[1] == cmd for ln in shown), "the technician guide never shows `ionto %s`" % cmd
+        for act in actions:
+            assert any(ln.split()[1:3] == [cmd, act] for ln in shown), \
+                "the technician guide never shows `ionto %s %s`" % (cmd, act)
+    for code, name in errors.NAMES.items():
+        assert re.search(r"^\| %d \| %s \|" % (code, name), text, re.M), "exit code %d %s not in the table" % (code, name)
+    assert "Designed" not in text and "not implemented" not in text.lower()
+
+
+def test_technician_guide_claims_only_ionto_syntax_that_exists():
+    """Every `ionto ...` line in the guide names a command cli.py registers, an action that
+    command has, and only options argparse knows for it (a guide written from memory, or left
+    behind by a change of the tools, fails here)."""
+    grammar = _ionto_grammar()
+    shown = _ionto_lines(TECH.read_text())
+    assert len(shown) > 30, shown
+    bad = []
+    for ln in shown:
+        toks = ln.split()
+        cmd = toks[1]
+        if cmd in ("...", "--help") or cmd.rstrip(":").isupper():
+            continue  # `ionto --help`, `ionto COMMAND --help`: the general forms
+        if cmd not in grammar:
+            bad.append((ln, "no command %r" % cmd))
+            continue
+        known, actions = grammar[cmd]
+        if actions and len(toks) > 2 and not toks[2].startswith("-"):
+            named = [toks[2]] + [toks[i + 1] for i, t in enumerate(toks[:-1]) if t == "/"]
+            for act in named:
+                if act not in actions:
+                    bad.append((ln, "no action %r of ionto %s" % (act, cmd)))
+            if named[0] in actions:
+                known = known | actions[named[0]]
+        for t in toks[2:]:
+            flag = t.split("=")[0].strip("[]")
+            if re.match(r"^--?[A-Za-z]", flag) and flag not in known:
+                bad.append((ln, "no option %s of ionto %s" % (flag, cmd)))
+    assert not bad, "\n".join("%s: %s" % b for b in bad)
 
 
 def test_safety_case_covers_the_hazards():
