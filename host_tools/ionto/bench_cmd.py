@@ -11,8 +11,8 @@ virtual clock, not the unix port's own speed.
 Before it interrupts anything it listens to the unit's status line (`@ST STATE ...`, once a
 second while main.py runs) and refuses, without sending a byte, while a treatment is under
 way; the script on the unit checks main.py's `app` again. Entering the raw REPL stops main.py
-(Ctrl-C; its finally leaves the output off); leaving, link.py soft-reboots the unit so
-main.py runs again.
+(Ctrl-C; its finally leaves the output off); leaving, link.py restarts the unit so main.py
+runs again (a soft reboot, or one hard reset when a treatment armed the watchdog).
 
 Exit codes (errors are one line on stderr, no traceback):
     0  figures printed

@@ -16,8 +16,10 @@
 5. Write manifest.json LAST (firmware/integrity.py build_manifest, the code the unit's boot check
    runs): until then the unit's old manifest no longer matches, so a copy cut halfway leaves a
    unit that refuses to treat rather than one running a mix.
-6. Verify every hash again, run the unit's own integrity check, note the deployment in the
-   unit's event log (hostcmd), reboot, and confirm the unit reports the new version.
+6. Verify: every file was read back (size, CRC32) before its rename; the unit's own integrity
+   check (firmware/integrity.py) then hashes every file against the manifest just written.
+   Note the deployment in the unit's event log (hostcmd), reboot (hard reset), and confirm the
+   unit reports the new version.
 """
 import hashlib
 import json

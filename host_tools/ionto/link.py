@@ -9,7 +9,9 @@ new mpremote changes it, this file is the one to fix (pyproject.toml pins the ve
         st = u.listen(1.5)              # read-only: the status channel (@ST/@EV/@ID lines)
         u.enter()                       # refuses while treating; Ctrl-C; raw REPL, no soft reset
         data = u.read_file("/log/s000001.trc")
-    # leaving after enter(): raw REPL exited and the unit soft-rebooted, so main.py runs again
+    # leaving after enter(): raw REPL exited and the unit restarted, so main.py runs again (a soft
+    # reboot; one hard reset instead when a treatment armed the watchdog; the next boot is
+    # logged 'after a host session')
 
 What mpremote lacks and this adds:
 - The status channel. The firmware prints `@ST ...` once a second, `@EV ...` per session event
@@ -290,8 +292,9 @@ class Link:
         return False
 
     def close(self, restart=True):
-        """Leave the unit as found: out of the raw REPL and, if we stopped main.py, soft-reboot
-        it so the application (and the nurse's buttons) runs again."""
+        """Leave the unit as found: out of the raw REPL and, if we stopped main.py, restart it so
+        the application (and the nurse's buttons) runs again: a soft reboot, or one hard reset
+        when a treatment armed the watchdog (hostcmd.host_done says which)."""
         if self.t is None:
             return
         try:
