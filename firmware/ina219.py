@@ -4,7 +4,7 @@
 #     ina.calibrate()            # reset-free setup: calibration + config, read back; bool
 #     ua = ina.read_shunt_ua()   # every tick; never raises
 #     if ina.error: ...          # errno of the failed transaction (0: the reading is good)
-#     ina.fresh, ina.stale, ina.ovf
+#     ina.fresh, ina.stale, ina.age_us, ina.ovf
 #
 # Errors are reported, never swallowed and never raised on the hot path: read_shunt_ua()
 # returns INVALID and sets `error` (an errno: EIO on a NACK, ETIMEDOUT on a stuck bus;
@@ -13,17 +13,39 @@
 # PGA's full scale (a clipped reading: OVF covers only the current/power maths, see
 # hw/calibration.md section 1).
 #
+# Staleness is timed on the reads, not on the loop's ticks: `age_us` is how long the chip has
+# shown no new conversion, from the power read that last cleared CNVR to the start of this
+# bus read (0 when fresh or when the read failed: a failed read shows nothing). A converting
+# chip sets CNVR again within one conversion (1.06 ms) of any clear, so only a chip that
+# stopped reaches the supervisor's STALE_MS. The tick's own time stamp would not do: a loop
+# stall (a flash erase, 45-400 ms) between the tick's start and the clearing read, followed
+# by the next tick at once, looks like a whole stall without a conversion when the chip
+# cleared CNVR only a few hundred us before. The clock is time.ticks_us (CPython host tests
+# pass clock=, e.g. vclock.ticks_us; without one age_us stays -1: untimed).
+#
 # Conversion and I2C budget (control loop: 2 ms, 400 kHz bus, ~112 us per register read as
 # pointer write + 2-byte read):
 #   - shunt-only continuous mode, 12 bit with 2-sample averaging: one conversion per
 #     1.06 ms, so every 2 ms tick sees a fresh value at most ~1 ms old (hw/calibration.md 5);
 #   - per tick: bus register (CNVR, OVF) + power register (only when CNVR is set: reading it
-#     is what clears CNVR) + shunt register = 3 reads, ~340 us, 17 % of the tick.
+#     is what clears CNVR) + shunt register = 3 reads, ~340 us, 17 % of the tick; plus two
+#     ticks_us() for the age, a few us.
 # The bus voltage is not converted in this mode: the shunt sits on the low side, so the bus
 # input is at ground and reads ~0 V anyway (the electrode voltage has its own ADC). The bus
 # register keeps its last conversion; read_bus_mv() reads it at whatever rate the caller
 # likes (it costs one read and converts nothing).
 from micropython import const
+
+try:
+    from time import ticks_us as _ticks_us, ticks_diff as _ticks_diff, ticks_add as _ticks_add
+except ImportError:  # CPython host tests: clock= or untimed; rp2's 2**30 wrap
+    _ticks_us = None
+
+    def _ticks_diff(a, b):
+        return ((a - b + (1 << 29)) & ((1 << 30) - 1)) - (1 << 29)
+
+    def _ticks_add(a, d):
+        return (a + d) & ((1 << 30) - 1)
 
 _REG_CONFIG = const(0x00)
 _REG_SHUNT = const(0x01)
@@ -40,6 +62,9 @@ _MODE_SHUNT_CONT = const(0b101)
 _CNVR = const(0x02)  # bus register bit 1
 _OVF = const(0x01)  # bus register bit 0
 _STALE_MAX = const(1_000_000)  # the count stops here (stays a small int)
+# The age stops at 1 s (limits.DT_MAX_MS, far past STALE_MS): the clear's time stamp is pulled
+# along so ticks_diff stays inside its 2**29 us range however long the reads pause.
+_AGE_MAX_US = const(1_000_000)
 
 INVALID = const(-1_000_000)  # read_shunt_ua() on an I2C error: -1 A, never a real reading
 
@@ -102,8 +127,9 @@ def _errno(e):
 
 
 class INA219:
-    def __init__(self, i2c, addr=0x40, shunt_milliohm=10_000, max_ua=32_000, fast=False):
+    def __init__(self, i2c, addr=0x40, shunt_milliohm=10_000, max_ua=32_000, fast=False, clock=None):
         self._i2c = i2c
+        self._clock = clock if clock is not None else _ticks_us  # None: untimed (age_us -1)
         self._addr = addr
         self._buf = bytearray(2)
         pga, fs, lsb_na, cal, plsb = calibration(shunt_milliohm, max_ua)
@@ -128,6 +154,8 @@ class INA219:
         self.ovf = False
         self.fresh = False
         self.stale = 0  # consecutive reads without a new conversion
+        self.age_us = -1 if self._clock is None else 0  # no new conversion for this long
+        self._t_clr = self._clock() if self._clock is not None else 0  # CNVR last cleared
         self.raw = 0  # last shunt register value (signed, 10 uV)
         self.ua = 0  # last good reading, uA
 
@@ -149,25 +177,41 @@ class INA219:
         i2c = self._i2c
         a = self._addr
         b = self._buf
+        clk = self._clock
+        if clk is not None:
+            # before the bus read: a conversion ending from here on would show in it
+            t = clk()
+            d = _ticks_diff(t, self._t_clr)
+            if d > _AGE_MAX_US or d < 0:  # (negative: the reads paused past the ticks' range)
+                self._t_clr = _ticks_add(t, -_AGE_MAX_US)
+                d = _AGE_MAX_US
         try:
             i2c.readfrom_mem_into(a, _REG_BUS, b)
             flags = b[1]
             if flags & _CNVR:
                 i2c.readfrom_mem_into(a, _REG_POWER, b)  # clears CNVR (the value is unused)
+                if clk is not None:
+                    self._t_clr = clk()  # after the clear: a stall before it is no staleness
             i2c.readfrom_mem_into(a, _REG_SHUNT, b)
         except OSError as e:
             self.error = _errno(e)
             self.errors += 1
             self.fresh = False
+            if clk is not None:
+                self.age_us = 0
             return INVALID
         self.error = 0
         if flags & _CNVR:
             self.fresh = True
             self.stale = 0
+            if clk is not None:
+                self.age_us = 0
         else:
             self.fresh = False
             if self.stale < _STALE_MAX:
                 self.stale += 1
+            if clk is not None:
+                self.age_us = d
         raw = (b[0] << 8) | b[1]
         if raw & 0x8000:
             raw -= 0x10000
@@ -182,9 +226,10 @@ class INA219:
         return ua
 
     def fill(self, meas):
-        """One tick into a supervisor.Meas-like object: ua (>= 0), err, ovf, fresh."""
+        """One tick into a supervisor.Meas-like object: ua (>= 0), err, ovf, fresh, age_us."""
         ua = self.read_shunt_ua()
         meas.err = self.error
+        meas.age_us = self.age_us
         if self.error:
             meas.ua = 0
             meas.ovf = False
@@ -244,7 +289,14 @@ class INA219:
             return False
         self.error = 0
         self.stale = 0
+        self._cleared()
         return True
+
+    def _cleared(self):
+        # A config write clears CNVR (RST too): the age starts again from here.
+        if self._clock is not None:
+            self._t_clr = self._clock()
+            self.age_us = 0
 
     def calibrate(self):
         """Write calibration and config, read both back. True when the chip holds them."""
@@ -254,6 +306,7 @@ class INA219:
         except OSError as e:
             self._fail(e)
             return False
+        self._cleared()
         ok = self.calibrated()
         if not self.error:
             self.stale = 0

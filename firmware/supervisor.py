@@ -63,6 +63,9 @@ class Meas:
         self.err = 0  # 0: the reading is good; else the sensor's error (an errno)
         self.ovf = False  # INA219 math overflow flag
         self.fresh = True  # a new conversion since the previous tick
+        # How long the sensor has shown no new conversion, timed between its reads (the
+        # driver's ina219.age_us; 0 when fresh). -1: not timed, the ticks' dt counts instead.
+        self.age_us = -1
         self.mv = -1  # electrode voltage, mV; -1 when not known
         self.hw_limit = False  # hardware limiter tripped (GP20 low)
         self.vbus = False  # a USB host powers the port (GP24)
@@ -217,9 +220,18 @@ class Supervisor:
 
         acc = self._acc
         win = self._windows
+        # Staleness is judged on the reads: the driver's age runs from the read that last
+        # cleared CNVR to this one. The ticks' dt would count a loop stall before that clearing
+        # read (a flash erase, 45-400 ms) as time without a conversion, and trip F_STALE on a
+        # healthy sensor read a moment later; a stall with the output on is the overrun rule's.
+        age = meas.age_us
         for i in range(_N):
             if cond[i]:
-                a = acc[i] + dt
+                if i == _R_STALE and age >= 0:
+                    # rounded up: the stamps sit just inside the reads, a little short of the truth
+                    a = (age + 999) // 1000
+                else:
+                    a = acc[i] + dt
                 if a > L.DT_MAX_MS:
                     a = L.DT_MAX_MS
                 acc[i] = a

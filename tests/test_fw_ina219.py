@@ -171,6 +171,124 @@ def test_every_tick_of_a_2ms_loop_is_fresh(rig):
         assert ina.fresh
 
 
+# --- staleness timed on the reads (age_us) ---------------------------------------------------
+def timed(rig):
+    """The rig's driver with a clock, as on the board (time.ticks_us; here the virtual one)."""
+    ina, model, src, bus = rig
+    t = INA219(ina._i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, 30_000, clock=vclock.ticks_us)
+    assert t.calibrate()
+    return t
+
+
+def stall_after(model, reg, us):
+    """The next wire read of `reg` is followed by a loop stall of `us` (a flash erase)."""
+    orig = model.i2c_read
+
+    def rd(n):
+        v = orig(n)
+        if model._ptr == reg:
+            model.i2c_read = orig
+            vclock.charge(us)
+        return v
+
+    model.i2c_read = rd
+
+
+def test_untimed_off_board_and_timed_with_a_clock(rig):
+    ina, model, src, bus = rig
+    ina.calibrate()
+    vclock.advance(2_000)
+    ina.read_shunt_ua()
+    assert ina.age_us == -1  # CPython without clock=: not timed, the supervisor counts ticks
+    t = timed(rig)
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    assert t.fresh and t.age_us == 0
+
+
+@pytest.mark.parametrize("stall_us", [45_000, 90_000, 400_000])
+def test_a_stall_before_the_clearing_read_is_not_staleness(rig, stall_us):
+    # The loop stalls between the bus read (CNVR seen) and the power read that clears it, then
+    # reads again at once: no conversion has ended yet, but only since the clear, not the stall.
+    ina, model, src, bus = rig
+    t = timed(rig)
+    vclock.advance(2_000)
+    stall_after(model, REG_BUS, stall_us)
+    t0 = vclock.now_us()
+    t.read_shunt_ua()
+    assert t.fresh and vclock.now_us() - t0 > stall_us
+    t.read_shunt_ua()
+    assert not t.fresh and t.stale == 1
+    assert 0 <= t.age_us < 1_060  # one conversion: a converting chip shows one by then
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    assert t.fresh and t.age_us == 0
+
+
+@pytest.mark.parametrize("stall_us", [45_000, 90_000, 400_000])
+def test_a_stall_between_reads_leaves_a_converting_chip_fresh(rig, stall_us):
+    ina, model, src, bus = rig
+    t = timed(rig)
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    stall_after(model, REG_SHUNT, stall_us)  # after the clear, before the next tick
+    src.ua = 4_000
+    t.read_shunt_ua()  # (no conversion ended since the last read)
+    assert t.read_shunt_ua() == 4_000 and t.fresh and t.age_us == 0
+
+
+def test_a_stopped_chip_ages_with_the_reads_and_across_a_stall(rig):
+    ina, model, src, bus = rig
+    t = timed(rig)
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    t_end = vclock.now_us()  # the clearing read (and the shunt read after it) done
+    model.write_reg(REG_CONFIG, 0x19C8)  # power-down: the registers hold, nothing converts
+    for _ in range(10):
+        vclock.advance(2_000)
+        since = vclock.now_us() - t_end
+        t.read_shunt_ua()
+        assert not t.fresh
+        # from the clear to this read's start (the shunt read after the clear is inside)
+        assert since <= t.age_us <= since + 200
+    assert t.age_us > 20_000
+    vclock.charge(90_000)  # and a stall with the chip stopped counts in full
+    since = vclock.now_us() - t_end
+    t.read_shunt_ua()
+    assert since <= t.age_us <= since + 200 and since > 110_000
+    vclock.advance(5_000_000)  # far past 1 s: the age stops there
+    t.read_shunt_ua()
+    assert t.age_us == 1_000_000
+    vclock.advance(700_000_000)  # reads paused past ticks_diff's range: still 1 s, not negative
+    t.read_shunt_ua()
+    assert t.age_us == 1_000_000
+    model.write_reg(REG_CONFIG, t.config_value)  # converting again
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    assert t.fresh and t.age_us == 0
+
+
+def test_a_failed_read_is_not_timed_and_the_age_resumes(rig):
+    ina, model, src, bus = rig
+    t = timed(rig)
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    model.write_reg(REG_CONFIG, 0x19C8)
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    assert t.age_us > 1_500
+    bus.fault = "nack"
+    vclock.advance(2_000)
+    assert t.read_shunt_ua() == INVALID and not t.fresh and t.age_us == 0  # the I2C rule's
+    bus.fault = None
+    vclock.advance(2_000)
+    t.read_shunt_ua()
+    assert not t.fresh and t.age_us > 5_500  # from the last clear, through the failed read
+    t.calibrate()  # a config write clears CNVR: the age starts again
+    t.read_shunt_ua()
+    assert t.age_us < 500
+
+
 def test_overrange_is_reported(rig):
     ina, model, src, bus = rig
     ina.calibrate()
@@ -225,6 +343,15 @@ def test_fill_meas(rig):
     bus.fault = "nack"
     ina.fill(m)
     assert m.err == errno.EIO and not m.fresh and m.ua == 0
+    assert m.age_us == -1  # untimed off-board: the supervisor counts the ticks
+    bus.fault = None
+    model.stuck_shunt_reg = None
+    t = timed(rig)
+    vclock.advance(2_000)
+    t.fill(m)
+    assert m.fresh and m.age_us == 0
+    t.fill(m)
+    assert not m.fresh and 0 <= m.age_us < 1_060
 
 
 def test_hot_path_reads_three_registers_at_most(rig):

@@ -329,6 +329,32 @@ def test_cnvr_set_on_completion_cleared_by_power_read_and_mode_write():
     assert rd(ina, REG_BUS) & 2 == 2
 
 
+@pytest.mark.parametrize("gap_us", [45_000, 90_000, 400_000])
+def test_continuous_conversions_run_through_a_clock_jump(gap_us):
+    # The firmware's mode (shunt-only continuous, 12 bit x2: 1060 us) across a flash-like stall:
+    # the chip converts back to back on its own clock, so a bus read after the gap sees CNVR
+    # set and the shunt register holds the latest input, whatever the phase of the clear.
+    T = 1_060
+    for phase in range(0, T, 53):
+        ina, src, clk = make(10_000)
+        wr(ina, REG_CONFIG, cfg(brng=0, badc=3, sadc=9, mode=5))
+        clk.t = 3 * T + phase
+        assert rd(ina, REG_BUS) & 2 == 2
+        rd(ina, REG_POWER)  # the loop's clear
+        assert rd(ina, REG_BUS) & 2 == 0
+        src.shunt_uv = 20_000
+        clk.t += gap_us
+        assert rd(ina, REG_BUS) & 2 == 2, phase
+        assert s16(rd(ina, REG_SHUNT)) == 2_000
+        rd(ina, REG_POWER)
+        # and the next one ends within one conversion of the clear, not sooner
+        end = (clk.t // T + 1) * T
+        clk.t = end - 1
+        assert rd(ina, REG_BUS) & 2 == 0
+        clk.t = end
+        assert rd(ina, REG_BUS) & 2 == 2
+
+
 def test_ovf_on_pga_overrange_and_clears_when_back_in_range():
     ina, src, clk = make(30_000, 1_000)
     wr(ina, REG_CAL, 4096)

@@ -126,6 +126,33 @@ def test_stale_reading():
     assert run(s, m, 2) == L.F_STALE
 
 
+def test_stale_is_timed_on_the_reads_not_the_ticks():
+    # The driver's age (from the read that cleared CNVR to this read) decides, not dt: a read a
+    # moment after the clear is not 400 ms stale because the loop stalled before that clear.
+    for armed_ in (False, True):
+        s = armed() if armed_ else Supervisor()
+        let(s, False, 0)  # output off: IDLE, CONFIRM
+        assert s.check(400, meas(0, mv=0, fresh=False, age_us=600), False) == 0
+        assert s.check(2, meas(0, mv=0, fresh=True, age_us=0), False) == 0
+        for age in (2_600, 10_000, 19_000):
+            assert s.check(2, meas(0, mv=0, fresh=False, age_us=age), False) == 0
+        # a chip that stopped: its age reaches the window at the reads
+        assert s.check(2, meas(0, mv=0, fresh=False, age_us=20_000), False) == L.F_STALE
+        assert s.fault == L.F_STALE and not s.clear()  # latched while it does not convert
+        s.check(2, meas(0, mv=0, fresh=True, age_us=0), False)
+        assert s.clear()
+    # a stall with the chip stopped since before it counts in full, at the first read after it
+    s = Supervisor()
+    assert s.check(90, meas(0, mv=0, fresh=False, age_us=90_500), False) == L.F_STALE
+
+
+def test_a_stall_with_the_output_on_is_the_overrun_rule():
+    s = armed()
+    let(s, True, 5_000)
+    m = meas(5_000, fresh=False, age_us=300, loop_us=L.LOOP_OVERRUN_US + 1)
+    assert s.check(90, m, False) == L.F_OVERRUN
+
+
 def test_stuck_switch_with_output_disabled():
     s = Supervisor()  # idle: never enabled
     let(s, False, 0)
