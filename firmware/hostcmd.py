@@ -89,6 +89,8 @@ def info():
         import session
 
         d["state"] = session.STATE_NAMES[app.s.state]
+        # The boot's self-test, as main.py ran it (the app keeps its outcome and first failure).
+        d["selftest"] = {"ok": bool(app.s.selftest_ok), "text": app.selftest_text or ""}
     _out(d)
 
 

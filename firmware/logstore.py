@@ -291,7 +291,9 @@ class Log:
             os.remove(self._p(HOST_EXIT))
         except OSError:
             return reset_cause
-        return "%s after a host session" % reset_cause
+        # rp2 restarts through its watchdog (machine.reset() too), so the raw cause would
+        # read "watchdog" for what was a deliberate restart by the host tool.
+        return "by the host after a host session (rp2 reports %s)" % reset_cause
 
     def attach(self, version=""):
         """For a host session at the REPL when main.py is not running: continue the current

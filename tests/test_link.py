@@ -144,7 +144,7 @@ def test_leaving_after_a_treatment_is_one_clean_restart_logged_as_a_host_session
     assert len(after) == n0 + 1  # one restart per host session, no watchdog bite after it
     assert "after a host session" in after[-1] and "after a host session" in before[-1]
     assert vu.ctl.eval("_b.wdt is None") is True  # the hard reset disarmed it
-    assert vu.ctl.eval("app.s.selftest_ok") is True
+    assert vu.ctl.eval("app.s.selftest_ok") is True, vu.ctl.eval("app.selftest_text")
 
 
 def test_port_errors_are_one_line_with_their_codes(vu, tmp_path, capsys):

@@ -258,3 +258,16 @@ def test_a_session_cut_by_power_loss_reads_as_closed_at_the_next_boot(tmp_path):
     p = P.parse_session(1, (d / "s000001.sum").read_bytes(), None)
     assert p.row["complete"] == 1 and p.row["end_reason"] == LS.END_POWER_LOST
     assert p.row["end_name"].startswith("power lost") and p.damage == []
+
+
+def test_event_log_entries_in_words():
+    from ionto import logparse as P
+
+    assert P.log_event_words("boot", None, None, "reset power-on, firmware 0.1.0") == "reset power-on, firmware 0.1.0"
+    assert P.log_event_words("clock", 1609459300, 1800000000, None) == (
+        "clock set by the host: unset -> 2027-01-15 08:00:00 UTC")
+    assert P.log_event_words("fault", limits.F_STALE, 12000, None).startswith("FAULT sensor_stale at 12.0 mA")
+    assert P.log_event_words("session", 4, S.END_STOP, None) == "session 4 ended: stopped by nurse"
+    assert P.log_event_words("pruned", 2, 0, None) == "flash full: session 2's trace not yet archived removed"
+    assert P.log_event_words("recovered", 3, 120, None).startswith("session 3 cut by power loss")
+    assert P.state_name(S.REV_DOWN) != P.state_name(S.REV_UP)  # one word on the display, two in the log

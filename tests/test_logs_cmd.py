@@ -260,6 +260,24 @@ def test_list_show_export_plot(vu, db_path, capsys, tmp_path):
     assert struct.unpack(">II", head[16:24]) == (1200, 900)
 
 
+def test_events_shows_the_units_event_log_in_words(vu, db_path, capsys):
+    rc, out, err = ionto(capsys, "events", "--archive", db_path)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["serial", "seq", "boot", "time", "event", "what"]
+    body = lines[2:]
+    seqs = [int(line.split()[1]) for line in body]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # in order, none twice
+    kinds = {line.split()[6] for line in body}  # the time takes three words: "boot N +Ns" or a UTC date
+    assert {"boot", "selftest", "session"} <= kinds
+    assert any("by the host after a host session" in line for line in body)  # our own pulls' restarts
+    assert any("ended: stopped by nurse" in line for line in body)
+    rc, out, err = ionto(capsys, "events", "--last", "3", "--archive", db_path)
+    assert rc == 0 and len(out.splitlines()) == 2 + 3
+    rc, out, err = ionto(capsys, "events", "--serial", "NOSUCHUNIT", "--archive", db_path)
+    assert rc == EXIT_NOT_FOUND and len(err.strip().splitlines()) == 1
+
+
 def test_unknown_and_ambiguous_sessions(vu, db_path, capsys, tmp_path):
     rc, _o, err = ionto(capsys, "show", "99", "--archive", db_path)
     assert rc == EXIT_NOT_FOUND and "no session 99" in err

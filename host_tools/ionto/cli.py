@@ -49,6 +49,12 @@ def main(argv=None):
         return _module(args._module).run(args) or 0
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader left; not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except IontoError as e:
         sys.stderr.write("ionto %s: error: %s\n" % (args.command, e.message))
         return e.code

@@ -184,7 +184,13 @@ def end_words(reason):
 
 
 def state_name(code):
+    """The display's name of a state; the two halves of a polarity reversal (the same word on
+    the display) told apart, since the log is read by an engineer."""
     S, _L, _LS = _names()
+    if code == S.REV_DOWN:
+        return "REVERSING (down)"
+    if code == S.REV_UP:
+        return "REVERSING (up)"
     return S.STATE_NAMES[code] if 0 <= code < len(S.STATE_NAMES) else "state %d" % code
 
 
@@ -199,6 +205,47 @@ def fault_words(code):
 
 def _ma(ua):
     return "%.1f mA" % (ua / 1000.0)
+
+
+def polarity_words(p):
+    """Which electrode is the anode, as the unit's display says it (A+ / B+)."""
+    return "anode B" if p else "anode A"
+
+
+def _utc(t):
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_PRUNED = ("trace not yet archived", "archived trace", "summary", "old event log")
+
+
+def log_event_words(name, a, b, text):
+    """An event-log entry (logstore.L_*, by its LOG_NAMES name) in words."""
+    if text is not None and name in ("boot", "config", "selftest", "firmware", "host"):
+        return text
+    if name == "clock":
+        # An old time before the year the unit counts as "set" was rp2's reset-time RTC.
+        _S, _L, LS = _names()
+        unset = (a or 0) < (LS.RTC_SET_YEAR - 1970) * 31556952
+        return "clock set by the host: %s -> %s" % ("unset" if unset else _utc(a), _utc(b))
+    if name == "fault":
+        nm, todo = fault_words(a)
+        return "FAULT %s at %s: %s" % (nm, _ma(b), todo)
+    if name == "refused":
+        nm, todo = fault_words(a)
+        return "start refused (%s, in %s): %s" % (nm, state_name(b), todo)
+    if name == "session":
+        return "session %d ended: %s" % (a, end_words(b))
+    if name == "pruned":
+        what = _PRUNED[b] if 0 <= (b or 0) < len(_PRUNED) else "file"
+        return "flash full: session %d's %s removed" % (a, what) if b != 3 else "flash full: old event log removed"
+    if name == "lost":
+        return "%d records or samples lost, %d write errors" % (a, b)
+    if name == "recovered":
+        return "session %d cut by power loss: closed with %d samples on flash" % (a, b)
+    return text or "%s (%s, %s)" % (name, a, b)
 
 
 def mamin(uas):
@@ -221,7 +268,7 @@ def event_words(code, a, b):
     if code == S.EV_RESUME:
         return "resumed after %d s of treatment (target %s)" % (a, _ma(b))
     if code == S.EV_REVERSE:
-        return "polarity reversed to %d after %d s of treatment" % (a, b)
+        return "polarity reversed to %s after %d s of treatment" % (polarity_words(a), b)
     if code == S.EV_FAULT:
         nm, todo = fault_words(a)
         return "FAULT %s at %s: %s" % (nm, _ma(b), todo)

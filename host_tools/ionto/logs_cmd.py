@@ -58,6 +58,12 @@ def add_arguments(p):
     sp.add_argument("--serial", help="the unit (needed when several units have this session number)")
     archive_arg(sp)
 
+    sp = sub.add_parser("events", help="the unit's event log as archived: boots, configuration changes, faults, "
+                        "clock, firmware, host sessions")
+    sp.add_argument("--serial", help="only this unit's events")
+    sp.add_argument("--last", type=int, metavar="N", help="only the last N events (of each unit)")
+    archive_arg(sp)
+
     sp = sub.add_parser("export", help="sessions with their samples and events as CSV (samples) or JSON")
     sp.add_argument("session", type=int, nargs="?")
     sp.add_argument("--all", action="store_true", help="every archived session (of --serial, if given)")
@@ -74,7 +80,8 @@ def add_arguments(p):
 
 
 def run(args):
-    return {"pull": pull, "list": list_, "show": show, "export": export, "plot": plot}[args.action](args)
+    return {"pull": pull, "list": list_, "show": show, "events": events, "export": export,
+            "plot": plot}[args.action](args)
 
 
 # --- pull ----------------------------------------------------------------------------------
@@ -336,6 +343,38 @@ def list_(args):
     return 0
 
 
+def events(args):
+    """The archived event log in words, oldest first, per unit."""
+    from . import logparse
+    from .archive import table
+
+    db = _open_archive(args.archive)
+    q = "SELECT * FROM events"
+    params = ()
+    if args.serial:
+        q += " WHERE serial = ?"
+        params = (args.serial,)
+    rows = db.execute(q + " ORDER BY serial, seq", params).fetchall()
+    if not rows:
+        if args.serial:
+            raise IontoError(EXIT_NOT_FOUND, "no events of unit %s in the archive" % args.serial)
+        print("no events archived: run `ionto logs pull` with the unit connected")
+        return 0
+    if args.last:
+        keep = []
+        for serial in sorted(set(r["serial"] for r in rows)):
+            keep += [r for r in rows if r["serial"] == serial][-args.last:]
+        rows = keep
+    out = []
+    for r in rows:
+        when = (datetime.datetime.fromtimestamp(r["t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0))
+        out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
+                    logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
+    print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
+    return 0
+
+
 def show(args):
     from . import logparse
 
@@ -353,7 +392,7 @@ def show(args):
         kv("target", "%s mA (ceiling %s mA)" % (_ma(r["target_ua"]), _ma(r["ceiling_ua"])))
         kv("duration", _mmss(r["duration_s"]))
         kv("ramp", "up %s uA/s, down %s uA/s" % (r["slew_up_ua_s"], r["slew_down_ua_s"]))
-        kv("polarity", "%s%s" % (r["polarity"], ", reversed at half time" if r["reverse"] else ""))
+        kv("polarity", "%s%s" % (logparse.polarity_words(r["polarity"]), ", reversed at half time" if r["reverse"] else ""))
         kv("electrodes", "%s cm2" % r["area_cm2"])
         kv("pulsed", "%s Hz, %s %% duty" % (r["gate_hz"], r["gate_duty_pct"]) if r["gate_hz"] else "no (DC)")
         kv("dose cap", "%s mA.min" % _dose(r["dose_cap_uas"]) if r["dose_cap_uas"] else "none")

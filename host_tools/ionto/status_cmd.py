@@ -176,7 +176,13 @@ def render(d):
                  "available when it is idle.")
         return "\n".join(L)
     ok, words = (info.get("integrity") or [False, "?"])[:2]
-    L.append("firmware   %s, %s" % (info.get("version") or "none", ("intact: " if ok else "NOT INTACT: ") + words))
+    if ok:
+        L.append("firmware   %s" % words)  # e.g. "firmware 0.1.0 intact (26 files)"
+    else:
+        L.append("firmware   %s, NOT INTACT: %s" % (info.get("version") or "none", words))
+    st = info.get("selftest")
+    if st is not None:
+        L.append("self-test  %s" % ("passed at boot" if st.get("ok") else "FAILED at boot: %s" % (st.get("text") or "?")))
     L.append("state      %s" % (d["state"] if d["listened"] else "at REPL (main.py not running)"))
     if d.get("status"):
         L.append("           %s" % _channel_lines(d["status"])[0])
