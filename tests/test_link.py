@@ -120,9 +120,15 @@ def test_refuses_while_treating_without_sending_a_byte(vu):
     vu.ctl.usb(host_present=True)
 
 
+def _ready(vu):
+    vu.wait_ready()  # the control channel answers again after a restart
+    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
+
+
 def _boots(vu):
     import records
 
+    _ready(vu)
     with link.Link.open(vu.port) as u:
         recs = records.read(u.read_file("/log/events.log"))
     return [r["text"] for r in recs if r["type"] == "text" and r["code"] == 1]
@@ -132,15 +138,14 @@ def test_leaving_after_a_treatment_is_one_clean_restart_logged_as_a_host_session
     # The previous test ran a treatment: the watchdog is armed and cannot be stopped.
     import time
 
-    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
+    _ready(vu)
     assert vu.ctl.eval("_b.wdt is not None") is True
     before = _boots(vu)  # this session itself ends with a restart: count from after it
     time.sleep(1.0)
-    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
     n0 = len(_boots(vu))
     time.sleep(1.0)  # seconds of virtual time at accel 0: a watchdog would have bitten
-    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
     after = _boots(vu)
+    _ready(vu)
     assert len(after) == n0 + 1  # one restart per host session, no watchdog bite after it
     assert "after a host session" in after[-1] and "after a host session" in before[-1]
     assert vu.ctl.eval("_b.wdt is None") is True  # the hard reset disarmed it
