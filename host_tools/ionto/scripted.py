@@ -82,11 +82,18 @@ def state_name(ctl):
 
 
 def wait_for(ctl, expr, timeout=120.0, poll=0.02, recorder=None):
-    """Poll a firmware-side expression (in the unit's __main__) until it is truthy."""
+    """Poll a firmware-side expression (in the unit's __main__) until it is truthy. A unit
+    restarting meanwhile (a host session's reset, a watchdog) or still booting (`app` not
+    defined yet) is waited out too, until the timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        v = ctl.eval(expr)
-        if v and v != "False":
+        try:
+            v = ctl.eval(expr)
+        except SimError as e:
+            if time.monotonic() > deadline:
+                raise
+            v = e
+        if v and v != "False" and not isinstance(v, SimError):
             return v
         if recorder is not None:
             recorder.pull()
