@@ -13,7 +13,7 @@ import pytest
 import serial
 
 from ionto import bench_cmd, cli, firmware_build
-from ionto.scripted import wait_for
+from ionto.scripted import press, wait_for
 from ionto.simctl import VirtualUnit
 
 pytestmark = pytest.mark.slow
@@ -80,9 +80,11 @@ def test_bench_refuses_while_a_treatment_runs(vu, capsys):
     c = vu.ctl
     c.usb(host_present=False)  # as in the clinic: START is allowed
     try:
-        c.press("START")
+        # scripted.press lets the press's hold and debounce pass: a second START sent while the
+        # first is still held (120 ms) is no new press, and the unit would wait in CONFIRM.
+        press(c, "START")
         wait_for(c, "app.s.state == 1", timeout=30)  # CONFIRM
-        c.press("START")
+        press(c, "START")
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1000", timeout=120)
         ticks = c.eval("app.ticks")
         rc, out, err = bench(capsys, "--port", vu.port)

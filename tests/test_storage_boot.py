@@ -162,15 +162,12 @@ def test_manifest_freezes_what_boot_needs():
 
 
 def _to_confirm(c):
-    # START in IDLE -> CONFIRM. The summary write there can stall the loop for a sector erase
-    # (45 ms) and the supervisor then sometimes calls the sensor stale (F_STALE, depending on
-    # the conversion's phase: reported, not this test's subject). Cleared and tried again.
-    for _ in range(4):
-        press(c, "START")
-        if c.eval("app.s.state") != L.F_NONE + 12 or c.eval("app.s.fault") != L.F_STALE:
-            return
-        press(c, "STOP")
-    raise AssertionError("F_STALE at every CONFIRM")
+    # START in IDLE -> CONFIRM: the summary write there stalls the loop for a sector erase
+    # (45 ms, output off). Neither that nor a flash write by the test backdoor landing inside
+    # the loop's sensor read (the os.mkdir above) makes the sensor stale any more
+    # (tests/test_stall_freshness.py), so no fault may be latched here.
+    press(c, "START")
+    assert c.eval("app.s.fault") == L.F_NONE
 
 
 def _p_gone(c):
