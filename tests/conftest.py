@@ -26,6 +26,7 @@ import tempfile  # noqa: E402
 _SCRATCH = tempfile.mkdtemp(prefix="ionto-tests-")
 os.environ["IONTO_SIM_REGISTRY"] = os.path.join(_SCRATCH, "sims")
 os.environ["IONTO_ARCHIVE"] = os.path.join(_SCRATCH, "archive.sqlite")
+os.environ["IONTO_CACHE"] = os.path.join(_SCRATCH, "mpy-cache")
 os.environ.pop("IONTO_PORT", None)
 
 

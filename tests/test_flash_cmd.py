@@ -11,6 +11,7 @@ import shutil
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,8 +111,24 @@ def test_older_unit_gets_its_own_mpy_version_and_unknown_ones_are_refused(monkey
         mpy_build.build(7)
     assert e.value.code == EXIT_FIRMWARE and ".mpy version 7" in e.value.message
     # Only a 6.3 compiler at hand: bytecode for a 6.1 unit still comes from it (same version).
-    monkeypatch.setattr(mpy_build, "_compilers", [c for c in mpy_build.compilers() if c[1] == (6, 3)])
+    only63 = [Path(c[0]) for c in mpy_build.compilers() if c[1] == (6, 3)]
+    monkeypatch.setattr(mpy_build, "_candidates", lambda: only63)
     assert mpy_build.compiler_for(6 | (1 << 8))[1] == (6, 3)
+
+
+def test_compiled_modules_are_cached_by_source_and_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv("IONTO_CACHE", str(tmp_path / "cache"))
+    src = _tree(tmp_path)
+    first = mpy_build.build(UNIX_MPY, src=src)
+    cached = sorted((tmp_path / "cache").glob("*.mpy"))
+    assert len(cached) == sum(1 for n in first.files if n.endswith(".mpy"))
+    again = mpy_build.build(UNIX_MPY, src=src)
+    assert again.files == first.files and again.manifest_text == first.manifest_text
+    (src / "ramp.py").write_text((src / "ramp.py").read_text() + "\n\ndef _changed():\n    return 1\n")
+    changed = mpy_build.build(UNIX_MPY, src=src)
+    assert len(list((tmp_path / "cache").glob("*.mpy"))) == len(cached) + 1  # only ramp compiled anew
+    assert changed.files["ramp.mpy"] != first.files["ramp.mpy"]
+    assert all(changed.files[n] == first.files[n] for n in first.files if n not in ("ramp.mpy",))
 
 
 def test_a_module_that_does_not_compile_is_a_firmware_error(tmp_path):

