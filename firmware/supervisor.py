@@ -52,6 +52,7 @@ _R_DOSE = const(11)
 _R_OVERRUN = const(12)
 _R_DEAD = const(13)
 _R_IMPL = const(14)
+_PERIOD_MS = L.LOOP_PERIOD_US // 1000  # one loop period: what a first-seen condition counts
 _OFF_MS_MAX = const(1_000_000)
 
 
@@ -230,8 +231,13 @@ class Supervisor:
                 if i == _R_STALE and age >= 0:
                     # rounded up: the stamps sit just inside the reads, a little short of the truth
                     a = (age + 999) // 1000
-                else:
+                elif acc[i]:
                     a = acc[i] + dt
+                else:
+                    # A condition first seen now has been observed for one period, not for the
+                    # whole gap since the last tick: after a stall (a flash erase with the output
+                    # off) one failed read must not count as 50 ms of failures.
+                    a = dt if dt < _PERIOD_MS else _PERIOD_MS
                 if a > L.DT_MAX_MS:
                     a = L.DT_MAX_MS
                 acc[i] = a

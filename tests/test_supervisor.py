@@ -106,6 +106,24 @@ def test_i2c_error_tolerates_two_ticks_then_trips():
     assert run(s, m, 2) == L.F_I2C
 
 
+def test_a_condition_first_seen_after_a_stall_counts_one_period_not_the_gap():
+    # A flash erase with the output off stalls the loop for 45-400 ms: the first failed read
+    # after it was observed once, not for the whole gap. Three failures in a row still trip.
+    s = armed()
+    let(s, True, 5_000)
+    m = meas(0, err=5, fresh=False)
+    assert s.check(90, m, False) == 0
+    assert s.check(2, m, False) == 0
+    assert s.check(2, m, False) == L.F_I2C
+    # The same for a windowed current rule: over the setpoint, first seen after a stall.
+    s = armed()
+    let(s, True, 5_000)
+    over = meas(5_000 + L.OVER_SETPOINT_MARGIN_UA + 1_000)
+    assert s.check(60, over, False) == 0  # counts 2 ms, not 60
+    assert run(s, over, L.OVER_SETPOINT_WINDOW_MS - 4) == 0
+    assert run(s, over, 2) == L.F_OVER_SET  # its full window of observed time
+
+
 def test_error_readings_are_not_trusted_for_current_rules():
     s = armed()
     let(s, True, 5_000)
