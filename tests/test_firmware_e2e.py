@@ -118,7 +118,7 @@ def test_boot_good_unit_passes_and_start_asks_for_confirmation(bundle):
     r, out = boot(bundle, "good")
     st = _selftest_lines(out)
     assert all(" ok " in ln for ln in st.values()), out
-    assert set(st) == {"sensor", "zero", "hw", "buttons", "config", "firmware"}
+    assert set(st) == {"sensor", "zero", "switch", "hw", "buttons", "config", "firmware"}
     assert r["selftest_ok"] is True and r["state"] == "CONFIRM"
     assert r["screen"][0] == "CONFIRM" and "START to confirm" in r["screen"]
     assert r["ui_errors"] == 0
