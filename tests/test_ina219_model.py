@@ -36,8 +36,12 @@ class Source:
         self.shunt_uv = shunt_uv
         self.bus_mv = bus_mv
         self.asked = []
+        self.windows = []
 
     def __call__(self, now):
+        if type(now) is tuple:  # a window (t0, t1): recorded by its end, the latest instant
+            self.windows.append(now)
+            now = now[1]
         self.asked.append(now)
         return (self.shunt_uv, self.bus_mv)
 

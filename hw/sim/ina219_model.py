@@ -33,10 +33,14 @@ Laziness (the control loop reads at 500 Hz under MicroPython): nothing runs betw
 transactions. A read works out the latest conversion that has ended by `now`; if none has
 ended since the last read it only compares two ints. Sampling comes in two kinds:
 - default (exact=False), for stateful sources such as plant.Plant that must never be asked
-  about the past: the source is sampled once, at the read instant, and that value stands for
-  every sample of the conversion(s) that ended since the last read (so the reading lags the
-  truth by at most the read interval, not by the conversion time). Averaging of n samples is
-  then exact for a constant input; its noise is one draw scaled by 1/sqrt(n).
+  about the past at an instant: the source is asked once per read that finds a new shunt
+  conversion, with the WINDOW of the latest one, `source((t0, t1))` (t1 <= now, t1 - t0 the
+  conversion time, all n samples), and must return the mean inputs over it, as the chip's
+  ADC integrates its input (a gated current, pulsed DC, reads its average; an instant would
+  alias with the gate). That value stands for every conversion that ended since the last
+  read. A source that takes only instants (TypeError/ValueError on the tuple) is asked at the
+  read instant from then on, as before. Averaging of n samples is exact for a constant
+  input; its noise is one draw scaled by 1/sqrt(n).
 - exact=True, for sources that are pure functions of time: every sample is taken at its own
   instant (the end of each of the n sub-conversions) and averaged, each with its own noise.
 
@@ -106,6 +110,7 @@ class INA219:
         self.noise_uv = noise_uv
         self.bus_noise_mv = bus_noise_mv
         self.stuck_shunt_reg = None
+        self._win = True  # the source takes (t0, t1) windows (see _update); cleared if not
         self._seed = seed
         self.reset()
 
@@ -176,8 +181,22 @@ class INA219:
                 ks = 0
         newc = kc >= 0 and kc != self._kc
         if not self.exact:
-            # one sample at `now` stands for every conversion that ended since the last read
-            sh, bus = self.source(now)
+            # One query stands for every conversion that ended since the last read: the mean
+            # over the latest shunt conversion's window (the chip's ADC integrates its input:
+            # a gated current reads its average), or, from a source that takes only instants,
+            # the value at `now`.
+            sh = None
+            if ks > self._ks and self._win:
+                e1 = t0 + ks * T + ts
+                try:
+                    sh, bus = self.source((e1 - ts, e1))
+                    sh + 0
+                    bus + 0
+                except (TypeError, ValueError):
+                    self._win = False  # instants only: do not ask again
+                    sh = None
+            if sh is None:
+                sh, bus = self.source(now)
             if ks > self._ks:
                 self._shunt = self._shunt_conv(0, sh)
                 self._ks = ks

@@ -20,7 +20,11 @@ Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
   (current 0) until enable goes low; PIN_HW_LIMIT reads low meanwhile.
 - electrode_mv is V at the bridge input, what the divider sees, whatever the polarity.
 - A gate PWM is modelled on average: the dynamics run as if the gate were on; the
-  instantaneous current is the on-current in the PWM's high phase and 0 in its low phase.
+  instantaneous current is the on-current in the PWM's high phase and 0 in its low phase
+  (a welded switch, output_stuck_on, conducts in both).
+- Averaging sensors need the current's mean over a past window: the plant integrates the
+  shunt current as it advances (the gate's phase exactly) and keeps the last _HN segments of
+  that charge, so `current_ua((t0, t1))` / `mean_ua(t0, t1)` answer for the recent past.
 
 Between input changes the reference cascade has a closed form; the node and the skin are
 advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
@@ -41,6 +45,7 @@ _FS = float(pins.SETPOINT_FULL_SCALE_UA)
 _LIMIT = pins.HW_LIMIT_UA
 _H_MAX = const(1000)  # us, longest integration step while anything moves
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
+_HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 _EPS = 0.01  # uA or mV: below this per step, the state is settled
 
 OPEN = "lifted"
@@ -58,6 +63,20 @@ def _hash32(seed, k):
     return x ^ (x >> 16)
 
 
+def _on_time(e, a, b):
+    # us the gate of history segment e let through in [a, b] (all of it without a gate PWM)
+    f = e[3]
+    if not f:
+        return b - a
+    p = 1_000_000 // f
+    if p <= 0:
+        return b - a
+    on = p * e[4] // 65536
+    da = a - e[5]
+    db = b - e[5]
+    return (db // p - da // p) * on + min(db % p, on) - min(da % p, on)
+
+
 def _default_clock():
     import vclock
 
@@ -72,6 +91,7 @@ class Plant:
         self.output_dead = False
         self._busy = False
         self.peak_ua = 0.0  # highest on-current seen (spikes included); reset at will
+        self._hist_reset(self._clock())
         self.load(scenario)
 
     # --- scenario and load -------------------------------------------------------------
@@ -224,16 +244,32 @@ class Plant:
 
     # --- outputs -------------------------------------------------------------------------
     def current_ua(self, now_us=None):
-        """True current through the shunt, uA (>= 0 whatever the polarity)."""
+        """True current through the shunt, uA (>= 0 whatever the polarity).
+
+        Given a window `(t0, t1)` instead of an instant: the mean current over it (what an
+        averaging ADC such as the INA219 reads; the gate's phase is integrated exactly).
+        """
         if now_us is None:
             now_us = self._clock()
+        if type(now_us) is tuple:
+            return self.mean_ua(now_us[0], now_us[1])
         self._advance(now_us)
         i = self._i
         if i <= 0.0:
             return 0
-        if self._gate_freq and not self._gate_high(now_us):
-            return 0
+        if self._gate_freq and not self.output_stuck_on and not self._gate_high(now_us):
+            return 0  # (a welded switch conducts whatever the gate says)
         return int(i + 0.5)
+
+    def mean_ua(self, t0, t1):
+        """Mean shunt current over [t0, t1], uA, rounded. t1 may lie in the recent past
+        (the last _HN integration segments, at least ~100 ms): that is not a power-on."""
+        if t1 > self._t:
+            self._advance(t1)
+        if t1 <= t0:
+            return self.current_ua(t1) if t1 >= self._t else 0
+        m = (self._charge(t1) - self._charge(t0)) / (t1 - t0)
+        return int(m + 0.5) if m > 0.0 else 0
 
     def electrode_mv(self, now_us=None):
         if now_us is None:
@@ -350,6 +386,48 @@ class Plant:
             self._drop = ((h >> 16) & 0xFFFF) < self.noise_dropout * 65536
         return (k + 1) * p
 
+    # --- charge history: the integral of the shunt current, for windowed means -----------
+    # A ring of segments [start, q at start, on-current, gate freq, gate duty, gate t0]; over a
+    # segment the on-current is constant and the charge grows by it x the gate's on-time.
+    def _hist_reset(self, t):
+        self._h = [[t, 0.0, 0.0, 0, 0, 0] for _ in range(_HN)]
+        self._hi = 0  # newest segment
+        self._he = t  # end of the newest segment
+        self._qe = 0.0  # charge at _he, uA*us
+
+    def _acc(self, a, b, r):
+        # The shunt carried on-current r (uA) over [a, b] (gated if the gate is a PWM).
+        if b <= a:
+            return
+        if r < 0.0:
+            r = 0.0
+        f = 0 if self.output_stuck_on else self._gate_freq
+        e = self._h[self._hi]
+        if not (a == self._he and e[2] == r and e[3] == f and (not f or (e[4] == self._gate_duty and e[5] == self._gate_t0))):
+            self._hi = (self._hi + 1) % _HN
+            e = self._h[self._hi]
+            e[0] = a
+            e[1] = self._qe
+            e[2] = r
+            e[3] = f
+            e[4] = self._gate_duty
+            e[5] = self._gate_t0
+        self._he = b
+        self._qe = e[1] + r * _on_time(e, e[0], b)
+
+    def _charge(self, t):
+        # Charge (uA*us) delivered up to t, from the history; clamped to what it holds.
+        if t >= self._he:
+            return self._qe
+        h = self._h
+        i = self._hi
+        for _ in range(_HN):
+            e = h[i]
+            if e[0] <= t:
+                return e[1] + e[2] * _on_time(e, e[0], t)
+            i = (i - 1) % _HN
+        return h[(self._hi + 1) % _HN][1]  # older than the history: its oldest point
+
     def power_on(self, now_us=None):
         """The board lost power and came back (virtual time may restart at 0): the filter,
         the source and C_out are discharged, the limiter latch is clear; the patient's skin
@@ -368,6 +446,7 @@ class Plant:
         self._gate_freq = 0
         self.hw_limit_tripped = False
         self._settled = False
+        self._hist_reset(now)
 
     def _sync(self):
         # Inputs apply at the present time; inside a scenario event, at the event's time.
@@ -401,7 +480,7 @@ class Plant:
             if nb is not None and nb < end:
                 end = nb
             if self._settled and nb is None:
-                pass  # nothing moves: time passes
+                self._acc(t, end, self._i)  # nothing moves: time passes
             else:
                 self._integrate(t, end)
             if hydrating:
@@ -446,9 +525,13 @@ class Plant:
             h = end - t
             if h > _H_MAX:
                 h = _H_MAX
+            i0 = self._i if self._i > 0.0 else 0.0
             self._step(h)
+            i1 = self._i if self._i > 0.0 else 0.0
+            self._acc(t, t + h, (i0 + i1) * 0.5)  # trapezoid over the step
             t += h
             if self._settled:
+                self._acc(t, end, self._i)
                 return None
 
     def _step(self, h):
