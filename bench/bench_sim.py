@@ -47,6 +47,9 @@ def _unit_figures(q, out):
             x = (v1 - v0) / 1e6 / (w1 - w0)
             out.append(("sim_unit_treat_x_real_time", round(x, 1), "virtual s / wall s (ionto sim process, TREAT, %.0f virtual s)" % ((v1 - v0) / 1e6)))
             out.append(("sim_unit_session40_projected_wall_s", round(to_treat + REST_S / x, 1), "s (measured %.1f s to TREAT + 40 min at the TREAT rate; goal < 30)" % to_treat))
+            # The firmware ignores a host's Ctrl-C during a treatment: end it first.
+            press(c, "STOP")
+            wait_for(c, "app.s.state == 11", timeout=120)
         from mpremote.transport_serial import SerialTransport
 
         t = SerialTransport(vu.port, baudrate=115200)
