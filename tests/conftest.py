@@ -68,3 +68,13 @@ def mpy():
         return r
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def fw_bundle(tmp_path_factory):
+    """firmware/ built as a deployment puts it on a unit (files + manifest), once per run."""
+    from ionto import firmware_build
+
+    d = tmp_path_factory.mktemp("fw") / "bundle"
+    firmware_build.build(d)
+    return d

@@ -10,10 +10,10 @@ import cfgstore
 import config
 import logstore
 import records
-from ionto import cli, config_cmd, firmware_build
+from ionto import cli, config_cmd
 from ionto.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 from ionto.link import Link
-from ionto.scripted import wait_for
+from ionto.scripted import app_ready
 from ionto.simctl import VirtualUnit
 
 cli.COMMANDS.setdefault("config", ("ionto.config_cmd", "the unit's configuration"))
@@ -165,15 +165,12 @@ def test_canonical_order_and_show_text():
 
 
 # --- end to end on a virtual unit ---------------------------------------------------------------
-def ready(c):
-    wait_for(c, "globals().get('app') is not None and app.ticks > 20", timeout=60)
+ready = app_ready
 
 
 @pytest.fixture(scope="module")
-def vu(tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, scenario="palms", accel=0) as v:
+def vu(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
         ready(v.ctl)
         yield v
 

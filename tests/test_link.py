@@ -10,15 +10,13 @@ import serial
 from ionto import firmware_build, link
 from ionto.cli import main as ionto
 from ionto.errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
-from ionto.scripted import press, wait_for
+from ionto.scripted import app_ready, press, wait_for
 from ionto.simctl import VirtualUnit
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(d)
-    return d
+def bundle(fw_bundle):
+    return fw_bundle
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +120,7 @@ def test_refuses_while_treating_without_sending_a_byte(vu):
 
 def _ready(vu):
     vu.wait_ready()  # the control channel answers again after a restart
-    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
+    app_ready(vu.ctl)
 
 
 def _boots(vu):

@@ -10,11 +10,11 @@ import pytest
 import limits
 import logstore
 import records
-from ionto import cli, firmware_build, status_cmd
+from ionto import cli, status_cmd
 from ionto.clock_cmd import fmt_offset
 from ionto.errors import EXIT_TREATING
 from ionto.link import Link
-from ionto.scripted import press, wait_for
+from ionto.scripted import app_ready, press, wait_for
 from ionto.simctl import VirtualUnit
 
 for _name, _mod in (("status", "ionto.status_cmd"), ("clock", "ionto.clock_cmd"), ("config", "ionto.config_cmd")):
@@ -29,15 +29,12 @@ def ionto(capsys, *argv):
     return rc, out, err
 
 
-def ready(c):
-    wait_for(c, "globals().get('app') is not None and app.ticks > 20", timeout=60)
+ready = app_ready
 
 
 @pytest.fixture(scope="module")
-def vu(tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, scenario="palms", accel=0) as v:
+def vu(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
         ready(v.ctl)
         yield v
 

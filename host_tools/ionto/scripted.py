@@ -102,6 +102,11 @@ def wait_for(ctl, expr, timeout=120.0, poll=0.02, recorder=None):
         time.sleep(poll)
 
 
+def app_ready(ctl, timeout=60.0):
+    """Wait until main.py's application runs (after a boot or a host session's restart)."""
+    return wait_for(ctl, "globals().get('app') is not None and app.ticks > 20", timeout=timeout)
+
+
 def wait_virtual_s(ctl, seconds, recorder=None, timeout=300.0):
     """Let `seconds` of virtual time pass on the unit."""
     t0 = ctl.state()["now_us"]
