@@ -212,10 +212,10 @@ def polarity_words(p):
     return "anode B" if p else "anode A"
 
 
-def _utc(t):
-    import datetime
+def utc_words(t):
+    from .clock_cmd import fmt_utc  # one formatter for unit times across the tools
 
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return fmt_utc(t)
 
 
 _PRUNED = ("trace not yet archived", "archived trace", "summary", "old event log")
@@ -229,7 +229,7 @@ def log_event_words(name, a, b, text):
         # An old time before the year the unit counts as "set" was rp2's reset-time RTC.
         _S, _L, LS = _names()
         unset = (a or 0) < (LS.RTC_SET_YEAR - 1970) * 31556952
-        return "clock set by the host: %s -> %s" % ("unset" if unset else _utc(a), _utc(b))
+        return "clock set by the host: %s -> %s" % ("unset" if unset else utc_words(a), utc_words(b))
     if name == "fault":
         nm, todo = fault_words(a)
         return "FAULT %s at %s: %s" % (nm, _ma(b), todo)

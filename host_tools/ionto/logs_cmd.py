@@ -367,8 +367,7 @@ def events(args):
         rows = keep
     out = []
     for r in rows:
-        when = (datetime.datetime.fromtimestamp(r["t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-                if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0))
+        when = logparse.utc_words(r["t"]) if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0)
         out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
                     logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
     print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
