@@ -37,6 +37,9 @@ WDT_MS = const(1_000)
 
 
 _OUTPUT_OFF = (S.IDLE, S.DONE, S.STOPPED, S.FAULT)
+# Events that change the page or what it shows: each redraws at once.
+_REDRAW = (S.EV_STATE, S.EV_MODE, S.EV_ADJUST, S.EV_CLEARED, S.EV_REFUSED, S.EV_FAULT, S.EV_PAUSE,
+           S.EV_RESUME, S.EV_LIMITED, S.EV_LIMIT_END)
 
 
 class App:
@@ -123,6 +126,7 @@ class App:
             self._status_next = ticks_add(now_ms, STATUS_MS)
             if self.log is not None:
                 self.log.each_second(self.s, self.meas.mv)
+            self.b.keep_time()  # the RTC into the watchdog scratch: a reset keeps the clock
             if self.out is not None:
                 self.status_line()
                 if ticks_diff(now_ms, self._id_next) >= 0:
@@ -161,6 +165,10 @@ class App:
             elif code == S.EV_STATE and ev.a in _OUTPUT_OFF:
                 # IDLE, DONE, STOPPED, FAULT: the ramp-down is over (a fault cuts at once).
                 self.b.host_interrupt(True)
+            if code in _REDRAW:
+                # A change the nurse must see: draw its page in this pass, not at the next 5 Hz
+                # slot (render() below runs when _disp_next is due).
+                self._disp_next = now_ms
             self.on_event(code, ev.a, ev.b)
 
     def on_event(self, code, a, b):

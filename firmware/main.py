@@ -20,21 +20,37 @@ app = None
 log = None
 try:
     import cfgstore
+    import journal
     import logstore
     import selftest
     from app import App
     from version import VERSION
 
     _b = board.Board()
+    # Before anything is logged: the clock a host set, kept across the watchdog reset.
+    clock = _b.restore_time()
     _b.init_devices()
     _b.display.message("IONTO " + VERSION, "self-test...")
     _b.display.show()
+    jr = journal.Journal(_b.fram)
     try:
-        log = logstore.Log("/log")
+        log = logstore.Log("/log", journal=jr)
         log.open(_b.reset_cause_name(), VERSION)
+        if clock is not None:
+            log.rtc_valid = True
+            log.text(logstore.L_CLOCK, "clock kept across the watchdog reset (within about a second)")
+        if not jr.ok:
+            log.text(logstore.L_JOURNAL, "FRAM does not answer: a power cut during a treatment would lose"
+                     " its trace and dose")
+        log.flush()
     except Exception as e:  # a damaged filesystem must not stop the unit from saying so
         print("main: STORAGE ERROR: session log unavailable (%s): the unit will not treat" % e)
         log = None
+    if clock is not None:
+        print("main: clock kept across the reset")
+    if not jr.ok:
+        print("main: power-cut journal: FRAM does not answer; a power cut during a treatment would"
+              " lose its trace and dose (call the technician)")
     store = cfgstore.CfgStore("/")
     cfg, source, errs = store.load()
     if errs:
@@ -61,6 +77,7 @@ finally:
     if _b is not None:
         _b.safe()
         _b.host_interrupt(True)
+        board.keep_time()
         if log is not None:
             log.flush()  # output is off now: what waited in RAM goes to flash
         if _b.wdt is not None:

@@ -214,6 +214,7 @@ class Session:
             self.events.push(EV_STATE, st, old)
 
     def _to_idle(self):
+        self.refuse = 0  # a refusal shown before is over: the idle page shows the settings
         self.treat_ms = 0
         self.end_reason = END_NONE
         self.limited = False
@@ -316,6 +317,7 @@ class Session:
         self.target_ua = self.preset.target_ua
         self.polarity = self.preset.polarity
         self.time_left_s = self.preset.duration_ms // 1000
+        self.refuse = 0  # the nurse moved on: show the preset chosen, not an old refusal
         self.events.push(EV_MODE, idx, 0)
         return True
 

@@ -114,8 +114,10 @@ class SimClient:
         output_dead) and unit faults (power_cut at=N, wdt_starve)."""
         return self.request("fault", kind=kind, **kw)
 
-    def power_cut(self, at=1, seed=None):
-        kw = {"at": at}
+    def power_cut(self, at=1, seed=None, after_ms=None):
+        """Cut the supply during the at-th write of the flash or the FRAM from now, or
+        (after_ms) at a moment of virtual time from now, whatever is being done then."""
+        kw = {"after_ms": after_ms} if after_ms is not None else {"at": at}
         if seed is not None:
             kw["seed"] = seed
         return self.fault("power_cut", **kw)

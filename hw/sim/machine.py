@@ -965,6 +965,38 @@ def soft_reset():
     raise SystemExit
 
 
+# rp2's machine.mem_backup() (MicroPython af47daf3): watchdog scratch[0..3] as 4 unsigned
+# 32-bit words (region 0) and scratch[5..7] (region 1). They survive a watchdog reset,
+# machine.reset() and a soft reset; a power-on reset clears them (sim_power_on; the virtual
+# unit carries them across its restarts with sim_mem_backup_words / sim_set_mem_backup).
+from array import array as _array  # noqa: E402
+
+_backup = (_array("I", [0, 0, 0, 0]), _array("I", [0, 0, 0]))
+_backup_mv = (memoryview(_backup[0]), memoryview(_backup[1]))
+
+
+def mem_backup(region=0):
+    if region == -1:
+        return _backup_mv
+    if not 0 <= region < len(_backup_mv):
+        raise ValueError("invalid region")
+    return _backup_mv[region]
+
+
+def sim_mem_backup_words():
+    """Region 0 and 1 words, for the virtual unit to carry across a watchdog restart."""
+    return list(_backup[0]) + list(_backup[1])
+
+
+def sim_set_mem_backup(words):
+    for i in range(len(_backup[0]) + len(_backup[1])):
+        v = words[i] if i < len(words) else 0
+        if i < 4:
+            _backup[0][i] = v
+        else:
+            _backup[1][i - 4] = v
+
+
 def bootloader(value=None):
     _reset_handler(0)  # 0: rebooted into BOOTSEL; the unit stops
 
@@ -1073,6 +1105,8 @@ def sim_power_on(cause=PWRON_RESET):
     _cpu_hz = 125_000_000
     sim_set_reset_cause(cause)
     _rtc_power_on()
+    if cause != WDT_RESET:
+        sim_set_mem_backup(())  # the scratch registers survive only a watchdog reset
 
 
 _rtc_power_on()

@@ -5,7 +5,9 @@
 - Output stage: the setpoint PWM's average level, the enable, polarity and gate pins drive
   plant.Plant; the plant's limiter drives PIN_HW_LIMIT (open drain with pull-up: low = tripped).
 - I2C bus I2C_ID: the INA219 model at INA219_ADDR reads the shunt (low side: its bus input
-  sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR.
+  sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR, the FRAM
+  journal chip (fram_model.FRAM) at FRAM_ADDR: over `fram_path` so it persists across the
+  virtual unit's restarts, sharing the flash's Power (`power`) so a cut can land in its writes.
 - ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider.
 - PIN_VBUS_SENSE: high while `usb_host_present`. `isolated_usb` is the board's declaration
   that its USB port is isolated (issue 6 interlock); both can be changed on the fly.
@@ -20,6 +22,7 @@ import plant as _plant
 import scenario as _scenario
 import panel as _panel
 import ssd1306_model
+import fram_model
 
 _HOOK_STEP = 1000  # us: the limiter is watched at least this often while time runs
 _DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
@@ -29,7 +32,7 @@ FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_stuck_on", "output_de
 
 
 class Board:
-    def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1):
+    def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1, fram_path=None, power=None):
         if machine is None:
             import machine
         if vclock is None:
@@ -46,6 +49,8 @@ class Board:
         self.bus = machine.sim_i2c_bus(pins.I2C_ID)
         self.bus.attach(pins.INA219_ADDR, self.ina219)
         self.bus.attach(pins.SSD1306_ADDR, self.display)
+        self.fram = fram_model.FRAM(fram_path, power)
+        self.bus.attach(pins.FRAM_ADDR, self.fram)
         self.sensor_stuck_ua = None
         self.usb_host_present = True
         self.isolated_usb = False

@@ -33,7 +33,9 @@
 # Hard resets end the process at once (a signal to itself: no `finally`, no `except` in the
 # firmware can intercept it, as none can on a board). The supervisor restarts it with the
 # reset cause matching how it ended:
-#   killed by SIGUSR1  machine.reset() or a watchdog bite   -> restart with WDT_RESET (3)
+#   killed by SIGUSR1  machine.reset() or a watchdog bite   -> restart with WDT_RESET (3); the
+#                      watchdog scratch registers (machine.mem_backup) go to IMG.scratch first
+#                      and come back at that restart, as they survive the reset on rp2
 #   killed by SIGUSR2  power cut (flash fault injection)    -> restart with PWRON_RESET (1)
 #   killed by SIGALRM  machine.bootloader()                 -> stays off until power_cycle
 #   killed by SIGTERM  stdin closed (the supervisor went away)
@@ -79,8 +81,40 @@ _out = sys.stdout.buffer
 _in = sys.stdin.buffer
 
 
+_scratch = None  # IMG.scratch, opened at start-up: the host filesystem goes away at the remount
+
+
+def _keep_scratch(sig):
+    # The watchdog scratch registers (machine.mem_backup) live through a watchdog reset only:
+    # kept in a file for the restart that follows, cleared for any other way of stopping.
+    if _scratch is None:
+        return
+    try:
+        words = machine.sim_mem_backup_words() if sig == SIG_WDT else [0] * 7
+        _scratch.seek(0)
+        _scratch.write(("".join("%010d " % w for w in words)).encode())
+    except OSError:
+        pass
+
+
+def _restore_scratch():
+    global _scratch
+    path = A["flash"] + ".scratch"
+    try:
+        with open(path, "rb") as f:
+            words = [int(w) for w in f.read().split()]
+    except (OSError, ValueError):
+        words = []
+        with open(path, "wb") as f:
+            f.write(b"0 " * 7)
+    _scratch = open(path, "r+b")
+    if machine.reset_cause() == machine.WDT_RESET:
+        machine.sim_set_mem_backup(words)
+
+
 def _hard_exit(sig):
     # The board stops dead: nothing after this line runs in this process.
+    _keep_scratch(sig)
     os.system("kill -%s %d" % (sig, _PID))
     sys.exit(3)  # only if the signal could not be sent
 
@@ -256,6 +290,14 @@ def _starve_hook(now):
         vclock.remove_hook(_starve_hook)
 
 
+_cut_at = [0]
+
+
+def _cut_hook(now):
+    if now >= _cut_at[0]:
+        _hard_exit(SIG_POWER)
+
+
 def _unit_state():
     return {"now_us": vclock.now_us(), "accel": vclock.get_accel(),
             "reset_cause": machine.reset_cause(), "state": state,
@@ -288,7 +330,13 @@ def _command(cmd):
     if c == "accel":
         vclock.set_accel(cmd["x"])
         return {"ok": True, "accel": vclock.get_accel()}
+    if c == "fault" and cmd.get("kind") == "power_cut" and "after_ms" in cmd:
+        # At a moment, not at a write: the supply goes after_ms of virtual time from now.
+        _cut_at[0] = vclock.now_us() + int(cmd["after_ms"]) * 1000
+        vclock.add_hook(_cut_hook)
+        return {"ok": True, "power_cut_at_us": _cut_at[0]}
     if c == "fault" and cmd.get("kind") == "power_cut":
+        # At the n-th write of the flash or the FRAM from now (a write cut partway).
         n = int(cmd.get("at", 1))
         dev.arm_power_cut(n, cmd.get("seed"))
         return {"ok": True, "power_cut_at": n}
@@ -298,6 +346,7 @@ def _command(cmd):
     if c == "clear_faults" or (c == "fault" and cmd.get("kind") == "clear"):
         dev.arm_power_cut(0)
         vclock.remove_hook(_starve_hook)
+        vclock.remove_hook(_cut_hook)
     if c == "eval":
         return _eval(cmd)
     if c == "flash":
@@ -496,7 +545,9 @@ def main():
     ctl_in = open(A["ctl-in"], "rb") if A["ctl-in"] else None
     ctl_out = open(A["ctl-out"], "wb") if A["ctl-out"] else None
     seed = _read_tree(A["seed-from"]) if A["seed-from"] else None
-    board = simboard.Board(A["scenario"])
+    # The FRAM beside the flash image (non-volatile: kept across restarts), on the same supply.
+    board = simboard.Board(A["scenario"], fram_path=A["flash"] + ".fram", power=dev.power)
+    _restore_scratch()
     serial = Serial(ctl_in, ctl_out, _command)
     R = _repl.Repl(serial, {"__name__": "__main__"})
     import builtins
