@@ -181,6 +181,18 @@ def ack_point(db, serial, sess):
     return ack
 
 
+def _ranges(ns):
+    """[1, 2, 3, 7] -> "sessions 1-3, 7"."""
+    out = []
+    for n in sorted(ns):
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    words = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+    return ("session " if len(ns) == 1 else "sessions ") + words
+
+
 def pull(args):
     from . import archive, link, logparse
 
@@ -188,6 +200,7 @@ def pull(args):
     pulled_at = _now_iso()
     damage = []
     counts = {"new": 0, "updated": 0, "kept": 0, "samples": 0, "events": 0}
+    undated = []  # sessions whose start carries no clock time (the unit's RTC was never set)
     acked = None
     with link.Link.open(args.port) as u:
         u.enter()
@@ -221,6 +234,8 @@ def pull(args):
                 damage += p.damage
                 what = store_session(db, serial, n, p, len(sdata), None if tdata is None else len(tdata), pulled_at)
                 counts[what] += 1
+                if what != "kept" and p.row.get("rtc_valid") == 0:
+                    undated.append(n)
                 if what != "kept":
                     counts["samples"] += len(p.samples) if tdata is not None else 0
                 else:
@@ -259,6 +274,11 @@ def pull(args):
              counts["samples"], counts["events"], "" if counts["events"] == 1 else "s", nd, "" if nd == 1 else "s"))
     if acked is not None:
         print("acknowledged sessions up to %d to the unit (their traces may be pruned there)" % acked)
+    if undated:
+        print("warning: %d session%s without a date (%s): the unit's clock was not set when %s started, so a"
+              " course report cannot date %s; run `ionto clock sync` before the next treatment"
+              % (len(undated), "" if len(undated) == 1 else "s", _ranges(undated),
+                 "it" if len(undated) == 1 else "they", "it" if len(undated) == 1 else "them"))
     for d in damage:
         print("damaged: " + d.words())
     if nd:
