@@ -37,6 +37,9 @@ _SAMPLES = const(0x0100)
 _SB = const(10)  # records.SAMPLE_BYTES
 SIZE = const(32768)
 CAPACITY_S = const((SIZE - _SAMPLES) // _SB)  # 3251 s: beyond the 45-min session limit
+# rp2 gives a whole I2C transfer pins.I2C_TIMEOUT_US (1 ms: about 43 bytes at 400 kHz), so
+# reads go in pieces of 40 bytes; the writes (12 and 24 bytes) fit.
+READ_MAX = const(40)
 
 
 class Journal:
@@ -124,6 +127,13 @@ class Journal:
         return best
 
     def read(self, sec, buf):
-        """Samples from session second sec into buf (len(buf) // 10 of them). OSError if the
-        chip does not answer."""
-        self.dev.read_into(_SAMPLES + sec * _SB, buf)
+        """Samples from session second sec into buf (len(buf) // 10 of them), READ_MAX bytes
+        a transfer. OSError if the chip does not answer. For the boot, not the loop."""
+        mv = memoryview(buf)
+        a = _SAMPLES + sec * _SB
+        i = 0
+        n = len(buf)
+        while i < n:
+            k = n - i if n - i < READ_MAX else READ_MAX
+            self.dev.read_into(a + i, mv[i:i + k])
+            i += k

@@ -185,3 +185,23 @@ def test_power_cut_campaign_over_treatments_quick(mpy, tmp_path):
     assert int(f["dose_lost_max_s"]) <= 10 and int(f["treat_lost_max_s"]) <= 10
     assert int(f["trace_lost_max_s"]) <= 60
     assert int(f["flash_writes_while_on"]) == 0
+
+
+def test_a_transfer_longer_than_the_i2c_timeout_is_cut_as_on_rp2(chip):
+    # rp2 gives a whole transfer I2C_TIMEOUT_US (1 ms, ~43 bytes at 400 kHz): the journal's
+    # writes fit, its reads go in READ_MAX pieces; a longer write stores only what went out.
+    model, _dev = chip
+    i2c = machine.I2C(pins.I2C_ID, scl=machine.Pin(pins.I2C_SCL), sda=machine.Pin(pins.I2C_SDA),
+                      freq=pins.I2C_FREQ, timeout=pins.I2C_TIMEOUT_US)
+    f = FRAM(i2c, pins.FRAM_ADDR)
+    with pytest.raises(OSError) as e:
+        f.write(0x1000, b"\x55" * 100)
+    assert e.value.args[0] == 110  # ETIMEDOUT
+    stored = model.mem[0x1000:0x1000 + 100]
+    assert 30 < stored.count(0x55) < 45 and stored[-1] == 0
+    with pytest.raises(OSError):
+        f.read_into(0x1000, bytearray(100))
+    j = J.Journal(f)
+    buf = bytearray(100)
+    j.read(0, buf)  # in pieces: fine
+    f.write(0x2000, b"\x66" * (J._CK_LEN + 4))  # a checkpoint's size fits

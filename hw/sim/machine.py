@@ -632,6 +632,7 @@ def _i2c_bus_of(scl, sda):
 
 class I2C:
     _ERR_NACK = _EIO  # rp2 hardware I2C maps every non-timeout failure to EIO
+    _WHOLE_TIMEOUT = True
 
     def __init__(self, id=0, *, scl=None, sda=None, freq=400_000, timeout=50_000):
         if id not in (0, 1):
@@ -687,21 +688,37 @@ class I2C:
     def _wire(self, nbytes):
         vclock.charge((nbytes + 1) * 9_000_000 // self._freq)
 
+    def _fits(self, nbytes):
+        # rp2's hardware I2C gives a whole transfer `timeout` us (pico-sdk's
+        # i2c_write/read_timeout_us: one deadline, not per byte): a longer one is cut there
+        # with ETIMEDOUT. -> how many data bytes go out before it (all of them if it fits).
+        if not self._WHOLE_TIMEOUT or (nbytes + 1) * 9_000_000 // self._freq <= self._timeout:
+            return nbytes
+        k = self._timeout * self._freq // 9_000_000 - 1
+        return 0 if k < 0 else k
+
     def _write(self, addr, data, more=None):
         n = len(data) + (0 if more is None else len(more))
         dev = self._begin(addr, n)
+        k = self._fits(n)
         d = vclock.sim_unlock()
         try:
             if more is not None:
                 data = bytes(data) + bytes(more)  # unlocked: rp2 does this without allocating
-            dev.i2c_write(data)
+            dev.i2c_write(data if k == n else bytes(data)[:k])
         finally:
             vclock.sim_relock(d)
+        if k < n:
+            vclock.charge(self._timeout)
+            raise OSError(_ETIMEDOUT)
         self._wire(n)
 
     def _read_into(self, addr, buf):
         n = len(buf)
         dev = self._begin(addr, n)
+        if self._fits(n) < n:
+            vclock.charge(self._timeout)
+            raise OSError(_ETIMEDOUT)
         d = vclock.sim_unlock()
         try:
             data = dev.i2c_read(n)
@@ -764,6 +781,7 @@ class I2C:
 
 class SoftI2C(I2C):
     _ERR_NACK = _ENODEV  # extmod soft I2C reports an address NACK as ENODEV
+    _WHOLE_TIMEOUT = False  # its timeout bounds each clock stretch, not the transfer
 
     def __init__(self, scl, sda, *, freq=400_000, timeout=50_000):
         scl = _pin_id(scl)
