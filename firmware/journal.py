@@ -2,7 +2,8 @@
 board's FRAM while current flows, when nothing may be written to flash (logstore.py says why).
 
     j = journal.Journal(board.fram)     # None, or a chip that does not answer: no journal
-    j.open(session)                     # at CONFIRM, once the summary is on flash
+    j.clear()                           # at CONFIRM, before the summary goes to flash
+    j.open(session)                     # then, once the summary is on flash
     j.put(sec, ring, off, dose, treat)  # once a second: the sample, then the checkpoint
     j.checkpoint(session)               # at boot: (count, dose uA*s, treat s) or None
     j.read(sec, buf)                    # samples from second sec into buf (10 bytes each)
@@ -66,17 +67,33 @@ class Journal:
         struct.pack_into("<I", ck, _CK_LEN, crc32(self._ckv) & 0xFFFFFFFF)
         return ck
 
+    def clear(self):
+        """Before a new session's summary goes to flash: both slots zeroed (their CRCs fail),
+        so a checkpoint found later for a session on flash was written for that session and
+        not left over from an older one of the same number (a reformatted flash restarts the
+        numbers; the FRAM keeps its bytes). True if the chip took it."""
+        self.session = 0
+        if self.dev is None:
+            return False
+        ck = self._ck
+        for i in range(_CK_LEN + 4):
+            ck[i] = 0
+        try:
+            self.dev.write(_CK[0], ck)
+            self.dev.write(_CK[1], ck)
+        except OSError:
+            self.errors += 1
+            return False
+        return True
+
     def open(self, session):
-        """A new session (output off, at CONFIRM): its first checkpoint, count 0, in slot 0;
-        slot 1 invalidated. True if the chip took both."""
+        """A new session (output off, at CONFIRM, its summary on flash after clear()): its
+        first checkpoint, count 0, in slot 0. True if the chip took it."""
         self.session = 0
         if self.dev is None:
             return False
         try:
             self.dev.write(_CK[0], self._seal(session, 0, 0, 0, 0))
-            for i in range(_CK_LEN + 4):
-                self._ck[i] = 0
-            self.dev.write(_CK[1], self._ck)
         except OSError:
             self.errors += 1
             return False

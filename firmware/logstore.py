@@ -412,6 +412,8 @@ class Log:
         self._dose = self._treat_s = 0
         self._end = None
         b = self._buf
+        if self.journal is not None:
+            self.journal.clear()  # no checkpoint of an older session numbered n survives
         settings = (preset_idx, target_ua, p.ceiling_ua, p.duration_ms // 1000, p.slew_up, p.slew_down,
                     1 if p.reverse else 0, p.polarity, p.area_cm2, p.gate_hz, p.gate_duty_pct, p.dose_cap_uas)
         try:

@@ -205,3 +205,22 @@ def test_a_transfer_longer_than_the_i2c_timeout_is_cut_as_on_rp2(chip):
     buf = bytearray(100)
     j.read(0, buf)  # in pieces: fine
     f.write(0x2000, b"\x66" * (J._CK_LEN + 4))  # a checkpoint's size fits
+
+
+def test_a_stale_checkpoint_of_the_same_session_number_is_never_used(tmp_path, chip):
+    # The FRAM keeps an old session 1 (its flash since reformatted: numbers start again); the
+    # power goes after the new session 1's summary but before its journal opened.
+    _model, dev = chip
+    old = J.Journal(dev)
+    old.open(1)
+    old.put(0, bytearray(10), 0, 999_000, 66)
+    assert old.checkpoint(1) == (1, 999_000, 66)
+    root = str(tmp_path / "log")
+    j = J.Journal(dev)
+    j.open = lambda n: False  # the cut: the summary made it, the journal's first write did not
+    lg = LS.Log(root, journal=j)
+    lg.open("power on")
+    lg.on_session_event(S.EV_STATE, S.CONFIRM, S.IDLE, _Session())
+    LS.Log(root, journal=J.Journal(dev)).open("power on")
+    end = _recs(os.path.join(root, "s000001.sum"))[-1]
+    assert (end["reason"], end["dose_uas"], end["treat_s"], end["samples"]) == (LS.END_POWER_LOST, 0, 0, 0)
