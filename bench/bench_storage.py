@@ -57,6 +57,22 @@ def run(quick=None):
             ("storage_flash_writes_while_treating", j[8], "writes (must be 0)"),
             ("storage_journal_i2c_us_per_s", j[9], "us of I2C bus time a second at 400 kHz (2 writes)"),
         ]
+        fw = 2 if q else 12
+        _mpy.say("storage: %d power cuts during treatments by the firmware itself" % fw)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ":".join(str(_mpy.ROOT / p) for p in ("hw/sim", "firmware", "tests/mpy")) + ":.frozen"
+        r = subprocess.run([_mpy.micropython(), str(_mpy.ROOT / "tests/mpy/fw_powercut.py"), os.path.join(d, "f.img"),
+                            str(fw), "5"], capture_output=True, text=True, timeout=1200, env=env, cwd=str(_mpy.ROOT))
+        line = [x for x in r.stdout.splitlines() if x.startswith("OK fwcut")]
+        if r.returncode != 0 or not line:
+            raise RuntimeError("fw_powercut failed: %s" % (r.stderr or r.stdout)[-300:])
+        v = dict(kv.split("=") for kv in line[-1].split()[2:])
+        out += [
+            ("storage_firmware_power_cuts_tested", int(v["cuts"]), "cuts during treatments by the firmware"),
+            ("storage_firmware_trace_lost_by_power_cut_max_s", int(v["trace_lost_max_s"]), "s"),
+            ("storage_firmware_dose_lost_by_power_cut_max_s", int(v["dose_lost_max_s"]), "s of treatment current"),
+            ("storage_flash_ops_with_output_on", int(v["flash_ops_with_output_on"]), "writes or erases (must be 0)"),
+        ]
         if not q:
             _mpy.say("storage: sessions that fit before pruning (40-minute sessions)")
             c = _check("capacity(%r, 40)" % os.path.join(d, "c.img"))

@@ -16,3 +16,6 @@ def test_storage_bench_quick():
     assert f["storage_treat_time_lost_by_power_cut_max_s"][0] <= 10
     assert f["storage_flash_writes_while_treating"][0] == 0
     assert 0 < f["storage_journal_i2c_us_per_s"][0] < 2_000
+    assert f["storage_firmware_power_cuts_tested"][0] == 2
+    assert f["storage_flash_ops_with_output_on"][0] == 0
+    assert f["storage_firmware_trace_lost_by_power_cut_max_s"][0] <= 60

@@ -224,3 +224,23 @@ def test_a_stale_checkpoint_of_the_same_session_number_is_never_used(tmp_path, c
     LS.Log(root, journal=J.Journal(dev)).open("power on")
     end = _recs(os.path.join(root, "s000001.sum"))[-1]
     assert (end["reason"], end["dose_uas"], end["treat_s"], end["samples"]) == (LS.END_POWER_LOST, 0, 0, 0)
+
+
+@pytest.mark.slow
+def test_power_cuts_during_real_treatments_on_the_firmware(tmp_path):
+    # The firmware itself (App, session, supervisor) treating on the in-process virtual unit,
+    # cut at random moments (make bench runs more): no flash write in any tick with the output
+    # enabled, and each session closed at the next boot within the goals.
+    import subprocess
+
+    from conftest import FIRMWARE, MPY_TESTS, ROOT, SIM, micropython_exe
+
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([str(SIM), str(FIRMWARE), str(MPY_TESTS), ".frozen"])
+    p = subprocess.run([micropython_exe(), str(MPY_TESTS / "fw_powercut.py"), str(tmp_path / "f.img"), "2", "3"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert p.returncode == 0, p.stdout + p.stderr
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("OK fwcut")][-1]
+    f = dict(kv.split("=") for kv in line.split()[2:])
+    assert f["cuts"] == "2" and f["flash_ops_with_output_on"] == "0"
+    assert int(f["dose_lost_max_s"]) <= 10 and int(f["treat_lost_max_s"]) <= 10 and int(f["trace_lost_max_s"]) <= 60
