@@ -1,8 +1,9 @@
 """Session logs and the event log on the unit's flash, framed by records.py.
 
-What the treatment loop calls (app.py / main.py integration, done by the lead):
+What the treatment loop calls (app.py / main.py integration):
 
-    log = logstore.Log("/log")                  # once, after the filesystem is mounted
+    log = logstore.Log("/log", journal=journal.Journal(board.fram))
+                                                # once, after the filesystem is mounted
     log.open(reset_cause_text, VERSION)         # at boot, before the self-test: boot count + 1,
                                                 # recovers a session cut by power loss, logs the boot
     log.selftest(ok, results)                   # selftest.run's outcome
@@ -15,7 +16,8 @@ What the treatment loop calls (app.py / main.py integration, done by the lead):
                                                 # written (damaged or full flash)
     ...once a second, in the loop (allocation-free, safe under heap_lock):
     log.each_second(app.s, app.meas.mv)         # = sample(set, actual, mV, load, polarity, state)
-                                                #   + progress(dose uA*s, treatment s)
+                                                #   + progress(dose uA*s, treatment s), and the
+                                                #   same into the FRAM journal (~1.2 ms on rp2)
     ...in App._slow (each pass, e.g. with the display at 5 Hz):
     log.service(output_on)                      # writes what is pending, only when allowed;
                                                 # output_on: the last Cmd's enable
