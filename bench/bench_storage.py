@@ -52,7 +52,7 @@ def run(quick=None):
             ("storage_power_cuts_tested", j[0], "cuts (sessions closed at the next boot: %d)" % j[2]),
             ("storage_trace_lost_by_power_cut_max_s", j[6], "s (goal <= 60)"),
             ("storage_dose_lost_by_power_cut_max_s", j[4], "s of treatment current (goal <= 10)"),
-            ("storage_dose_lost_by_power_cut_max_mamin", round(j[7] / 60000.0, 3), "mA*min (at up to 20 mA)"),
+            ("storage_dose_lost_by_power_cut_max_mamin", round(j[7] / 60000.0, 3), "mA.min (at up to 20 mA)"),
             ("storage_treat_time_lost_by_power_cut_max_s", j[5], "s (goal <= 10)"),
             ("storage_flash_writes_while_treating", j[8], "writes (must be 0)"),
             ("storage_journal_i2c_us_per_s", j[9], "us of I2C bus time a second at 400 kHz (2 writes)"),
