@@ -14,7 +14,7 @@ What the treatment loop calls (app.py / main.py integration):
                                                 # session events, faults, end
     if not log.summary_ok: refuse START         # suggested: at CONFIRM, the summary could not be
                                                 # written (damaged or full flash)
-    ...once a second, in the loop (allocation-free, safe under heap_lock):
+    ...once a second, in the loop's low-rate pass (with a journal: one small allocation):
     log.each_second(app.s, app.meas.mv)         # = sample(set, actual, mV, load, polarity, state)
                                                 #   + progress(dose uA*s, treatment s), and the
                                                 #   same into the FRAM journal (~1.2 ms on rp2)
@@ -476,7 +476,8 @@ class Log:
 
     def each_second(self, s, mv):
         """sample() + progress() from a session.Session and the electrode mV (meas.mv): the one
-        call the loop makes each second. No allocation."""
+        call the loop makes each second. No allocation but the journal checkpoint's CRC (a
+        small int object on rp2), so outside the heap lock."""
         self.second(s.set_ua, s.actual_ua, mv, s.load_ohm, s.polarity, s.state, s.sup.dose_uas, s.treat_ms // 1000)
 
     def second(self, set_ua, act_ua, mv, load_ohm, polarity, state, dose_uas, treat_s):

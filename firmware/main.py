@@ -38,7 +38,7 @@ try:
         log.open(_b.reset_cause_name(), VERSION)
         if clock is not None:
             log.rtc_valid = True
-            log.text(logstore.L_CLOCK, "clock kept across the watchdog reset (within about a second)")
+            log.text(logstore.L_CLOCK, "clock kept across the watchdog reset (a second or two behind at most)")
         if not jr.ok:
             log.text(logstore.L_JOURNAL, "FRAM does not answer: a power cut during a treatment would lose"
                      " its trace and dose")
