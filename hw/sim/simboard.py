@@ -31,6 +31,22 @@ _DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
 FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_stuck_on", "output_dead", "clear")
 
 
+_ram_fram = None
+
+
+def _fram(path, power):
+    # Over a file for the virtual unit; otherwise one chip in RAM per process, kept across
+    # Boards (a script may build many: 32 KiB each would fill a small MicroPython heap), on a
+    # fresh supply unless one is given. Non-volatile either way, as the chip is.
+    global _ram_fram
+    if path is not None:
+        return fram_model.FRAM(path, power)
+    if _ram_fram is None:
+        _ram_fram = fram_model.FRAM()
+    _ram_fram.power = power if power is not None else fram_model.flash.Power()
+    return _ram_fram
+
+
 class Board:
     def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1, fram_path=None, power=None):
         if machine is None:
@@ -49,7 +65,7 @@ class Board:
         self.bus = machine.sim_i2c_bus(pins.I2C_ID)
         self.bus.attach(pins.INA219_ADDR, self.ina219)
         self.bus.attach(pins.SSD1306_ADDR, self.display)
-        self.fram = fram_model.FRAM(fram_path, power)
+        self.fram = _fram(fram_path, power)
         self.bus.attach(pins.FRAM_ADDR, self.fram)
         self.sensor_stuck_ua = None
         self.usb_host_present = True
