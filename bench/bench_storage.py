@@ -44,7 +44,7 @@ def run(quick=None):
             ("storage_blackout_if_cadence_30s_typ_us", vals[0], "us"),
             ("storage_blackout_if_cadence_30s_worst_us", wvals[0], "us"),
         ]
-        cuts = 40 if q else 300
+        cuts = 20 if q else 300
         _mpy.say("storage: %d power cuts at random moments of treatments (FRAM journal)" % cuts)
         j = _check("run(%r, %d, 11)" % (os.path.join(d, "j.img"), cuts), "journal_powercut")
         # cuts, sessions, checked, boot_cuts, dose_s, treat_s, trace_s, dose_uas, flash_on, bus_us
@@ -57,7 +57,7 @@ def run(quick=None):
             ("storage_flash_writes_while_treating", j[8], "writes (must be 0)"),
             ("storage_journal_i2c_us_per_s", j[9], "us of I2C bus time a second at 400 kHz (2 writes)"),
         ]
-        fw = 2 if q else 12
+        fw = 1 if q else 12
         _mpy.say("storage: %d power cuts during treatments by the firmware itself" % fw)
         env = dict(os.environ)
         env["MICROPYPATH"] = ":".join(str(_mpy.ROOT / p) for p in ("hw/sim", "firmware", "tests/mpy")) + ":.frozen"
