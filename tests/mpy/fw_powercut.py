@@ -12,6 +12,7 @@
 # after the next boot the session holds its summary and an end "power lost" with the dose and
 # treatment time the firmware had counted at the cut, at most 10 s short, and a trace at most
 # 60 s short, every record whole.
+import gc
 import sys
 
 import vfs
@@ -50,6 +51,7 @@ def boot(u, power):
     dev._tick = watched
     vfs.mount(vfs.VfsLfs2(dev, progsize=256), "/fl")
     u.sb.fram.power = power  # the same chip (its bytes kept), on the supply of this boot
+    gc.collect()
     log = logstore.Log("/fl/log", ring_s=900, journal=journal.Journal(u.b.fram))
     log.open("power on", "test")
     return dev, log
@@ -114,7 +116,8 @@ for k in range(cuts):
     worst["treat_s"] = max(worst["treat_s"], treat_s)
     worst["trace_s"] = max(worst["trace_s"], trace_s)
     down(dev)
-    log = None
+    log = u = None
+    gc.collect()
 on_ops = _on_ops[0]
 assert on_ops == 0, on_ops
 print("OK fwcut cuts=%d dose_lost_max_s=%d treat_lost_max_s=%d trace_lost_max_s=%d flash_ops_with_output_on=%d torn=%d"
