@@ -42,25 +42,54 @@ def _module(name):
 
 
 def main(argv=None):
-    from .errors import EXIT_INTERNAL, IontoError
+    from . import interrupt
+    from .errors import EXIT_INTERNAL, EXIT_USAGE, IontoError
 
     args = build_parser().parse_args(argv)
-    try:
-        return _module(args._module).run(args) or 0
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # Output piped into `head` and the like: the reader left; not an error.
-        import os
+    with interrupt.installed():
+        try:
+            return _module(args._module).run(args) or 0
+        except KeyboardInterrupt as e:
+            # Ctrl-C, SIGTERM or a closed terminal: the link has given the unit back on the way
+            # out (link.Link.close); one line says what was and was not done.
+            why = e if isinstance(e, interrupt.Interrupted) else interrupt.Interrupted()
+            _say("ionto %s: %s\n" % (args.command, interrupt.work.line(why.words)))
+            return why.exit_code
+        except BrokenPipeError:
+            # Output piped into `head` and the like: the reader left; not an error.
+            import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except IontoError as e:
-        sys.stderr.write("ionto %s: error: %s\n" % (args.command, e.message))
-        return e.code
-    except Exception as e:  # a bug: still one line for the user, no traceback
-        sys.stderr.write("ionto %s: error: %s: %s (please report this)\n" % (args.command, type(e).__name__, e))
-        return EXIT_INTERNAL
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except IontoError as e:
+            msg = e.message
+            w = interrupt.work
+            if w.abnormal:
+                # Cut short with the unit mid-command: say what was done and where the unit is.
+                msg = "; ".join([msg] + [p for p in w.tail() if p not in msg])
+            _say("ionto %s: error: %s\n" % (args.command, msg))
+            return e.code
+        except RecursionError:
+            _say("ionto %s: error: the input is nested too deeply to read: check the file you gave\n" % args.command)
+            return EXIT_INTERNAL
+        except Exception as e:  # a bug: still one line for the user, no traceback
+            if type(e).__name__ == "OperationalError" and ("readonly" in str(e) or "unable to open" in str(e)):
+                from . import archive
+
+                _say("ionto %s: error: %s\n" % (args.command, archive.readonly_words(
+                    getattr(args, "archive", None) or archive.default_path())))
+                return EXIT_USAGE
+            _say("ionto %s: error: %s: %s (please report this)\n" % (args.command, type(e).__name__, e))
+            return EXIT_INTERNAL
+
+
+def _say(line):
+    """One line on stderr; a terminal that is gone (SIGHUP) cannot take it, and that is no error."""
+    try:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
