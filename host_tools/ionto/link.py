@@ -391,6 +391,12 @@ class Link:
         else:
             self._write(b"\r\x02")  # Ctrl-B: the friendly REPL
             self._write(b"\x04")  # Ctrl-D there: soft reboot -> main.py
+            try:
+                # The unit has left its REPL when it says so: only then is the command over.
+                self._expect(b"soft reboot\r\n", deadline=time.monotonic() + 3)
+            except IontoError:
+                if self.gone:
+                    raise
         self.in_repl = False
         self.touched = False
         from .interrupt import pending

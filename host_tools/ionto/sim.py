@@ -674,6 +674,15 @@ def add_arguments(p):
 
 
 def run(args):
+    from .errors import EXIT_USAGE, IontoError
+
+    try:
+        return _run(args)
+    except SimError as e:  # a bad state folder or image: one line, exit 2
+        raise IontoError(EXIT_USAGE, str(e))
+
+
+def _run(args):
     seed = None
     if not args.no_seed:
         if args.seed_from:
