@@ -120,3 +120,23 @@ def test_power_lost_mid_push_says_which_configuration_is_on_the_unit(vu, tmp_pat
             assert now == old and "the OLD configuration is still on the unit" in lines[0]
     else:
         assert now == new  # the unit answered before it lost power: saved
+
+
+def test_ctrl_c_at_the_question_leaves_the_configuration_unchanged(vu, capsys, monkeypatch):
+    cur = unit_cfg(vu)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+
+    def answer(question):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.input", answer)
+    app_ready(vu.ctl)
+    new = 1000 if config_cmd.get_value(cur, "presets[0].step_ua") != 1000 else 500
+    rc = cli.main(["config", "set", "presets[0].step_ua", str(new), "--port", vu.port])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert rc == 130 and len(lines) == 1, err
+    assert "interrupted by Ctrl-C while asking whether to apply" in lines[0]
+    assert "the configuration on the unit is unchanged" in lines[0]
+    app_running(vu.ctl)
+    assert unit_cfg(vu) == cur

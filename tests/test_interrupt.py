@@ -21,6 +21,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,8 +101,9 @@ def calibrate(vu, name):
     """Bytes from and to the host in one uninterrupted run of the command."""
     if name not in _calibrated:
         unit_back(vu)
+        args = argv(vu, name)
         c0 = vu.ctl.status()["bytes"]
-        r = run(vu, argv(vu, name))
+        r = run(vu, args)
         c1 = vu.ctl.status()["bytes"]
         assert r.returncode == 0, (name, r.stderr)
         _calibrated[name] = {k: c1[k] - c0[k] for k in c1}
@@ -132,6 +134,23 @@ def unit_back(vu, timeout=30):
     wait_for(vu.ctl, "app.s.state == 0", timeout=timeout)
 
 
+def port_open(p, port, timeout=60):
+    """Wait until process p holds `port` open (or has ended)."""
+    want = os.path.realpath(port)
+    deadline = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % p.pid):
+                try:
+                    if os.readlink("/proc/%d/fd/%s" % (p.pid, fd)) == want:
+                        return
+                except OSError:
+                    pass
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
 def trial(vu, name, kind, rng):
     counts = calibrate(vu, name)
     # A moment: a byte from the host (none for the read-only monitor and devices listing), or
@@ -142,6 +161,9 @@ def trial(vu, name, kind, rng):
     p = subprocess.Popen([sys.executable, "-m", "ionto.cli"] + args, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=_repo_env())
     try:
+        # The moment counts from when the command has the port open (before that it has sent
+        # nothing, and the interpreter starting up is not ionto's to handle).
+        port_open(p, vu.port)
         if kind == "unplug":
             vu.ctl.interrupt(after, direction=direction, unplug=True)
         else:

@@ -34,6 +34,15 @@ import sys
 import time
 import zlib
 
+try:
+    from termios import error as _TermiosError
+except ImportError:  # not on a POSIX host
+    _TermiosError = OSError
+
+# What a port that went away raises: OSError (pyserial's SerialException is one) or, from
+# tcdrain/tcsetattr on a hung-up terminal, termios.error (which is not).
+_PORT_ERRORS = (OSError, _TermiosError)
+
 from .errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
 
 BAUD = 115200
@@ -350,10 +359,12 @@ class Link:
                     outcome = self._gone_words()
                 elif self.touched and restart:
                     outcome = self._give_back(clean)
+                elif self.restarted:
+                    outcome = "the unit on %s restarted by itself (power lost or reset) into its application" % self.port
             except IontoError as e:
                 outcome = self._gone_words() if self.gone else (
                     "the unit on %s did not answer (%s): power-cycle it" % (self.port, e.message))
-            except OSError:
+            except _PORT_ERRORS:
                 self.gone = True
                 outcome = self._gone_words()
             finally:
@@ -403,7 +414,14 @@ class Link:
 
         if clean and self._quick_close and pending() is None:
             return "the unit on %s was restarted into its application" % self.port
-        st = self.listen(_BACK_S, min_st=1)
+        try:
+            st = self.listen(_BACK_S, min_st=1)
+        except IontoError:
+            if not armed:
+                raise
+            # A board's port goes away with a hard reset and comes back as it enumerates.
+            self.gone = False
+            return "the unit on %s was reset into its application (its port returns in a moment)" % self.port
         if st is None:
             return "the unit on %s was restarted but its status line has not come back: check it" % self.port
         return "the unit on %s is back in its application (%s)" % (self.port, st.state.replace("_", " "))
@@ -577,19 +595,26 @@ class Link:
         try:
             self.ser.write(data)
             self.ser.flush()
-        except OSError as e:
+        except _PORT_ERRORS as e:
             self.gone = True
             raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
 
     def _read(self, n=65536):
         try:
             data = self.ser.read(max(1, min(n, self.ser.in_waiting or 1)))
-        except OSError as e:
+        except _PORT_ERRORS as e:
             self.gone = True
             raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
         if data:
             self._any = True
         return data
+
+    def _waiting(self):
+        try:
+            return self.ser.in_waiting
+        except _PORT_ERRORS as e:
+            self.gone = True
+            raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
 
     def _quiet(self, quiet_s, max_s):
         """Read and drop until nothing came for quiet_s (at most max_s)."""
@@ -655,7 +680,7 @@ class Link:
         remain = window
         i = 0
         while i < len(data):
-            while remain == 0 or self.ser.in_waiting:
+            while remain == 0 or self._waiting():
                 b = self._read_n(1, deadline)
                 if b == b"\x01":
                     remain += window
