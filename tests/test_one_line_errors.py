@@ -207,3 +207,8 @@ def test_the_displayed_dose_is_rounded_not_truncated():
     per = limits.UAS_PER_MAMIN
     for uas, shown in ((per * 149 + per * 6 // 10, 150), (per * 149 + per * 4 // 10, 149), (per // 2, 1), (0, 0)):
         assert session.Session.dose_mamin(types.SimpleNamespace(dose_uas=uas)) == shown
+
+
+def test_a_state_reads_as_the_display_writes_it_in_every_output():
+    kind, st = link.parse_line("@ST RAMP_UP 1190 15000 8000 7990 0 0 -1 24000 123 7\n")
+    assert st.state == "RAMP UP" and st.as_dict()["state"] == "RAMP UP" and st.treating

@@ -46,7 +46,7 @@ _PORT_ERRORS = (OSError, _TermiosError)
 from .errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
 
 BAUD = 115200
-IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES, spaces as '_'
+IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES
 # USB IDs a MicroPython board enumerates with: Raspberry Pi (rp2 MicroPython 0x0005) and
 # MicroPython's own VID.
 USB_IDS = ((0x2E8A, None), (0xF055, None))
@@ -88,7 +88,9 @@ class Status:
 
     def __init__(self, text, at=None):
         w = text.split()
-        self.state = w[0]
+        # The status line writes a state as one word (RAMP_UP); the user reads it as the unit's
+        # display and logs write it (RAMP UP), in every output: words, JSON and CSV.
+        self.state = w[0].replace("_", " ")
         self.at = time.monotonic() if at is None else at
         for i, name in enumerate(self.FIELDS):
             try:
