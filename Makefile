@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
 
-.PHONY: all venv test test-fast demo sim bench docs clean
+.PHONY: all venv test test-fast test-interrupts demo sim bench docs clean
 
 all: test
 
@@ -24,6 +24,10 @@ test: $(STAMP)
 ## test-fast: skip the slow end-to-end tests
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
+
+## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
+test-interrupts: $(STAMP)
+	IONTO_INTERRUPT_TRIALS=$${N:-6} $(BIN)/python -m pytest tests/test_interrupt.py
 
 ## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in out/demo
 demo: $(STAMP)

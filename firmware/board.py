@@ -132,6 +132,40 @@ def kept_time():
         return None
 
 
+# --- the host session's lease ------------------------------------------------------------
+# A host (ionto) at the REPL renews this with every command. If it renews nothing in time (the
+# cable was pulled, the host was killed), the unit restarts into its application instead of
+# sitting at the REPL, where START does nothing. A REPL session that never takes a lease
+# (mpremote, a technician) is never cut short. rp2's soft reset stops the timer.
+_LEASE_CHECK_MS = const(500)
+_lease = [None, 0]  # [machine.Timer, deadline in ticks_ms]
+
+
+def host_lease(ms):
+    """Renew the lease for `ms` from now; ms <= 0 ends it."""
+    import time
+
+    t = _lease[0]
+    if ms <= 0:
+        if t is not None:
+            t.deinit()
+        return
+    _lease[1] = time.ticks_add(time.ticks_ms(), ms)
+    if t is None:
+        t = _lease[0] = machine.Timer(-1)
+    # (Re)armed on every renewal: a soft reset may have stopped it since.
+    t.init(mode=machine.Timer.PERIODIC, period=_LEASE_CHECK_MS, callback=_lease_check)
+
+
+def _lease_check(t):
+    import time
+
+    if time.ticks_diff(time.ticks_ms(), _lease[1]) > 0:
+        t.deinit()
+        make_safe()  # off already at the REPL; a reset must never be the first to say so
+        machine.reset()
+
+
 class Board:
     def __init__(self, clock=None, max_ua=limits.ABS_MAX_UA):
         # The output stage first: it drives enable low before anything else happens.
@@ -151,7 +185,7 @@ class Board:
         self.wdt = None
         self.feeder = None  # machine.Timer feeding the watchdog while the REPL runs
         self.reset_cause = machine.reset_cause()
-        self.serial = "".join("%02x" % b for b in machine.unique_id())
+        self.serial = "".join("%02X" % b for b in machine.unique_id())  # as hostcmd writes it
         self.ina_ok = False
         self.display_ok = False
 

@@ -14,6 +14,11 @@ import board  # noqa: E402  (makes the output safe on import)
 
 # The watchdog feeder's period once main.py has ended: well inside app.WDT_MS (1 s).
 _FEED_MS = 250
+# After a host's Ctrl-C: back to the application unless a host renews this lease (ionto does
+# with every command; `board.host_lease(0)` at the REPL ends it for a technician's session).
+# A host that vanished right after its Ctrl-C (cable pulled) cannot strand the unit at its REPL.
+_REPL_LEASE_MS = 120_000
+_stopped_by_host = False
 
 _b = None
 app = None
@@ -73,6 +78,9 @@ try:
     print("ionto %s ready (reset cause: %s, configuration: %s%s)" % (
         VERSION, _b.reset_cause_name(), source, ", using previous configuration" if notice else ""))
     app.run()
+except KeyboardInterrupt:
+    _stopped_by_host = True
+    raise
 finally:
     if _b is not None:
         _b.safe()
@@ -91,5 +99,10 @@ finally:
                 print("main: output off; watchdog fed while the REPL runs (a soft reset restarts the unit)")
             else:
                 print("main: output not verified off: the watchdog restarts the unit")
+        if _stopped_by_host:
+            try:
+                board.host_lease(_REPL_LEASE_MS)
+            except Exception:
+                pass
     else:
         board.make_safe()

@@ -322,7 +322,8 @@ class Session:
         return True
 
     def dose_mamin(self):
-        return self.dose_uas // L.UAS_PER_MAMIN
+        # Rounded, as the host tools round it (149.6 mA.min shows 150, not 149).
+        return (self.dose_uas + L.UAS_PER_MAMIN // 2) // L.UAS_PER_MAMIN
 
     # --- the tick ------------------------------------------------------------------------
     def tick(self, now_ms, meas, buttons):

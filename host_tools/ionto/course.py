@@ -56,7 +56,11 @@ def parse_date(text, what="date"):
 
 
 def check_start(start, force=False):
-    """The course starts on a Tuesday; another weekday only with force."""
+    """The course starts on a Tuesday; another weekday only with force. Its last day (and the
+    week after, for the report) must be a date the calendar has."""
+    if start > _dt.date.max - _dt.timedelta(days=SCHEDULE_DAYS[-1] + 7):
+        raise IontoError(EXIT_USAGE, "start date %s is too far in the future for a course (its sessions would fall "
+                         "after the year 9999): check the date" % start.isoformat())
     if start.weekday() != START_WEEKDAY and not force:
         raise IontoError(EXIT_USAGE, "%s is a %s, and the course always starts on a Tuesday: choose a Tuesday "
                          "(e.g. %s) or add --force" % (start.isoformat(), start.strftime("%A"),
@@ -86,7 +90,26 @@ def check_label(label):
     if not _LABEL.match(label or "") or not any(c.isdigit() for c in label):
         raise IontoError(EXIT_USAGE, "bad course label %r: use the clinic's pseudonymous code (letters, digits, "
                          "'-', '_', at least one digit, no spaces, e.g. C-0042), never a patient's name" % label)
+    if _looks_like_date(label):
+        raise IontoError(EXIT_USAGE, "bad course label %r: it reads as a date (a date of birth identifies a "
+                         "patient): use the clinic's pseudonymous code, e.g. C-0042" % label)
     return label
+
+
+# Dates in the forms people write them: 1980-05-04, 04.05.1980, 4/5/80, 19800504, 04-05-1980.
+_DATE_FORMS = (re.compile(r"^(\d{4})[-_./]?(\d{1,2})[-_./]?(\d{1,2})$"),
+               re.compile(r"^(\d{1,2})[-_./](\d{1,2})[-_./](\d{2}|\d{4})$"))
+
+
+def _looks_like_date(label):
+    m = _DATE_FORMS[0].match(label)
+    if m and 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31 and 1850 <= int(m.group(1)) <= 2200:
+        return True
+    m = _DATE_FORMS[1].match(label)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
+    return False
 
 
 def parse_sites(text):

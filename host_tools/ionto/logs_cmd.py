@@ -72,9 +72,10 @@ def add_arguments(p):
     sp.add_argument("--serial", help="the unit")
     archive_arg(sp)
 
-    sp = sub.add_parser("plot", help="a PNG of set and actual current, electrode voltage and load over time")
+    sp = sub.add_parser("plot", help="a PNG (or PDF, SVG: as FILE's ending says) of set and actual current, "
+                        "electrode voltage and load over time")
     sp.add_argument("session", type=int)
-    sp.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    sp.add_argument("-o", "--output", metavar="FILE.png", required=True, help="FILE.png, FILE.pdf, FILE.svg, ...")
     sp.add_argument("--serial", help="the unit")
     archive_arg(sp)
 
@@ -195,14 +196,18 @@ def _ranges(ns):
 
 def pull(args):
     from . import archive, link, logparse
+    from .interrupt import work
 
     db = archive.connect(args.archive)  # a bad archive is reported before the unit is touched
+    archive.need_write(db)
     pulled_at = _now_iso()
     damage = []
     counts = {"new": 0, "updated": 0, "kept": 0, "samples": 0, "events": 0}
     undated = []  # sessions whose start carries no clock time (the unit's RTC was never set)
     acked = None
     with link.Link.open(args.port) as u:
+        work.doing("reading the unit's log list")
+        work.undone("nothing acknowledged to the unit (its logs are all kept there): pull again")
         u.enter()
         info = u.hostcmd("info")
         serial = info.get("serial")
@@ -227,6 +232,7 @@ def pull(args):
             db.execute("INSERT OR IGNORE INTO units(serial, firmware, first_seen) VALUES (?, ?, ?)",
                        (serial, info.get("version"), pulled_at))
             for n, _fs, ft in todo:
+                work.doing("pulling session %d" % n)
                 sname, tname = "s%06d.sum" % n, "s%06d.trc" % n
                 sdata = fetch(sname)
                 tdata = fetch(tname) if ft else None
@@ -242,6 +248,9 @@ def pull(args):
                     print("warning: session %d on the unit is not the archived session %d (was the unit's log "
                           "reset?): the archived one is kept" % (n, n))
                 db.commit()
+                done = counts["new"] + counts["updated"] + counts["kept"]
+                work.finished[:] = ["%d of %d session%s archived" % (done, len(todo), "" if len(todo) == 1 else "s")]
+            work.doing("pulling the event log")
             # The event log: events.log always (each pull adds at least the unit's boot record);
             # events.old only if records may be missing between it and what is archived.
             last = db.execute("SELECT MAX(seq) FROM events WHERE serial = ?", (serial,)).fetchone()[0]
@@ -263,8 +272,11 @@ def pull(args):
             prog.close()
         ack = ack_point(db, serial, sess)
         if ack > unit_acked:
+            work.doing("acknowledging sessions up to %d to the unit" % ack)
+            work.undone("the acknowledgement may not have reached the unit (harmless: the next pull repeats it)")
             got = u.hostcmd("ack", ack)
             acked = got.get("acked") if isinstance(got, dict) else None
+            work.undone(None)
             if acked != ack:
                 raise IontoError(EXIT_UNIT, "the unit did not record the acknowledgement of sessions up to %d "
                                  "(it says %r): pull again" % (ack, acked))
@@ -500,6 +512,9 @@ def export(args):
 def plot(args):
     from . import logplot
 
+    if logplot.format_for(args.output) is None:
+        raise IontoError(EXIT_USAGE, "cannot tell which format to write from the name %s: end it in .%s"
+                         % (args.output, ", .".join(logplot.FORMATS[:-1]) + " or ." + logplot.FORMATS[-1]))
     db = _open_archive(args.archive)
     r = find_session(db, args.session, args.serial)
     samples = [tuple(s) for s in _samples(db, r["serial"], r["session"])]

@@ -156,6 +156,26 @@ class SimClient:
     def power_cycle(self):
         return self.request("power_cycle")
 
+    def unplug(self):
+        """The USB cable pulled: the host's port vanishes; the unit runs on."""
+        return self.request("unplug")
+
+    def replug(self):
+        """The cable back in -> the new port."""
+        return self.request("replug")["port"]
+
+    def interrupt(self, after, pid=None, signum=None, direction="from_host", unplug=False):
+        """TEST-ONLY: after `after` more bytes cross the port (from_host or to_host), send
+        signum to pid, or unplug the cable."""
+        f = {"after": after, "dir": direction, "action": "unplug" if unplug else "signal"}
+        if not unplug:
+            f.update(pid=pid, signal=signum)
+        return self.request("interrupt", **f)
+
+    def disarm(self):
+        """Cancel an armed interruption that has not happened."""
+        return self.request("interrupt", action="none")
+
     def stop(self):
         return self.request("stop")
 
