@@ -6,6 +6,7 @@ import base64
 import datetime as _dt
 import html
 import io
+import re
 import textwrap
 
 SEVERITY_WORDS = {"stop": "STOP", "review": "review", "note": "note"}
@@ -198,8 +199,8 @@ def summary_lines(rep):
 _CSS = """
 body{font-family:DejaVu Sans,Arial,sans-serif;font-size:13px;color:#111;margin:18px 24px;max-width:1100px}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:15px;margin:18px 0 6px;border-bottom:1px solid #999}
-table{border-collapse:collapse;margin:4px 0 8px} td,th{border:1px solid #bbb;padding:2px 6px;text-align:left;white-space:nowrap;
-vertical-align:top} th{background:#eee} .num{text-align:right} img{max-width:100%;border:1px solid #ddd}
+table{border-collapse:collapse;margin:4px 0 8px} td,th{border:1px solid #bbb;padding:2px 6px;text-align:left;
+vertical-align:top} th{background:#eee} .num{text-align:right} .nw{white-space:nowrap} img{max-width:100%;border:1px solid #ddd}
 .flag{padding:4px 8px;margin:4px 0;border-left:5px solid #c80} .flag.stop{border-color:#c00;background:#fee}
 .flag.review{background:#fff6e0} .flag.note{border-color:#06c;background:#eef5ff}
 .advice{background:#eef8ee;border-left:5px solid #393;padding:6px 10px;font-size:14px} .small{color:#444;font-size:12px}
@@ -211,9 +212,13 @@ def _table(head, rows):
     out = ["<table><tr>%s</tr>" % "".join("<th>%s</th>" % e(h) for h in head)]
     for r in rows:
         out.append("<tr>%s</tr>" % "".join(
-            "<td%s>%s</td>" % (' class="num"' if _isnum(v) else "", e(str(v))) for v in r))
+            "<td%s>%s</td>" % (' class="num"' if _isnum(v) else ' class="nw"' if _DATE.match(str(v)) else "",
+                               e(str(v))) for v in r))
     out.append("</table>")
     return "\n".join(out)
+
+
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d( |$)")
 
 
 def _isnum(v):
