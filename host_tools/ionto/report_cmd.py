@@ -155,7 +155,35 @@ def text(rep):
                      p["end"] + ("" if p["complete"] else " (incomplete)") + (" (damaged)" if p["damaged"] else "")))
     out.append(table(prow, ("session", "date", "preset", "target mA", "reached mA", "dose mA.min", "min", "pauses",
                             "faults", "end")))
-    return "\n".join(out)
+    return "\n".join(out + progress_text(rep))
+
+
+def progress_text(rep):
+    """Visits, trend, advice, flags and maintenance as text lines (the HTML/PDF show the same)."""
+    from .report_render import maintenance_rows, visit_rows
+
+    out = [""]
+    if rep.get("visits"):
+        head, rows = visit_rows(rep)
+        out.append(table([r[:7] for r in rows], head[:7]))
+    else:
+        out.append("no visits recorded: `ionto course visit %s --day N ...`" % rep["course"]["label"])
+    for s in rep.get("dryness", {}).get("series", []):
+        t = s["trend"]
+        out.append("skin resistance, %s, %s: %s%s" % (s["site"], s["polarity"], t["words"],
+                                                      " (%+.0f %%)" % t["change_pct"] if t["change_pct"] is not None
+                                                      else ""))
+    n = rep.get("next_target")
+    if n:
+        out.append("next target (advice, never sent to a unit): %s: %s"
+                   % ("%.1f mA" % n["target_ma"] if n["target_ma"] is not None else "none", n["why"]))
+    for f in rep.get("flags", []):
+        out.append("FLAG %s: %s. %s" % (f["severity"], f["what"], f["advice"]))
+    head, rows = maintenance_rows(rep)
+    if head:
+        out.append("maintenance every %d days: %s" % (rep["maintenance"]["every_days"],
+                                                      "; ".join("%s %s" % (r[0], r[2]) for r in rows)))
+    return out
 
 
 def _f(v):
