@@ -171,7 +171,7 @@ def test_operator_codes_in_logs_events(built, arch, capsys):
     rc, out, err = ionto(capsys, "logs", "events", "--archive", arch)
     assert rc == 0, err
     # The configuration push, in the unit's own event log (pulled), and the host's visit records.
-    assert re.search(r"config\s+push \S+unit\.json by operator TE03", out), out
+    assert re.search(r"host\s+configuration push \S+unit\.json by operator TE03", out), out
     assert "recorded on this computer" in out
     assert re.search(r"RN07\s+visit recorded: course C-0101 day 1 \(2026-11-03\)", out)
     assert re.search(r"DR02\s+course plan set: course C-0102", out)

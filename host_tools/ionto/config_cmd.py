@@ -298,7 +298,7 @@ def apply(u, port, new, got, yes, what, operator=None):
                          + "; its configuration is unchanged")
     n = len(r.get("diff") or [])
     # Who did it, beside the changes in the unit's own event log (`ionto logs events`).
-    u.hostcmd("event_text", "config", "%s by operator %s" % (what, operator or "? (no code given)"))
+    u.hostcmd("event_text", "host", "configuration %s by operator %s" % (what, operator or "? (no code given)"))
     print("saved on the unit on %s: %d change%s recorded in its event log%s" % (
         port, n, "" if n == 1 else "s", " with operator %s" % operator if operator else ""))
     return 0
