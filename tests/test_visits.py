@@ -206,3 +206,46 @@ def test_maintenance_dates_and_kept():
     assert m["tolerance_days"] == 7
     assert [d["status"] for d in m["dates"]] == ["kept (+2 d)", "missed", "due", "due"]
     assert maintenance.status(START, visits.PLAN_DEFAULTS, sessions, today=want[3]) is None
+
+
+def test_dryness_figure_per_polarity_window_and_limited():
+    from ionto import dryness
+    from ionto.fw import firmware
+
+    S = firmware("session")
+    samples = []
+    # 0-9 s ramp; 10-39 s TREAT anode A at 2.5 kOhm (a 500 Ohm blip at 12 s, outside the window);
+    # 40-49 s reversal; 50-79 s TREAT anode B at 3.0 kOhm.
+    for t in range(80):
+        if t < 10:
+            samples.append((t, t * 1000, t * 1000, t * 2500, 2500, S.RAMP_UP, 0))
+        elif t < 40:
+            load = 500 if t == 12 else 2500 + (t - 10)
+            samples.append((t, 10000, 10000, 25000, load, S.TREAT, 0))
+        elif t < 50:
+            samples.append((t, 5000, 5000, 15000, 3000, S.REV_DOWN if t < 45 else S.REV_UP, 1))
+        else:
+            samples.append((t, 10000, 10000, 30000, 3000, S.TREAT, 1))
+    f = dryness.figures(samples, after_s=5, len_s=10)
+    assert set(f) == {0, 1}
+    assert f[0]["t_from"] == 15 and f[0]["t_to"] == 24 and f[0]["n"] == 10
+    assert f[0]["kohm"] == round((2500 + 9.5) / 1000, 2) and f[0]["ma"] == 10.0 and not f[0]["partial"]
+    assert f[1]["kohm"] == 3.0
+    # A window longer than the run: partial; under 3 seconds: no figure.
+    assert dryness.figures(samples, after_s=20, len_s=30)[0]["partial"] is True
+    assert 0 not in dryness.figures(samples, after_s=28, len_s=10)
+    # Held by LIMITED below the target (never TREAT): the plateau starts at the LIMITED event.
+    lim = [(t, 6000, 6000, 60000, 10000, S.RAMP_UP, 0) for t in range(40)]
+    assert dryness.figures(lim, 5, 10) == {}
+    g = dryness.figures(lim, 5, 10, spans=dryness.limited_spans([(8, S.EV_LIMITED, 6000, 10000)]))
+    assert g[0]["t_from"] == 13 and g[0]["kohm"] == 10.0
+    # The trend: rising, falling, flat, and points at another current left out.
+    pts = [{"day": d, "kohm": k, "ma": 10.0} for d, k in ((1, 2.5), (2, 2.6), (4, 3.0), (7, 3.5))]
+    assert dryness.trend(pts)["verdict"] == "rising"
+    assert dryness.trend([dict(p, kohm=5 - p["kohm"]) for p in pts])["verdict"] == "falling"
+    assert dryness.trend([dict(p, kohm=2.5) for p in pts])["verdict"] == "no clear change"
+    pts[3]["ma"] = 20.0
+    tr = dryness.trend(pts)
+    assert pts[3]["comparable"] is False and tr["change_pct"] == round(((3.0 + 2.6) / 2 - 2.55) / 2.55 * 100, 1)
+    pts[2]["ma"] = 20.0
+    assert dryness.trend(pts)["verdict"] == "too few sessions"
