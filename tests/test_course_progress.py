@@ -156,6 +156,12 @@ def test_sessions_at_2359_and_0001_fall_on_their_clinic_day_under_any_tz(built, 
         rc, out, err = ionto(capsys, "logs", "list", "--archive", arch)
         assert rc == 0, err
         assert "2026-11-04 23:59 CET" in out and "2026-11-06 00:01 CET" in out
+        # The unit's event log in clinic time too.
+        rc, out, err = ionto(capsys, "logs", "events", "--archive", arch)
+        assert rc == 0, err
+        for d, when in ((2, "2026-11-04 23:59"), (4, "2026-11-06 00:01")):
+            n = ss[d]["session"].split(":")[1]
+            assert re.search(r"%s:\d\d CET\s+session\s+session %s ended" % (when, n), out), out
         # A visit on day 2 is the day of the 23:59 session, whatever the computer's zone.
         rc, out, err = ionto(capsys, "course", "visit", "C-0101", "--date", "2026-11-04", "--hdss", "hands=3,feet=3",
                              "--reaction", "none", "--checklist", "unchanged", "--operator", "RN07", "--replace",

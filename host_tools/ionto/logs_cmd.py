@@ -377,8 +377,12 @@ def events(args):
             keep += [r for r in rows if r["serial"] == serial][-args.last:]
         rows = keep
     out = []
+    clock = clinictime.get(db)
     for r in rows:
-        when = logparse.utc_words(r["t"]) if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0)
+        if r["rtc_valid"]:
+            when = clock.words(r["t"], seconds=True) if clock.configured else logparse.utc_words(r["t"])
+        else:
+            when = "boot %d +%ds" % (r["boot"], r["t"] or 0)
         out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
                     logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
     print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
