@@ -12,10 +12,10 @@ target (advice only, never sent to a unit), response flags and the maintenance p
 same sections as a PDF, --json the same content machine-readable. Dates and times are the
 clinic's (`ionto course tz`). Label and operator codes only: no names.
 """
-import os
 import csv
 import io
 import json
+import os
 
 from . import archive, course
 from .archive import table
