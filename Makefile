@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
 
-.PHONY: all venv test test-fast test-interrupts demo sim bench docs clean
+.PHONY: all venv test test-fast test-interrupts demo demo-course sim bench docs clean system-deps
 
 all: test
 
@@ -17,8 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+## system-deps: Debian packages the tests use (headless Chromium for pages, poppler for PDFs),
+## installed with apt-get when missing and the machine allows it; the tests skip with a clear
+## message where they could not be installed
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils \
+	      || echo "note: could not install chromium/poppler-utils: the page and PDF tests will skip"; \
+	  else echo "note: chromium/poppler-utils missing and apt-get unavailable: the page and PDF tests will skip"; fi; \
+	fi
+
 ## test: the whole suite, CPython and MicroPython unix port
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 ## test-fast: skip the slow end-to-end tests
@@ -32,6 +43,12 @@ test-interrupts: $(STAMP)
 ## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in out/demo
 demo: $(STAMP)
 	$(BIN)/python -m ionto.demo --out out/demo
+
+## demo-course: a short simulated course (12 sessions on the virtual unit, visits recorded) and
+## its reports (HTML, PDF, JSON) in out/demo. Not in `make demo` yet: the virtual unit runs
+## only ~7x real time, so even these 20-40 s sessions take about a minute in all.
+demo-course: $(STAMP)
+	$(BIN)/python -m ionto.coursesim --out out/demo
 
 ## sim: start the virtual unit and print its serial port (Ctrl-C to stop)
 sim: $(STAMP)

@@ -5,6 +5,10 @@
 `ionto logs pull` fills units/sessions/samples/session_events/events from the unit's flash;
 `ionto course` links archived sessions to a course. A course label is a pseudonymous clinic
 code: no names or other patient data are stored here, and nothing of a course goes to a unit.
+`ionto course visit` adds visit records (HDSS, skin reactions, notes, the operator's code, the
+checklist re-confirmed) and `ionto course plan` a course's settings (maintenance interval,
+response rules). These tables are additions: an older ionto opens the archive and ignores them.
+The clinic's time zone is meta 'clinic_tz' (clinictime.py).
 Times: `start_t` and `events.t` are Unix seconds when `rtc_valid`; else the unit's unset RTC,
 which starts at 2021-01-01 (records.RTC_POWER_ON) at each reset: subtract it for seconds since
 that reset.
@@ -48,6 +52,13 @@ CREATE TABLE IF NOT EXISTS courses(
 CREATE TABLE IF NOT EXISTS course_sessions(
     course_id INTEGER NOT NULL REFERENCES courses(id), serial TEXT NOT NULL, session INTEGER NOT NULL,
     PRIMARY KEY(serial, session));
+CREATE TABLE IF NOT EXISTS visits(
+    id INTEGER PRIMARY KEY, course_id INTEGER NOT NULL REFERENCES courses(id), date TEXT NOT NULL,
+    day INTEGER, recorded_t INTEGER NOT NULL, tz TEXT, operator TEXT NOT NULL, hdss_json TEXT,
+    reactions TEXT, notes TEXT, checklist_json TEXT, superseded INTEGER DEFAULT 0);
+CREATE INDEX IF NOT EXISTS visits_by_course ON visits(course_id, date);
+CREATE TABLE IF NOT EXISTS course_plans(
+    course_id INTEGER PRIMARY KEY REFERENCES courses(id), plan_json TEXT, operator TEXT, recorded_t INTEGER);
 """
 
 

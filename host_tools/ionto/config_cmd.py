@@ -278,7 +278,7 @@ def confirm(question, yes):
     return answer.strip().lower() in ("y", "yes")
 
 
-def apply(u, port, new, got, yes, what):
+def apply(u, port, new, got, yes, what, operator=None):
     """Show the diff of `new` against the unit's configuration `got`, confirm, save on the unit.
     Returns the exit code. `new` has passed the host's validation.
 
@@ -342,7 +342,10 @@ def _save(u, port, new, old):
     work.did("configuration saved on the unit")
     work.undone(None)
     n = len(r.get("diff") or [])
-    print("saved on the unit on %s: %d change%s recorded in its event log" % (port, n, "" if n == 1 else "s"))
+    # Who did it, beside the changes in the unit's own event log (`ionto logs events`).
+    u.hostcmd("event_text", "host", "configuration %s by operator %s" % (what, operator or "? (no code given)"))
+    print("saved on the unit on %s: %d change%s recorded in its event log%s" % (
+        port, n, "" if n == 1 else "s", " with operator %s" % operator if operator else ""))
     return 0
 
 
@@ -386,11 +389,15 @@ def add_arguments(p):
     sp.add_argument("key")
     sp.add_argument("value", help="JSON (15000, true, {...}) or a plain string")
     sp.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code for the unit's event log (default: "
+                    "$IONTO_OPERATOR), never a name")
     sp = dev(sub.add_parser("pull", help="the unit's configuration as a JSON file"))
     sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     sp = dev(sub.add_parser("push", help="validate FILE, show the diff, confirm, save it on the unit"))
     sp.add_argument("file")
     sp.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code for the unit's event log (default: "
+                    "$IONTO_OPERATOR), never a name")
     sp = sub.add_parser("validate", help="check FILE with the firmware's own validation (nothing is sent)")
     sp.add_argument("file")
 
@@ -404,7 +411,9 @@ def run(args):
         if new is None:
             raise IontoError(EXIT_CONFIG, problems_line(errors, "%s: invalid configuration" % args.file) + "; nothing sent")
     from . import link
+    from .visits import operator_code
 
+    operator = operator_code(getattr(args, "operator", None), required=False)
     port = link.resolve_port(args.port)
     with link.Link.open(port) as u:
         got = unit_config(u)
@@ -436,9 +445,9 @@ def run(args):
             value = parse_value(args.value)
             new, path = set_value(cfg, args.key, value)
             validate_or_raise(new, "%s = %s" % (path, json.dumps(value)))
-            return apply(u, port, new, got, args.yes, "set %s" % path)
+            return apply(u, port, new, got, args.yes, "set %s" % path, operator)
         if args.action == "push":
-            return apply(u, port, new, got, args.yes, "push %s" % args.file)
+            return apply(u, port, new, got, args.yes, "push %s" % args.file, operator)
     raise IontoError(EXIT_USAGE, "unknown action %r" % args.action)
 
 

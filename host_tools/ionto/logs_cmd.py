@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+from . import clinictime
 from .errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 
 LOG_DIR = "/log"
@@ -325,9 +326,13 @@ def find_session(db, n, serial=None):
     return rows[0]
 
 
-def start_words(row):
+def start_words(row, clock=None):
+    """A session's start: in the clinic's time zone once it is set (`ionto course tz`), so a
+    session falls on the same day here as in the course and the report; else in UTC."""
     if row["start_t"] is None:
         return "?"
+    if row["rtc_valid"] and clock is not None and clock.configured:
+        return clock.words(row["start_t"])
     if row["rtc_valid"]:
         return datetime.datetime.fromtimestamp(row["start_t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "boot %s +%ds" % (row["boot"], row["start_t"])
@@ -349,6 +354,7 @@ def _dose(uas):
 
 def list_(args):
     db = _open_archive(args.archive)
+    clock = clinictime.get(db)
     q = "SELECT * FROM sessions"
     params = ()
     if args.serial:
@@ -367,7 +373,7 @@ def list_(args):
         end = r["end_name"] if r["end_name"] is not None else "(not ended)"
         if r["damaged"]:
             end += " [%d damaged]" % r["damaged"]
-        out.append((r["serial"], r["session"], start_words(r), r["preset_name"], _ma(r["target_ua"]),
+        out.append((r["serial"], r["session"], start_words(r, clock), r["preset_name"], _ma(r["target_ua"]),
                     _ma(r["max_actual_ua"]), _mmss(r["treat_s"]), _dose(r["dose_uas"]), end, r["pauses"],
                     r["faults"]))
     print(table(out, ("serial", "session", "start", "preset", "target mA", "max mA", "treat", "dose mA.min", "end",
@@ -387,10 +393,15 @@ def events(args):
         q += " WHERE serial = ?"
         params = (args.serial,)
     rows = db.execute(q + " ORDER BY serial, seq", params).fetchall()
+    from .visits import audit_rows  # visit records and course plans: this computer's, with operator codes
+
+    host = [] if args.serial else audit_rows(db)
     if not rows:
         if args.serial:
             raise IontoError(EXIT_NOT_FOUND, "no events of unit %s in the archive" % args.serial)
         print("no events archived: run `ionto logs pull` with the unit connected")
+        if host:
+            print("\nrecorded on this computer:\n" + table(host, ("time", "operator", "what")))
         return 0
     if args.last:
         keep = []
@@ -398,11 +409,17 @@ def events(args):
             keep += [r for r in rows if r["serial"] == serial][-args.last:]
         rows = keep
     out = []
+    clock = clinictime.get(db)
     for r in rows:
-        when = logparse.utc_words(r["t"]) if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0)
+        if r["rtc_valid"]:
+            when = clock.words(r["t"], seconds=True) if clock.configured else logparse.utc_words(r["t"])
+        else:
+            when = "boot %d +%ds" % (r["boot"], r["t"] or 0)
         out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
                     logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
     print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
+    if host:
+        print("\nrecorded on this computer:\n" + table(host, ("time", "operator", "what")))
     return 0
 
 
@@ -416,7 +433,7 @@ def show(args):
     def kv(k, v):
         lines.append("  %-14s %s" % (k, v))
 
-    kv("started", start_words(r))
+    kv("started", start_words(r, clinictime.get(db)))
     kv("firmware", r["firmware"] or "?")
     kv("preset", "%s (%s)" % (r["preset_name"], r["preset_idx"]))
     if r["target_ua"] is not None:
@@ -523,7 +540,7 @@ def plot(args):
                          "unit before a pull, or never written)" % (r["session"], r["serial"]))
     events = [tuple(e) for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND "
                                            "session = ? ORDER BY rowid", (r["serial"], r["session"]))]
-    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r))
+    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r, clinictime.get(db)))
     try:
         logplot.plot_session(args.output, samples, events, title)
     except OSError as e:
