@@ -35,11 +35,12 @@ BUTTONS = ("START", "STOP", "UP", "DOWN", "MODE")
 ACCELS = (1, 10, 0)  # 0: as fast as possible
 POLL_S = 0.1
 # Fault injection menu: id -> (control-channel request, what the trainer sees). The sensor
-# sits at I2C address 0x40, the display at 0x3C on the same bus.
+# and the display share one I2C bus: "sensor_silent" fails the sensor's address only.
+_SENSOR_ADDR = fw.firmware("pins").INA219_ADDR
 FAULTS = {
     "sensor_zero": ({"cmd": "fault", "kind": "sensor_stuck", "value": 0}, "Sensor reads zero whatever flows"),
     "sensor_frozen": ({"cmd": "fault", "kind": "sensor_stuck"}, "Sensor frozen at its present reading"),
-    "sensor_silent": ({"cmd": "fault", "kind": "i2c_nack", "addr": 0x40}, "Sensor stops answering on the bus"),
+    "sensor_silent": ({"cmd": "fault", "kind": "i2c_nack", "addr": _SENSOR_ADDR}, "Sensor stops answering on the bus"),
     "bus_stuck": ({"cmd": "fault", "kind": "i2c_stuck"}, "I2C bus stuck (sensor and display)"),
     "output_stuck_on": ({"cmd": "fault", "kind": "output_stuck_on"}, "Output switch welded on"),
     "output_dead": ({"cmd": "fault", "kind": "output_dead"}, "Output stage dead (no current, no voltage)"),

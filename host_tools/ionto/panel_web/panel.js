@@ -84,7 +84,6 @@ P.canvasText = () => {
 async function send(cmd, args) {
   if (P.replay) return null;
   const body = Object.assign({ client: P.client, cmd: cmd }, args || {});
-  console.log("send", performance.now().toFixed(0), JSON.stringify(body));
   let j;
   try {
     const r = await fetch("/cmd", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -392,7 +391,9 @@ function drawChart() {
   const nT = 6;
   for (let i = 0; i <= nT; i++) {
     const t = tStart + (span * i) / nT;
-    ctx.fillText(clock(t), X(t) - 20, h - 4);
+    // under a minute shown: tenths of a second, so the labels differ
+    const lbl = span < 60000 ? clock(t) + "." + Math.floor((t % 1000) / 100) : clock(t);
+    ctx.fillText(lbl, X(t) - 20, h - 4);
   }
   // events: vertical markers across both plots
   for (const ev of evs) {
@@ -645,6 +646,7 @@ $("rlive").addEventListener("click", () => {
   if (playTimer) { clearInterval(playTimer); playTimer = null; }
   P.replay = null;
   delete document.body.dataset.replay;
+  document.body.classList.remove("replaying");
   $("replaybar").hidden = true;
   P.columns.forEach((c, i) => { C[c] = i; });
   $("events").innerHTML = "";
