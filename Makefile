@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
 
-.PHONY: all venv test test-fast demo sim bench docs clean
+.PHONY: all venv test test-fast demo sim panel bench docs clean
 
 all: test
 
@@ -32,6 +32,10 @@ demo: $(STAMP)
 ## sim: start the virtual unit and print its serial port (Ctrl-C to stop)
 sim: $(STAMP)
 	$(BIN)/ionto sim
+
+## panel: a virtual unit with its front panel in the browser (prints the address; Ctrl-C to stop)
+panel: $(STAMP)
+	$(BIN)/ionto sim --panel
 
 ## bench: figures printed as `name: value unit`, all written to bench/results.json
 bench: $(STAMP)

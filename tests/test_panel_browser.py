@@ -234,3 +234,53 @@ def test_a_second_tab_watches_until_the_first_closes(browser, panel):
     b.wait_for_function("() => panel.snap && panel.snap.driver === panel.client && "
                         "!document.body.classList.contains('readonly')")
     b.close()
+
+
+def test_exercises_are_checked_from_the_unit_and_marked_done(browser, panel):
+    """The USB exercise and the sensor-fault one, done as a nurse would: the page ticks each
+    step from the unit's state, asks its question, and marks the exercise done."""
+    vu, srv = panel
+    page = browser.new_page()
+    page.goto(srv.url)
+    page.wait_for_function("() => document.body.dataset.state === 'IDLE' && panel.client === panel.snap.driver")
+    page.evaluate("() => localStorage.clear()")
+
+    def step(n):
+        page.wait_for_function("n => panel.ex && panel.ex.step >= n", arg=n, timeout=60_000)
+
+    page.click("#ex-usb_cable .ex-start")
+    page.wait_for_function("() => panel.snap.board.usb_host_present === true")
+    page.keyboard.press("s")
+    step(1)
+    page.click("#usbtoggle")
+    step(2)
+    page.keyboard.press("s")
+    page.wait_for_function("() => document.body.dataset.state === 'CONFIRM'")
+    page.keyboard.press("s")
+    page.wait_for_function("() => panel.ex === null && document.querySelector('#ex-usb_cable').classList.contains('done')",
+                           timeout=60_000)
+
+    page.keyboard.press("x")  # end that treatment: STOP ramps down, STOP again back to READY
+    page.wait_for_function("() => document.body.dataset.state === 'STOPPED'", timeout=60_000)
+    page.keyboard.press("x")
+    page.wait_for_function("() => document.body.dataset.state === 'IDLE'", timeout=60_000)
+    page.click("#ex-sensor_fault .ex-start")
+    page.wait_for_function("() => panel.ex && panel.ex.name === 'sensor_fault'")
+    page.keyboard.press("s")
+    page.wait_for_function("() => document.body.dataset.state === 'CONFIRM'")
+    page.keyboard.press("s")
+    step(2)  # the page injected the fault; the unit is in FAULT with the sensor's words
+    assert vu.ctl.state()["true_ua"] == 0
+    page.click("#ex-sensor_fault .quiz button:nth-child(1)")  # a wrong answer is refused
+    step(2)
+    page.click("#ex-sensor_fault .quiz button:nth-child(2)")
+    step(3)
+    page.keyboard.press("x")
+    step(4)
+    page.click("#repair")
+    page.wait_for_function("() => panel.snap.board.faults.length === 0")
+    page.keyboard.press("x")
+    page.wait_for_function("() => document.querySelector('#ex-sensor_fault').classList.contains('done')",
+                           timeout=60_000)
+    page.screenshot(path=str(OUT / "6-exercises.png"), full_page=True)
+    assert any(e[1] == "exercise" for e in srv.hub.events)

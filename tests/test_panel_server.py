@@ -210,3 +210,39 @@ def test_listening_beyond_loopback_needs_the_flag_and_says_so(fw_bundle, tmp_pat
     cli = build_parser()
     assert cli.parse_args(["panel"]).listen == "127.0.0.1"
     assert cli.parse_args(["sim", "--panel"]).listen == "127.0.0.1"
+
+
+def test_exercises_are_data_the_page_can_check():
+    """Every exercise names only states, faults, scenarios and conditions that exist: a typo
+    would leave a nurse waiting for a step that can never be ticked."""
+    from ionto import fw, panel_hub
+
+    states = set(fw.firmware("session").STATE_NAMES)
+    faults = {row[1] for row in fw.firmware("limits").FAULTS}
+    conds = {"state", "preset", "fault", "limited", "usb", "contact", "event", "refuse", "board_fault",
+             "target_ua", "set_ua", "measured_ua", "true_ua", "dose_uas"}
+    page = (panel_hub.ROOT / "host_tools" / "ionto" / "panel_web" / "panel.js").read_text()
+    for c in conds - {"target_ua", "set_ua", "measured_ua", "true_ua", "dose_uas"}:
+        assert 'k === "%s"' % c in page, "the page does not check %r" % c
+    exs = panel_hub.load_exercises()
+    assert len(exs) >= 5 and len({e["name"] for e in exs}) == len(exs)
+    for e in exs:
+        assert e["title"] and e["brief"] and e["steps"], e["name"]
+        assert e.get("setup", {}).get("scenario", "palms") in panel_hub.scenario_names()
+        for s in e["steps"]:
+            assert s["text"] and (("when" in s) != ("quiz" in s)), (e["name"], s)
+            if "quiz" in s:
+                assert 0 <= s["quiz"]["answer"] < len(s["quiz"]["choices"])
+                continue
+            w = s["when"]
+            assert set(w) <= conds, (e["name"], set(w) - conds)
+            for st in [w["state"]] if isinstance(w.get("state"), str) else w.get("state", []):
+                assert st in states, (e["name"], st)
+            for k in ("fault", "refuse"):
+                if k in w:
+                    assert w[k] in faults, (e["name"], w[k])
+            if "inject" in s:
+                assert s["inject"] in panel_hub.FAULTS
+            for k, v in w.items():
+                if k.endswith("_ua"):
+                    assert len(v) == 2 and v[0] <= v[1]

@@ -402,11 +402,12 @@ function drawChart() {
     if (!c || ev[1] === "state") continue;
     ctx.strokeStyle = c;
     ctx.setLineDash(ev[1] === "panel" ? [2, 3] : []);
+    ctx.lineWidth = ev[1] === "fault" ? 2.5 : 1;
     ctx.beginPath(); ctx.moveTo(X(ev[0]), top1); ctx.lineTo(X(ev[0]), top2 + h2); ctx.stroke();
   }
   ctx.setLineDash([]);
   // limited stretches shaded
-  ctx.fillStyle = "rgba(194,24,91,0.08)";
+  ctx.fillStyle = "rgba(224,64,251,0.10)";
   let ls = null;
   for (const r of vis) {
     if (r[C.limited_ua] >= 0 && ls === null) ls = r[0];
