@@ -159,6 +159,7 @@ def test_nurse_flow_in_the_browser(browser, panel, glyphs):
     lines = wait_display(lambda t: t[0].split("  ")[0].strip() in TREATING and t[1].startswith("left"),
                          "the treatment screen")
     page.wait_for_function("() => ['RAMP UP', 'TREAT'].includes(document.body.dataset.state)", timeout=60_000)
+    page.wait_for_function("() => panel.beeps > 0")  # the start beep reached the page's buzzer
     shot("2-treatment.png")
 
     # Lift a hand: PAUSED, current to zero.

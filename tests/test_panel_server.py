@@ -246,3 +246,61 @@ def test_exercises_are_data_the_page_can_check():
             for k, v in w.items():
                 if k.endswith("_ua"):
                     assert len(v) == 2 and v[0] <= v[1]
+
+
+def test_a_power_cut_from_the_menu_restarts_the_unit_and_the_trace_goes_on(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as vu:
+        srv = PanelServer(vu.state_dir, unplug_usb=True).start()
+        s = SSE(srv)
+        try:
+            unit_state(s)
+            request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "take"})
+            st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "patient", "do": "tray",
+                                                       "side": "right", "in": False})
+            t_cut = srv.hub._last_t
+            st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "fault", "id": "power_cut"})
+            assert st == 200, r
+            s.wait(lambda m: any("the unit restarted" in e[2] for e in m.get("events", [])))
+            # The panel's clock runs on across the unit's restart (its own starts again at 0),
+            # and the patient's hand is still out of the water.
+            m = s.wait(lambda m: m["type"] == "state" and m.get("samples") and m["samples"][-1][0] > t_cut + 500)
+            ts = [row[0] for row in srv.hub.samples]
+            assert ts == sorted(ts)
+            m = s.wait(lambda m: m["type"] == "state" and m.get("patient") and m["patient"]["contact"] == "lifted"
+                       and m["board"]["usb_host_present"] is False)
+        finally:
+            s.close()
+            srv.stop()
+
+
+def test_ionto_sim_panel_prints_a_loopback_address_and_ionto_panel_needs_a_unit(tmp_path, fw_bundle):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ionto.cli", "panel", "--state-dir", str(tmp_path), "--no-browser"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and "ionto sim --panel" in r.stderr, r.stderr
+    p = subprocess.Popen([sys.executable, "-m", "ionto.cli", "sim", "--panel", "--no-browser", "--state-dir",
+                          str(tmp_path / "u"), "--fresh", "--seed-from", str(fw_bundle), "--accel", "0"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        url = None
+        for line in p.stderr:
+            if line.startswith("ionto panel: "):
+                url = line.split()[-1]
+                break
+        assert url and url.startswith("http://127.0.0.1:"), url
+        host, port = url[len("http://"):].rstrip("/").split(":")
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("GET", "/", headers={"Host": "%s:%s" % (host, port)})
+        resp = c.getresponse()
+        assert resp.status == 200 and b"ionto virtual unit" in resp.read()
+        c.close()
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=30)
+        p.stdout.close()
+        p.stderr.close()
