@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -144,7 +143,8 @@ def test_nurse_flow_in_the_browser(browser, panel, glyphs):
     page.goto(srv.url)
     lines = wait_display(lambda t: t[0].startswith("READY"), "READY")
     assert "hands_feet" in lines[1]
-    page.wait_for_function("() => document.body.dataset.state === 'IDLE' && !document.body.classList.contains('readonly')")
+    page.wait_for_function("() => document.body.dataset.state === 'IDLE' && "
+                           "!document.body.classList.contains('readonly')")
     shot("1-ready.png")
 
     # What the page computed is what the canvas shows.
@@ -258,8 +258,8 @@ def test_exercises_are_checked_from_the_unit_and_marked_done(browser, panel):
     page.keyboard.press("s")
     page.wait_for_function("() => document.body.dataset.state === 'CONFIRM'")
     page.keyboard.press("s")
-    page.wait_for_function("() => panel.ex === null && document.querySelector('#ex-usb_cable').classList.contains('done')",
-                           timeout=60_000)
+    page.wait_for_function("() => panel.ex === null && "
+                           "document.querySelector('#ex-usb_cable').classList.contains('done')", timeout=60_000)
 
     page.keyboard.press("x")  # end that treatment: STOP ramps down, STOP again back to READY
     page.wait_for_function("() => document.body.dataset.state === 'STOPPED'", timeout=60_000)

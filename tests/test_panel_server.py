@@ -266,8 +266,8 @@ def test_a_power_cut_from_the_menu_restarts_the_unit_and_the_trace_goes_on(fw_bu
             m = s.wait(lambda m: m["type"] == "state" and m.get("samples") and m["samples"][-1][0] > t_cut + 500)
             ts = [row[0] for row in srv.hub.samples]
             assert ts == sorted(ts)
-            m = s.wait(lambda m: m["type"] == "state" and m.get("patient") and m["patient"]["contact"] == "lifted"
-                       and m["board"]["usb_host_present"] is False)
+            s.wait(lambda m: m["type"] == "state" and m.get("patient") and m["patient"]["contact"] == "lifted"
+                   and m["board"]["usb_host_present"] is False)
         finally:
             s.close()
             srv.stop()

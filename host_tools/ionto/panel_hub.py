@@ -62,6 +62,10 @@ PATIENT = {
 COMMANDS = ("take", "release_control", "press", "hold", "release", "patient", "scenario", "fault",
             "clear_faults", "accel", "usb", "exercise", "note")
 _HISTORY_ROWS = 4000  # rows a newly opened tab gets at once (thinned evenly)
+# The record kept for the share button: hours of sessions at 20 ms; the oldest go first.
+_KEEP_ROWS = 400_000
+_KEEP_FRAMES = 20_000
+_KEEP_NOTES = 20_000
 
 
 class Refused(Exception):
@@ -281,6 +285,9 @@ class Hub:
             self.samples += rows
             self.frames += frames
             self.buzz += buzz
+            for lst, keep in ((self.samples, _KEEP_ROWS), (self.frames, _KEEP_FRAMES), (self.buzz, _KEEP_NOTES)):
+                if len(lst) > keep:
+                    del lst[:len(lst) - keep]
             driver = self.driver
             nclients = len(self.clients)
             new_events, self._new_events = self._new_events, []
@@ -292,7 +299,8 @@ class Hub:
             "measured_period_us": r["measured_period_us"], "interval_us": r["interval_us"],
             "led": r["led"], "buzzer": r["buzzer"], "board": r["board"], "patient": r.get("patient"),
             "app": r.get("app"), "driver": driver, "clients": nclients, "held": held, "lost": r["lost"],
-            "samples": rows, "frames": frames, "buzz": buzz, "events": new_events, "events_start": events_start, "unit": self._unit(last),
+            "samples": rows, "frames": frames, "buzz": buzz, "events": new_events, "events_start": events_start,
+            "unit": self._unit(last),
         }
         self.snapshot = snap
         self._broadcast(snap)
@@ -428,10 +436,11 @@ class Hub:
                     if not isinstance(v, (int, float)) or isinstance(v, bool) or not rule[0] <= v <= rule[1]:
                         raise Refused(400, "patient %s: %s must be a number %g..%g" % (do, k, rule[0], rule[1]))
                 req[k] = v
+            on = "on" if m.get("on") else "off"
             words = {"tray": "%s %s" % (m.get("side", "?"), "in" if m.get("in") else "out"),
                      "one_tray": "both electrodes in one tray" if m.get("on") else "electrodes in their own trays",
-                     "slow_lift": "slow lift (%s)" % m.get("side", "right"), "soft_water": "soft water %s" % (
-                         "on" if m.get("on") else "off"), "cut": "cut in the skin %s" % ("on" if m.get("on") else "off")}
+                     "slow_lift": "slow lift (%s)" % m.get("side", "right"), "soft_water": "soft water %s" % on,
+                     "cut": "cut in the skin %s" % on}
             return req, "patient: %s" % words.get(do, do.replace("_", " "))
         if cmd == "scenario":
             only("name")

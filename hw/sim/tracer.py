@@ -6,8 +6,8 @@ current), the display frames as they changed, the buzzer's notes, the LED and th
     tr.handle({"cmd": "trace", "since": 0, "fsince": 0, "bsince": 0})
 
 The tracer is simulator instrumentation, not firmware: a clock hook (installed at the first
-request, so a unit nobody watches pays nothing) samples every k control periods, k chosen so
-a sample is at least SAMPLE_MIN_US apart. The period is the one the firmware runs (its
+request, with its rings, so a unit nobody watches pays nothing) samples every k control
+periods, k chosen so a sample is at least SAMPLE_MIN_US apart. The period is the one the firmware runs (its
 module's constant), and the period measured from its tick counter is reported beside it:
 when the loop period changes, the panel follows without knowing it. Rings keep the last
 samples and frames; a reader that falls behind is told how many it lost.
@@ -113,8 +113,9 @@ class Tracer:
         self._vc = vclock
         self._app = app_fn
         self.patient = patient
-        self.samples = _Rows(_N_SAMPLES, len(COLUMNS))
-        self.frames = _Frames(_N_FRAMES)
+        # The rings are made at the first request: a unit nobody watches keeps its heap.
+        self.samples = None
+        self.frames = None
         self._next = 0
         self._fw = -1  # frames_written at the last frame kept
         self._hooked = False
@@ -124,6 +125,8 @@ class Tracer:
 
     def start(self):
         if not self._hooked:
+            self.samples = _Rows(_N_SAMPLES, len(COLUMNS))
+            self.frames = _Frames(_N_FRAMES)
             self._hooked = True
             self._vc.add_hook(self._hook)
             self.sample(self._vc.now_us())
