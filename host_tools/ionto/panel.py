@@ -126,7 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(404, "no such page: %s" % path)
 
     def do_HEAD(self):
-        self.do_GET()
+        if self.path.split("?", 1)[0] in STATIC:
+            self.do_GET()
+        else:
+            self._refuse(405, "HEAD only for the page's files")
 
     def _events(self):
         hub = self.server.hub

@@ -224,11 +224,12 @@ function hello(m) {
 function state(m) {
   if (m.error || m.off) {
     banner(m.off ? "The unit is off: " + m.off : "No answer from the virtual unit: " + m.error);
+    P.offline = true;
     $("conn").textContent = m.off ? "unit off" : "unit not answering";
     $("conn").className = "chip bad";
     return;
   }
-  if (!$("offline").hidden && !bannerTimer) banner("");
+  if (P.offline) { P.offline = false; banner(""); }
   $("conn").textContent = "connected";
   $("conn").className = "chip ok";
   P.snap = m;
