@@ -219,11 +219,11 @@ class PanelServer:
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self, unit_going=False):
         self.httpd.stopping = True
         self.httpd.shutdown()
         self.httpd.server_close()
-        self.hub.stop()
+        self.hub.stop(unit_going)
 
     def announce(self, out=sys.stderr):
         out.write("ionto panel: %s\n" % self.url)

@@ -18,6 +18,7 @@ released: a closed page never leaves a button pressed, which no real panel could
 """
 import json
 import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -194,15 +195,26 @@ class Hub:
         self._thread = threading.Thread(target=self._run, name="panel-poll", daemon=True)
         self._thread.start()
 
-    def stop(self):
+    def stop(self, unit_going=False):
+        """End polling and release what pages held. unit_going: the unit stops with us (`ionto
+        sim --panel`): its supervisor no longer answers, so a request in flight is cut, not
+        waited for, and there is nothing left to release."""
         self.running = False
         self._wake.set()
+        if unit_going:
+            s = self.ctl._sock
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         if self._thread is not None:
             self._thread.join(timeout=5)
-        with self.data_lock:
-            held = list(self.held)
-        for b in held:
-            self._release(b, "the panel stopped")
+        if not unit_going:
+            with self.data_lock:
+                held = list(self.held)
+            for b in held:
+                self._release(b, "the panel stopped")
         with self.lock:
             self.ctl.close()
 

@@ -601,7 +601,7 @@ def run(args):
             pass
         finally:
             if panel is not None:
-                panel.stop()
+                panel.stop(unit_going=True)
     finally:
         sup.close()
     return 0
