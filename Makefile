@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
 
-.PHONY: all venv test test-fast test-interrupts demo demo-course sim bench docs clean system-deps
+.PHONY: all venv test test-fast test-interrupts demo demo-course sim panel bench docs clean system-deps
 
 all: test
 
@@ -53,6 +53,10 @@ demo-course: $(STAMP)
 ## sim: start the virtual unit and print its serial port (Ctrl-C to stop)
 sim: $(STAMP)
 	$(BIN)/ionto sim
+
+## panel: a virtual unit with its front panel in the browser (prints the address; Ctrl-C to stop)
+panel: $(STAMP)
+	$(BIN)/ionto sim --panel
 
 ## bench: figures printed as `name: value unit`, all written to bench/results.json
 bench: $(STAMP)

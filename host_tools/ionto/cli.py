@@ -10,6 +10,7 @@ import sys
 # name -> (module, one-line help). Other tools register here.
 COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
+    "panel": ("ionto.panel", "the virtual unit's front panel in a browser (training, demos, bug reports)"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
     "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
     "flash": ("ionto.flash_cmd", "deploy the firmware to a unit (only what changed), or prepare a new board (--runtime)"),

@@ -671,6 +671,10 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="log restarts only to STATE/unit.log")
     p.add_argument("--stdin-lifeline", action="store_true",
                    help="stop when stdin closes (a parent that starts us holds its other end)")
+    p.add_argument("--panel", action="store_true", help="also serve the front panel in a browser (ionto panel)")
+    from .panel import add_panel_arguments
+
+    add_panel_arguments(p)
 
 
 def run(args):
@@ -711,10 +715,18 @@ def _run(args):
         if not args.quiet:
             sys.stderr.write("ionto sim: virtual unit on %s (mpremote connect %s); control socket %s; Ctrl-C stops\n"
                              % (sup.port, sup.port, sup.sock_path))
+        panel = None
+        if args.panel:
+            from .panel import start_panel
+
+            panel = start_panel(args, sup.state, unplug_usb=True)
         try:
             sup.serve()
         except KeyboardInterrupt:
             pass
+        finally:
+            if panel is not None:
+                panel.stop(unit_going=True)
     finally:
         sup.close()
     return 0

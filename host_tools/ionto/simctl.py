@@ -111,7 +111,7 @@ class SimClient:
 
     def fault(self, kind, **kw):
         """Board faults (i2c_nack, i2c_stuck, sensor_stuck value=uA, output_stuck_on,
-        output_dead) and unit faults (power_cut at=N, wdt_starve)."""
+        output_dead, limiter_trip) and unit faults (power_cut at=N, wdt_starve)."""
         return self.request("fault", kind=kind, **kw)
 
     def power_cut(self, at=1, seed=None, after_ms=None):
@@ -127,6 +127,16 @@ class SimClient:
 
     def clear_faults(self):
         return self.request("clear_faults")
+
+    def patient(self, do, **kw):
+        """The patient's side (hw/sim/patient.py): tray side=left|right in=bool, one_tray on,
+        splash, slow_lift side s, sweat, soft_water on, cut on, reset."""
+        return self.request("patient", do=do, **kw)
+
+    def trace(self, since=0, fsince=0, bsince=0):
+        """What the front panel reads (hw/sim/tracer.py): samples, frames and buzzer notes
+        from those sequence numbers on."""
+        return self.request("trace", since=since, fsince=fsince, bsince=bsince)
 
     def usb(self, host_present=None, isolated=None):
         return self.request("usb", host_present=host_present, isolated=isolated)

@@ -65,6 +65,8 @@ import machine  # noqa: E402
 import time  # noqa: E402  (the virtual one)
 import flash  # noqa: E402
 import simboard  # noqa: E402
+import patient as _patient  # noqa: E402
+import tracer as _tracer  # noqa: E402
 import repl as _repl  # noqa: E402
 
 from micropython import const  # noqa: E402
@@ -263,6 +265,8 @@ class Serial:
 # --- the unit ------------------------------------------------------------------------------
 A = _args(sys.argv[1:])
 board = None
+patient = None
+tracer = None
 dev = None
 mounted = False
 mount_error = None
@@ -349,11 +353,22 @@ def _command(cmd):
         vclock.remove_hook(_cut_hook)
     if c == "eval":
         return _eval(cmd)
+    # The front panel (host_tools/ionto/panel.py): the patient's side, a spurious limiter
+    # trip, and one read of everything it shows.
+    if c == "patient":
+        return patient.handle(cmd)
+    if c == "trace":
+        return tracer.handle(cmd)
+    if c == "fault" and cmd.get("kind") == "limiter_trip":
+        board.plant.trip_limiter()
+        return {"ok": True, "faults": board.faults(), "hw_limit": board.plant.hw_limit_tripped}
     if c == "flash":
         if "worst_case" in cmd:
             dev.set_worst_case(bool(cmd["worst_case"]))
         return {"ok": True, "flash": dev.stats(), "page_us": dev.page_us, "erase_us": dev.erase_us}
     r = board.handle(cmd)
+    if c == "scenario" and r.get("ok") and ("name" in cmd or "data" in cmd):
+        patient.reset()  # a new patient sits down: both hands in, the scenario's water
     if c == "state":
         r["unit"] = _unit_state()
     return r
@@ -532,7 +547,7 @@ def _print(*args, sep=" ", end="\n", file=None):
 
 
 def main():
-    global board, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
+    global board, patient, tracer, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
     machine.sim_set_reset_cause(int(A["reset-cause"]))
     if A["serial"]:
         import binascii
@@ -548,6 +563,8 @@ def main():
     # The FRAM beside the flash image (non-volatile: kept across restarts), on the same supply.
     board = simboard.Board(A["scenario"], fram_path=A["flash"] + ".fram", power=dev.power)
     _restore_scratch()
+    patient = _patient.Patient(board.plant, vclock)
+    tracer = _tracer.Tracer(board, vclock, lambda: R.g.get("app"), patient)
     serial = Serial(ctl_in, ctl_out, _command)
     R = _repl.Repl(serial, {"__name__": "__main__"})
     import builtins
