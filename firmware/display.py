@@ -139,16 +139,14 @@ class Display:
 
     def show(self):
         """Draw and send everything that changed now (blocking; output off or start-up)."""
-        t = self._todo
-        self._todo = 0
-        for i in range(LINES):
-            if (t >> i) & 1:
-                self._draw(i)
+        self._draw_all()
         return self.oled.show()
 
-    # --- pages, drawn at once (start-up, tests) or a line per call (the loop) ---------------
+    # --- pages: drawn into the frame at once (idle(), running(), ...: start-up, tests), or
+    # begin(g_...) and then a line per format() call and a line per step() call (the loop) ----
     def _all(self, g):
-        # every line of a page generator now
+        # every line of a page generator formatted and drawn into the frame now
+        self._g = None
         i = 0
         for text in g:
             self._line(i, text, i == 0)
@@ -156,6 +154,14 @@ class Display:
         while i < LINES:
             self._line(i, "")
             i += 1
+        self._draw_all()
+
+    def _draw_all(self):
+        t = self._todo
+        self._todo = 0
+        for i in range(LINES):
+            if (t >> i) & 1:
+                self._draw(i)
 
     def begin(self, g):
         """Start a page from one of the g_* generators; format() then takes one line per call."""
