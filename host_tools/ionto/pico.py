@@ -119,10 +119,42 @@ class Pico:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(self.port)
+        self._rate_mark = None
         if self.do_register:
-            from .sim import register
+            self._register(20.0)
 
-            self.registered = register(self.port, st, self.serial)
+    def _register(self, scale):
+        """List this unit for `ionto devices` (the virtual units' registry), with how many times
+        slower than a board it runs: host tools stretch their waits by it (link.time_scale)."""
+        from .sim import registry_dir
+
+        try:
+            d = registry_dir()
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            f = d / ("%d.json" % os.getpid())
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": self.port, "state_dir": str(self.state), "serial": self.serial,
+                                       "pid": os.getpid(), "kind": "emulated Pico", "time_scale": round(scale, 1)}))
+            os.replace(tmp, f)
+            self.registered = f
+        except OSError:
+            pass
+
+    def _measure_rate(self):
+        # emulated seconds per wall second over the last few seconds -> the registered time scale
+        now = time.monotonic()
+        emu = self.board.now_us()
+        if self._rate_mark is None:
+            self._rate_mark = (now, emu)
+            return
+        t0, e0 = self._rate_mark
+        if now - t0 >= 3.0:
+            self._rate_mark = (now, emu)
+            self.rate = (emu - e0) / 1e6 / (now - t0)
+            if self.do_register and self.rate > 0:
+                self._register(min(200.0, max(1.0, 2.0 / self.rate)))
+
+    rate = None  # emulated s per wall s, measured while running
 
     def _log(self, msg):
         line = "ionto pico: %s\n" % msg
@@ -156,10 +188,9 @@ class Pico:
         c = self.child
         self.child = None
         for fd in (self._host_w, self._req_r):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
+        self._host_w = self._req_r = -1
         for f in (c.stdin, c.stdout):
             try:
                 f.close()
@@ -194,6 +225,8 @@ class Pico:
         c = self.child
         if c is not None:
             c.send_signal(signal.SIGTERM)
+            os.close(self._host_w)  # and the host side closes: the chip process ends either way
+            self._host_w = -1
         if self._thread is not None:
             self._thread.join(20)
         c = self.child
@@ -235,14 +268,17 @@ class Pico:
             wl = []
             if self._to_host:
                 wl.append(self.master)
-            if self._to_chip:
+            if self._to_chip and self._host_w >= 0:
                 wl.append(self._host_w)
             try:
                 r, w, _ = select.select(rl, wl, [], 0.05)
-            except (InterruptedError, ValueError, OSError):
+            except InterruptedError:
                 continue
+            except (ValueError, OSError):  # a pipe closed under us: the chip process is ending
+                r = w = []
             if self._req_r in r:
                 self._board_requests()
+            self._measure_rate()
             if c.stdout.fileno() in r:
                 try:
                     b = os.read(c.stdout.fileno(), 65536)
@@ -258,7 +294,7 @@ class Pico:
                 except (BlockingIOError, OSError):
                     pass
             for fd, buf in ((self.master, self._to_host), (self._host_w, self._to_chip)):
-                if buf:
+                if buf and fd >= 0:
                     try:
                         n = os.write(fd, buf[:4096])
                         del buf[:n]

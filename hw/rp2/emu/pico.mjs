@@ -28,6 +28,7 @@
 // time.ticks_us() on the chip reads the emulated TIMER. The XIP cache is not modelled (flash
 // costs like SRAM), so emulated time is a lower bound for a real Pico (hw/rp2/README.md).
 import fs from 'fs';
+import net from 'net';
 import { Simulator, USBCDC, I2CMode, ConsoleLogger, LogLevel } from 'rp2040js';
 
 const args = {};
@@ -458,7 +459,8 @@ function pumpHost() {
 }
 cdc.onSerialData = (buf) => fs.writeSync(1, buf);
 cdc.onDeviceConnected = () => log(`USB connected at ${(clock.nanos / 1e6).toFixed(1)} ms emulated`);
-const hostIn = fs.createReadStream(null, { fd: Number(args['fd-in'] ?? 3), highWaterMark: 4096 });
+// a socket, not fs.createReadStream: a pipe read parked in the thread pool would hold up exit
+const hostIn = new net.Socket({ fd: Number(args['fd-in'] ?? 3), readable: true, writable: false });
 hostIn.on('data', (d) => {
   for (const b of d) pending.push(b);
   if (pending.length > 8192) hostIn.pause();
