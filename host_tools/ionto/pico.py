@@ -152,7 +152,7 @@ class Pico:
             self._rate_mark = (now, emu)
             self.rate = (emu - e0) / 1e6 / (now - t0)
             if self.do_register and self.rate > 0:
-                self._register(min(200.0, max(1.0, 2.0 / self.rate)))
+                self._register(min(200.0, max(1.0, 1.3 / self.rate)))
 
     rate = None  # emulated s per wall s, measured while running
 
