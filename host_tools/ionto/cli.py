@@ -10,6 +10,7 @@ import sys
 # name -> (module, one-line help). Other tools register here.
 COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
+    "pico": ("ionto.pico", "serve the emulated Pico (the unit's rp2 image on an emulated RP2040) on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
     "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
     "flash": ("ionto.flash_cmd", "deploy the firmware to a unit (only what changed), or prepare a new board (--runtime)"),

@@ -130,6 +130,22 @@ def find_units(include_virtual=True):
     return out
 
 
+def time_scale(port):
+    """How many times slower than a board the unit on `port` runs: an emulated Pico (`ionto
+    pico`) registers the rate it measures; boards and the virtual unit are 1. Every wait for the
+    unit's answer is stretched by it, so the same commands work on a slow target."""
+    try:
+        from .sim import registered
+
+        real = os.path.realpath(port)
+        for e in registered():
+            if os.path.realpath(e.get("port", "")) == real:
+                return max(1.0, float(e.get("time_scale", 1.0)))
+    except (OSError, ValueError, TypeError):
+        pass
+    return 1.0
+
+
 def resolve_port(port=None):
     """The port to use: --port, else IONTO_PORT, else the only unit connected."""
     port = port or os.environ.get("IONTO_PORT")
@@ -235,6 +251,7 @@ class Link:
         self.events = []  # @EV dicts seen
         self.in_repl = False
         self._buf = b""
+        self.scale = 1.0  # time_scale(port): waits are stretched on a slow (emulated) unit
         self._deflate = None  # can the unit inflate zlib streams (its `deflate` module)?
 
     # --- opening -------------------------------------------------------------------------
@@ -266,6 +283,7 @@ class Link:
         except _transport_errors() as e:
             raise IontoError(EXIT_BUSY, "cannot open %s: %s" % (port, e))
         u = cls(port, t)
+        u.scale = time_scale(port)
         u._drain()
         return u
 
@@ -360,7 +378,7 @@ class Link:
 
     def lines(self, timeout=None):
         """Yield lines the unit prints, without ever writing to it; stops after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout * self.scale
         old = self.ser.timeout
         self.ser.timeout = 0.05
         try:
@@ -407,7 +425,7 @@ class Link:
             return
         self.check_idle(listen_s)
         try:
-            self.t.enter_raw_repl(soft_reset=False, timeout_overall=5)
+            self.t.enter_raw_repl(soft_reset=False, timeout_overall=5 * self.scale)
         except _transport_errors():
             # No raw REPL: either a treatment started meanwhile (the firmware ignores Ctrl-C
             # while treating) or the unit is not answering.
@@ -450,7 +468,7 @@ class Link:
             while True:
                 data = ser.read(max(1, min(65536, ser.in_waiting)))
                 if not data:
-                    if time.monotonic() - last > timeout:
+                    if time.monotonic() - last > timeout * self.scale:
                         raise _transport_errors()("timeout waiting for the unit's answer")
                     continue
                 last = time.monotonic()
@@ -697,7 +715,7 @@ class Link:
         except Exception:
             pass
         self.t = None
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait * self.scale
         # A board drops off USB and enumerates again: give its old device node time to go.
         # The virtual unit's pseudo-terminal stays.
         time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
@@ -713,7 +731,7 @@ class Link:
         self.t, self.ser, self._buf = fresh.t, fresh.ser, b""
         self.status = self.identity = None
         # Reopened after the reset: whatever comes now is the new boot's, so one @ST will do.
-        return self.listen(max(1.0, deadline - time.monotonic()), want=("ST", "ID"), min_st=1)
+        return self.listen(max(1.0, (deadline - time.monotonic()) / self.scale), want=("ST", "ID"), min_st=1)
 
 
 def _last_json(text, what):
