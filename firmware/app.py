@@ -1,45 +1,50 @@
 # The treatment loop: sensors -> session (ramp, regulator, supervisor veto) -> output, every
-# PERIOD_US (5 ms, 200 Hz).
+# PERIOD_US (limits.LOOP_PERIOD_US: 10 ms, 100 Hz).
 #
 #     app = App(board.Board(), cfg, selftest_ok)
 #     app.run()             # never returns normally; main.py wraps it in try/finally
 #
-# Why 5 ms. The firmware does not regulate the current: the analog source does (its loop settles
-# in ~0.2 ms on RS1), and the hardware limiter cuts in microseconds without the MCU. The firmware
-# supervises (fault windows of 20 to 500 ms), ramps (at most 1 mA/s: 5 uA per tick, far above
-# the PWM's 0.6 uA step) and trims (integral time 1 s). A period well below the shortest window
-# is all it needs: 5 ms gives 4 looks inside the 20 ms windows and 6 inside the 30 ms contact
-# window. The chip sets the floor: on the RP2040 (MicroPython rp2 port, 125 MHz, measured on the
-# emulated chip, hw/rp2/) the 2 ms of the first design overran on every tick (2.9-5 ms with three
-# INA219 reads, heap-allocated call frames and a 4-6 ms display render in one tick). With the
-# changes below a tick costs ~1.3 ms median on the emulated chip and its p99 stays under 60 % of
-# 5 ms (bench/rp2_loop.py prints the figures; `make bench` reports them as rp2040_*). A real
-# Pico runs slower than the emulator (flash cache misses: x1.1 typical, up to x1.66 for code in
-# flash), and a second current channel (one ADC read and a few comparisons, ~0.1 ms) must fit:
-# the margin is kept for both. 4 ms would fit the median but not a real chip's p99 with margin;
-# 10 ms would only halve the looks inside every window.
+# Why 10 ms. The firmware does not regulate the current: the analog source does (its loop
+# settles in ~0.2 ms on RS1), and the hardware limiter cuts above ~35 mA in microseconds without
+# the MCU. The firmware supervises (fault windows of 20 to 500 ms), ramps (at most 1 mA/s: 10 uA a
+# tick, smoothed by the setpoint filter) and trims (integral time 1 s). It needs a period well
+# inside its shortest windows: 10 ms gives 2 looks inside the 20 ms windows, 3 inside the 30 ms
+# contact window. The chip sets the floor, measured on the rp2 build on the emulated RP2040
+# (bench/bench_rp2.py, `make bench`: rp2040_*): the first design's 2 ms overran on every tick
+# (2.9-5 ms: three INA219 reads, heap-allocated call frames, a 4-6 ms page render in one tick).
+# With the changes below a tick costs 2.2-2.6 ms median and 3.0-4.7 ms p99 per state on the
+# emulated chip (20 s per state, both images), and the collector's slot ~10.6 ms. 5 ms was tried
+# and measured: p99 3.1-3.6 ms, above 60 % of it, and no room for a real chip. A real Pico runs
+# slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash),
+# and a second current channel (one ADC read and a few comparisons per tick) is to come: at 10 ms
+# the worst p99 x1.66 (~7.8 ms) still fits a period, and the collector's slot its two.
 #
-# Tick budget (emulated RP2040, rp2 port; figures from the bench, rounded):
-#   INA219 shunt register, one read (status pair every 4th tick)   ~0.21 ms (~0.64 ms)
-#   ADC, limiter and VBUS pins                                     ~0.05 ms
-#   session + supervisor + regulator                               ~0.7 ms
-#   output apply, buttons, buzzer, watchdog                        ~0.2 ms
-#   then ONE of: a display chunk (16 bytes, ~0.5 ms on the wire), a page's formatting (5 Hz),
-#   one line drawn into the frame, the events, the status line (1 Hz), the log's service.
-# No piece of low-rate work shares a tick with another: a page is formatted in one tick and
-# drawn line by line in the next ones (display.py), then sent in chunks.
+# Tick cost on the emulated RP2040 (stock-frame image, figures rounded, us):
+#   board.measure: INA219 shunt register, one read (+ the status pair every 2nd tick:
+#     bus and power registers), ADC, limiter and VBUS pins              ~350 (~800)
+#   session.tick: supervisor, ramp, regulator                           ~1000
+#   output.apply ~150, buttons.poll ~160, buzzer, watchdog, loop         ~400
+#   then ONE of: a display line drawn into the frame or a 16-byte chunk sent (~250, a chunk
+#   ~600 on the wire), one line of a page formatted (~900), the page's look (~1200, 5 Hz),
+#   the events, the status line (~900, 1 Hz), the log's service, the collector (~8000, 0.1 Hz).
+# No two pieces of low-rate work share a tick: a page is formatted a line per tick (display.py's
+# generators) and only when what it shows changed, drawn a line per tick, then sent in chunks.
 #
 # Nothing in the safety path allocates: measurements go into a preallocated Meas, the
 # session's command into its own Cmd, events into a preallocated queue. On a unit the loop runs
 # under micropython.heap_lock() (lock_heap): that proves it, and on the rp2 port it also keeps
 # every call frame on the C stack (under the lock the VM takes the stack instead of the heap for
-# frames above its on-stack limit), which removes the ~6 heap allocations per tick the stock
-# build otherwise makes and their first-fit search on a fragmented heap. The low-rate work runs
-# with the heap unlocked, one piece per tick.
+# frames above its on-stack limit), so the stock image behaves as the raised-frame one does
+# (hw/rp2/README.md) and no first-fit search of a fragmented heap lands in a tick. The low-rate
+# work runs with the heap unlocked, one piece per tick; its garbage is collected in a slot of
+# its own (GC_MS below).
 #
 # The loop is polled (sleep_us to the next deadline), not a hard timer: a tick needs I2C and
-# may not run in an IRQ; a late tick is counted (`overruns`) and re-phased, and the supervisor
-# faults on a loop iteration longer than limits.LOOP_OVERRUN_US with the output on.
+# may not run in an IRQ, and a hard-timer tick could not be heap-unlocked for the page work. A
+# late tick is counted (`overruns`) and re-phased; the supervisor faults on a loop iteration
+# longer than limits.LOOP_OVERRUN_US with the output on. @micropython.native/viper were not
+# used: .mpy files with native code are per architecture (armv6m on the unit, x64 for the
+# virtual unit), which would split the one firmware bundle both targets run.
 import gc
 import micropython
 from micropython import const

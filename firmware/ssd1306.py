@@ -6,7 +6,7 @@
 #     oled.show()                                # every dirty page now (start-up, output off)
 #     oled.step()                                # at most one chunk per call (control loop)
 #
-# A whole frame is 1024 bytes, ~23 ms on the 400 kHz bus: far longer than a 2 ms control
+# A whole frame is 1024 bytes, ~23 ms on the 400 kHz bus: far longer than a 10 ms control
 # tick, and the sensor cannot be read while it is on the wire (hw/calibration.md 7). So the
 # loop sends the frame in chunks of `chunk` bytes (16 by default: ~0.4 ms on the wire) by
 # calling step() between ticks. Only pages marked dirty are sent, and within them only the
