@@ -119,8 +119,14 @@ def run():
                         "%d/%d/%d" % (v["median_us"], v["p99_us"], v["max_us"]), "us"))
         else:
             out.append(("rp2040_%s_tick_us_median_p99_max" % name, "-", "(%s)" % v.get("skipped", "not measured")))
+    out.append(("rp2040_session_end", "%s/%d" % (r["end_state"], r["fault"]),
+                "(state / fault code after the ramp down: DONE/0 expected)"))
+    import limits
+
     for kind in FAULTS:
         us = inj.react.get(kind)
+        f = r["reactions"].get(kind, {}).get("fault", 0)
+        row = limits.fault_info(f)
         out.append(("rp2040_react_%s_us" % kind, us if us is not None else -1,
-                    "us (condition on the board to enable low; -1: not seen)"))
+                    "us (condition on the board to enable low, fault %s; -1: not seen)" % (row[1] if row else f)))
     return out
