@@ -186,6 +186,7 @@ def window(name, states):
         # (the contact check lasts a whole window only where the runner can open the circuit)
         wins[name] = {"skipped": "in state %s" % S.STATE_NAMES[app.s.state]}
         say("%s: skipped, in state %s" % (name, S.STATE_NAMES[app.s.state]))
+        app.rephase()
         return
     gc0 = app.gc_runs
     app.reset_stats()
@@ -197,6 +198,7 @@ def window(name, states):
                   "gc_slots": app.gc_runs - gc0, "end": S.STATE_NAMES[app.s.state], "span_us": span}
     heap_look()
     say("%s: %r" % (name, wins[name]))
+    app.rephase()  # the bookkeeping above is the bench's pause, not the loop's
 
 
 def until(states, max_s):
@@ -205,6 +207,7 @@ def until(states, max_s):
         app.run(max_ticks=app.ticks + SHORT)
         n += 1
     heap_look()
+    app.rephase()
 
 
 def press(btn):
@@ -215,11 +218,13 @@ def press(btn):
 app.run(max_ticks=app.ticks + SHORT)
 # contact check: no skin (the emulator's plant opens the circuit) for a whole window
 print("@INJECT open")
+app.rephase()
 press(S.BTN_START)  # CONFIRM
 press(S.BTN_START)  # CONTACT
 app.run(max_ticks=app.ticks + 2)
 window("contact", (S.CONTACT,))
 print("@CLEAR open")
+app.rephase()
 until((S.RAMP_UP,), 5)
 window("ramp_up", (S.RAMP_UP,))
 until((S.TREAT,), 60)
@@ -239,6 +244,7 @@ until((S.DONE,), 60)
 res["end_state"] = S.STATE_NAMES[app.s.state]
 res["fault"] = app.s.fault
 say("end %s fault %d" % (res["end_state"], app.s.fault))
+app.rephase()
 
 
 res["windows"] = wins
@@ -267,11 +273,13 @@ for kind in FAULTS:
     app.run(max_ticks=app.ticks + TPS // 2)
     st0 = app.s.state
     app.reset_stats()
+    app.rephase()
     print("@INJECT " + kind)
     until((S.FAULT, S.PAUSED), 1)
     app.run(max_ticks=app.ticks + TPS // 10)
     react[kind] = {"from": S.STATE_NAMES[st0], "to": S.STATE_NAMES[app.s.state], "fault": app.s.fault}
     print("@CLEAR " + kind)
+    app.rephase()
     app.run(max_ticks=app.ticks + TPS // 10)
 res["reactions"] = react
 gc.collect()
