@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
-FAULTS = ("over", "limiter", "i2c", "stale")
+FAULTS = ("over", "limiter", "bus_ffff", "stale")
 
 
 class _Injector:
@@ -60,8 +60,10 @@ class _Injector:
             b.sensor_stuck_ua = 31_000  # the sensor reads above the 30 mA ceiling
         elif kind == "limiter":
             b._drive(pins.PIN_HW_LIMIT, 0)
-        elif kind == "i2c":
-            self._ina = b.devices.pop(pins.INA219_ADDR, None)  # NACK: nobody answers
+        elif kind == "bus_ffff":
+            # nobody at the address: this board then reads all ones (it cannot NACK), which
+            # the driver sees as the overflow flag
+            self._ina = b.devices.pop(pins.INA219_ADDR, None)
         elif kind == "stale":
             b.ina219.write_reg(0, b.ina219.peek(0) & ~7)  # powered down: nothing converts
         else:
