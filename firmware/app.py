@@ -13,7 +13,7 @@
 # (bench/bench_rp2.py, `make bench`: rp2040_*): the first design's 2 ms overran on every tick
 # (2.9-5 ms: three INA219 reads, heap-allocated call frames, a 4-6 ms page render in one tick).
 # With the changes below a tick costs 2.2-2.6 ms median and 3.0-4.7 ms p99 per state on the
-# emulated chip (20 s per state, both images), and the collector's slot ~10.6 ms. 5 ms was tried
+# emulated chip (20 s per state, both images), and the collector's slot 10.3-11.9 ms. 5 ms was tried
 # and measured: p99 3.1-3.6 ms, above 60 % of it, and no room for a real chip. A real Pico runs
 # slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash),
 # and a second current channel (one ADC read and a few comparisons per tick) is to come: at 10 ms
