@@ -18,6 +18,7 @@ Python API (tests, benchmarks):
 
     with Pico(state_dir, usb_power=False) as p:      # boots, waits for the REPL
         out = p.exec("print(1)")                     # raw REPL; raises PicoError on an exception
+        p.put("x.py", b"...")                        # a file on the chip's filesystem
         p.board.press("start")                       # the panel, in emulated time
         p.results, p.board.windows, p.emulated_s()
 """
@@ -435,6 +436,16 @@ class Pico:
         if err.strip():
             raise PicoError("exception on the emulated Pico:\n%s" % err.decode("utf-8", "replace"))
         return text
+
+
+    def put(self, name, data, chunk=1024):
+        """Write a file on the chip's filesystem over the raw REPL (bytes or str)."""
+        if isinstance(data, str):
+            data = data.encode()
+        lines = ["f = open(%r, 'wb')" % name, "w = f.write"]
+        lines += ["w(%r)" % data[i:i + chunk] for i in range(0, len(data), chunk)]
+        lines += ["f.close()", "del f, w"]
+        self.exec("\n".join(lines) + "\n")
 
 
 # --- the command ----------------------------------------------------------------------------------
