@@ -59,4 +59,4 @@ docs: $(STAMP)
 	$(BIN)/python -m hw.docs
 
 clean:
-	rm -rf $(VENV) .sim out .pytest_cache .hypothesis bench/results.json
+	rm -rf $(VENV) .sim .pico out .pytest_cache .hypothesis bench/results.json $(EMU)/node_modules

@@ -69,7 +69,7 @@ print("@RESULT " + json.dumps({"cfg": cfg, "wire_us": wire, "on": on, "off": off
 
 def test_a_file_written_at_the_repl_survives_a_restart(tmp_path):
     with Pico(tmp_path, usb_power=False) as p:
-        p.exec("f = open('kept.txt', 'w')\nf.write('written on the emulated flash')\nf.close()\n")
+        p.put("kept.txt", "written on the emulated flash")
     img = (tmp_path / "flash.img").read_bytes()
     assert b"written on the emulated flash" in img  # the QSPI flash model wrote it through
     with Pico(tmp_path, usb_power=False) as p:

@@ -23,7 +23,8 @@ def _ionto(*args, timeout):
 
 
 def test_ionto_flash_then_status_on_the_emulated_pico(tmp_path):
-    with Pico(tmp_path / "pico", fresh=True, register=True) as p:
+    # Flash busy times off: they are realistic elsewhere (test_pico), here they only cost minutes.
+    with Pico(tmp_path / "pico", fresh=True, register=True, flash_timing=False) as p:
         r = _ionto("flash", "--port", p.port, timeout=900)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "verified" in r.stdout and "after reboot" in r.stdout, r.stdout
