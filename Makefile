@@ -4,12 +4,14 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
+EMU     := hw/rp2/emu
+EMU_STAMP := $(EMU)/node_modules/.installed
 
-.PHONY: all venv test test-fast test-interrupts demo demo-course sim panel bench docs clean system-deps
+.PHONY: all venv test test-fast test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
 
 all: test
 
-venv: $(STAMP)
+venv: $(STAMP) $(EMU_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,12 +30,20 @@ system-deps:
 	  else echo "note: chromium/poppler-utils missing and apt-get unavailable: the page and PDF tests will skip"; fi; \
 	fi
 
-## test: the whole suite, CPython and MicroPython unix port
-test: $(STAMP) system-deps
+# The emulated Pico's node packages (rp2040js, pinned by package-lock.json); node and npm from
+# the system's packages when missing.
+$(EMU_STAMP): $(EMU)/package.json $(EMU)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(EMU) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(EMU_STAMP)
+
+## test: the whole suite, CPython and MicroPython unix port, and the emulated Pico
+test: $(STAMP) $(EMU_STAMP) system-deps
 	$(BIN)/python -m pytest
 
 ## test-fast: skip the slow end-to-end tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
@@ -58,12 +68,20 @@ sim: $(STAMP)
 panel: $(STAMP)
 	$(BIN)/ionto sim --panel
 
+## pico: start the emulated Pico (our rp2 image on an emulated RP2040) and print its port
+pico: $(STAMP) $(EMU_STAMP)
+	$(BIN)/ionto pico
+
+## rp2-image: rebuild hw/rp2/image/ from pinned sources (IONTO_MIRRORS: directory of git mirrors)
+rp2-image:
+	hw/rp2/build.sh
+
 ## bench: figures printed as `name: value unit`, all written to bench/results.json
-bench: $(STAMP)
+bench: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m bench.run
 
 docs: $(STAMP)
 	$(BIN)/python -m hw.docs
 
 clean:
-	rm -rf $(VENV) .sim out .pytest_cache .hypothesis bench/results.json
+	rm -rf $(VENV) .sim .pico out .pytest_cache .hypothesis bench/results.json $(EMU)/node_modules

@@ -4,7 +4,7 @@
 #     b = board.Board()                   # pins, PWM, I2C, ADC; no bus traffic yet
 #     ok = b.init_devices()               # INA219 calibrated, display on (errors recorded)
 #     failed = b.selftest()               # 0, or ST_* bits (sensor, zero current, buttons...)
-#     b.measure(meas, loop_us)            # every tick: fills a supervisor.Meas, no allocation
+#     b.measure(meas, loop_us)            # every tick: one INA219 read, ADC, pins; no allocation
 #     b.output.apply(cmd)                 # every tick
 #     b.buttons.poll(now_ms); b.buttons.take()
 #     b.buzzer.tick(now_ms); b.display.step()
@@ -172,7 +172,9 @@ class Board:
         self.output = Output(Pin, PWM)
         self.i2c = I2C(pins.I2C_ID, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA),
                        freq=pins.I2C_FREQ, timeout=pins.I2C_TIMEOUT_US)
-        self.ina = INA219(self.i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, max_ua)
+        # one register read per tick; the status pair every SENSOR_FLAGS_MS (ina219.py)
+        self.ina = INA219(self.i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, max_ua,
+                          flags_every=limits.SENSOR_FLAGS_MS // limits.LOOP_PERIOD_MS)
         self.oled = SSD1306(self.i2c, pins.SSD1306_ADDR)
         self.fram = FRAM(self.i2c, pins.FRAM_ADDR)
         self.display = Display(self.oled)
@@ -240,6 +242,7 @@ class Board:
         # the reads themselves take time (~0.2 ms each): a conversion (1.06 ms) ends within a few
         fresh = False
         ua = 0
+        ina.status_next()
         for _ in range(20):
             ua = ina.read_shunt_ua()
             if ina.error:

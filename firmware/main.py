@@ -73,8 +73,10 @@ try:
         print("selftest %-12s %s  %s" % (name, "ok  " if good else "FAIL", words))
     if log is not None:
         log.selftest(ok, results)
+    # lock_heap: the safety path runs under micropython.heap_lock() (app.py says why: on the
+    # rp2 port it also keeps call frames off the heap).
     app = App(_b, cfg, ok, selftest.first_failure(results), out=sys.stdout, log=log,
-              version=VERSION, notice=notice, storage_ok=log is not None)
+              version=VERSION, notice=notice, storage_ok=log is not None, lock_heap=True)
     print("ionto %s ready (reset cause: %s, configuration: %s%s)" % (
         VERSION, _b.reset_cause_name(), source, ", using previous configuration" if notice else ""))
     app.run()

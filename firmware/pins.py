@@ -10,7 +10,7 @@ I2C_ID = const(0)
 I2C_SDA = const(4)
 I2C_SCL = const(5)
 I2C_FREQ = const(400_000)
-# rp2 waits 50 ms by default on a stuck bus; the control loop runs every 2 ms.
+# rp2 waits 50 ms by default on a stuck bus; a tick (limits.LOOP_PERIOD_US) must not wait that long.
 I2C_TIMEOUT_US = const(1_000)
 INA219_ADDR = const(0x40)
 SSD1306_ADDR = const(0x3C)

@@ -4,7 +4,7 @@
     s = session.Session(cfg)           # cfg: a configuration dict (config.py); validated here
     s.selftest_ok = True               # set by the loop after its self-test (False refuses START)
     meas = session.Meas()              # preallocated; the loop fills it from the drivers
-    ...every tick (2 ms)...
+    ...every tick (limits.LOOP_PERIOD_US)...$
     cmd = s.tick(now_ms, meas, buttons)    # -> session.Cmd, already vetoed by the supervisor
     output.apply(cmd)                      # cmd.enable, cmd.ua / cmd.duty, cmd.polarity,
                                            # cmd.gate, cmd.gate_hz, cmd.gate_duty_u16

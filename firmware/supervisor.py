@@ -52,7 +52,7 @@ _R_DOSE = const(11)
 _R_OVERRUN = const(12)
 _R_DEAD = const(13)
 _R_IMPL = const(14)
-_PERIOD_MS = L.LOOP_PERIOD_US // 1000  # one loop period: what a first-seen condition counts
+_PERIOD_MS = L.LOOP_PERIOD_MS  # one loop period: what a first-seen condition counts
 _OFF_MS_MAX = const(1_000_000)
 
 

@@ -11,6 +11,7 @@ import sys
 COMMANDS = {
     "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
     "panel": ("ionto.panel", "the virtual unit's front panel in a browser (training, demos, bug reports)"),
+    "pico": ("ionto.pico", "serve the emulated Pico (the unit's rp2 image on an emulated RP2040) on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
     "devices": ("ionto.devices_cmd", "list connected units (USB and virtual) with serial number and firmware"),
     "flash": ("ionto.flash_cmd", "deploy the firmware to a unit (only what changed), or prepare a new board (--runtime)"),

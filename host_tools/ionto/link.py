@@ -163,6 +163,22 @@ def find_units(include_virtual=True):
     return out
 
 
+def time_scale(port):
+    """How many times slower than a board the unit on `port` runs: an emulated Pico (`ionto
+    pico`) registers the rate it measures; boards and the virtual unit are 1. Every wait for the
+    unit's answer is stretched by it, so the same commands work on a slow target."""
+    try:
+        from .sim import registered
+
+        real = os.path.realpath(port)
+        for e in registered():
+            if os.path.realpath(e.get("port", "")) == real:
+                return max(1.0, float(e.get("time_scale", 1.0)))
+    except (OSError, ValueError, TypeError):
+        pass
+    return 1.0
+
+
 def resolve_port(port=None):
     """The port to use: --port, else IONTO_PORT, else the only unit connected."""
     port = port or os.environ.get("IONTO_PORT")
@@ -277,6 +293,7 @@ class Link:
         self._quick_close = True  # a clean leave does not wait for the status line
         self._lease_s = _LEASE_MARGIN_S + 30
         self._buf = b""
+        self.scale = 1.0  # time_scale(port): waits are stretched on a slow (emulated) unit
         self._deflate = None  # can the unit inflate zlib streams (its `deflate` module)?
         transport.serial.timeout = 0.05
 
@@ -312,6 +329,7 @@ class Link:
         from .interrupt import work
 
         work.unit = "the unit on %s was not disturbed (nothing was sent to it)" % port
+        u.scale = time_scale(port)
         u._drain()
         return u
 
@@ -400,13 +418,13 @@ class Link:
             # The watchdog is armed (a treatment ran since power-on): after a soft reboot
             # nothing would feed it and it would reset the unit a second later. A hard
             # reset now is one clean restart instead of two.
-            self._send_code("import machine\nmachine.reset()", deadline=time.monotonic() + 3)
+            self._send_code("import machine\nmachine.reset()", deadline=time.monotonic() + 3 * self.scale)
         else:
             self._write(b"\r\x02")  # Ctrl-B: the friendly REPL
             self._write(b"\x04")  # Ctrl-D there: soft reboot -> main.py
             try:
                 # The unit has left its REPL when it says so: only then is the command over.
-                self._expect(b"soft reboot\r\n", deadline=time.monotonic() + 3)
+                self._expect(b"soft reboot\r\n", deadline=time.monotonic() + 3 * self.scale)
             except IontoError:
                 if self.gone:
                     raise
@@ -435,7 +453,7 @@ class Link:
             self._write(b"\r\x03")
             self._quiet(0.1, 1.0)
             self._write(b"\x03\r\x01")
-            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 3)
+            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 3 * self.scale)
         except IontoError:
             if self.gone:
                 raise
@@ -487,7 +505,7 @@ class Link:
 
     def lines(self, timeout=None):
         """Yield lines the unit prints, without ever writing to it; stops after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout * self.scale
         old = self.ser.timeout
         self.ser.timeout = 0.05
         try:
@@ -545,7 +563,7 @@ class Link:
             # What the application printed before it stopped: until the port goes quiet.
             self._quiet(0.1, 2.0)
             self._write(b"\r\x01")
-            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 5)
+            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 5 * self.scale)
         except IontoError:
             if self.gone:
                 raise
@@ -570,7 +588,7 @@ class Link:
         `timeout`: the whole exchange's deadline in seconds (not a pause between bytes)."""
         if not self.in_repl:
             self.enter()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * self.scale
         # The unit's lease on this host session (board.host_lease): if the host vanishes (cable
         # pulled, the host killed) the unit restarts its application by itself after it.
         self._lease_s = int(timeout) + _LEASE_MARGIN_S
@@ -579,7 +597,7 @@ class Link:
             self._busy = True
             self._send_code(code, deadline)
             out, err = self._follow(deadline, consumer)
-            self._expect(b">", deadline=time.monotonic() + 2, app_is_error=True)
+            self._expect(b">", deadline=time.monotonic() + 2 * self.scale, app_is_error=True)
             self._busy = False
         except _Restarted:
             self.in_repl = False
@@ -956,7 +974,7 @@ class Link:
         except Exception:
             pass
         self.t = None
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait * self.scale
         # A board drops off USB and enumerates again: give its old device node time to go.
         # The virtual unit's pseudo-terminal stays.
         time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
@@ -974,7 +992,7 @@ class Link:
         self.touched = self._busy = False
         self.status = self.identity = None
         # Reopened after the reset: whatever comes now is the new boot's, so one @ST will do.
-        return self.listen(max(1.0, deadline - time.monotonic()), want=("ST", "ID"), min_st=1)
+        return self.listen(max(1.0, (deadline - time.monotonic()) / self.scale), want=("ST", "ID"), min_st=1)
 
 
 def _last_json(text, what):
