@@ -1,4 +1,5 @@
-"""Every state change redraws the page it implies, in the same loop pass (app._events), and a
+"""Every state change redraws the page it implies, begun in the same loop pass (app._events) and
+formatted a line a tick, and a
 refusal shown before does not outlive the state it belonged to; the clock a host set survives
 the watchdog reset that follows a treatment (board.keep_time / restore_time over rp2's
 machine.mem_backup), and a power-on clears it. The in-process virtual unit under MicroPython
@@ -24,9 +25,9 @@ def run(topic):
 
 def test_fault_cleared_after_a_refused_stop_shows_ready_and_mode_shows_the_preset():
     r = run("fault")
-    assert r["fault_page"] == ["SENSOR FAULT", "no reply"]  # drawn in the tick of the fault
+    assert r["fault_page"] == ["SENSOR FAULT", "no reply"]  # formatted within a few ticks of the fault
     assert r["refused_page"] == ["SENSOR FAULT", "no reply"]  # STOP refused: the fault stays
-    # Cause gone, STOP: idle, and the display says so in that same tick, and later too.
+    # Cause gone, STOP: idle, and the display says so within a few ticks, and later too.
     assert r["idle_page"] == ["READY", "fast"]
     assert r["idle_page_later"] == ["READY", "fast"]
     assert r["mode_page"] == ["READY", r["mode_preset"]] and r["mode_preset"] != "fast"

@@ -14,9 +14,15 @@ topic = sys.argv[1]
 
 
 def page_when(u, pred):
-    # Tick until pred() holds; the page drawn by the end of that same tick.
+    # Tick until pred() holds; then the page that state implies: the loop takes the event,
+    # begins the page on the next tick and formats it a line a tick (one low-rate job per
+    # tick, app.py), so it is whole within PAGE_TICKS of the change.
     u.ticks_until(pred)
+    u.run_ticks(PAGE_TICKS)
     return u.text()
+
+
+PAGE_TICKS = 12  # event + page begun + 8 lines + a status or service job in between
 
 
 if topic == "fault":
