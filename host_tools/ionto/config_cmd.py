@@ -311,11 +311,11 @@ def apply(u, port, new, got, yes, what, operator=None):
             if again.get("config") != cur or again.get("source") != source:
                 raise IontoError(EXIT_CONFIG, "not applied: the configuration on the unit on %s changed while you "
                                  "were deciding; run the command again to see the new difference" % port)
-            return _save(u2, port, new, cur)
-    return _save(u, port, new, cur)
+            return _save(u2, port, new, cur, what, operator)
+    return _save(u, port, new, cur, what, operator)
 
 
-def _save(u, port, new, old):
+def _save(u, port, new, old, what, operator=None):
     """hostcmd.config_put with a deadline. If the unit restarts or stops answering mid-write
     (power lost), it is asked again afterwards which configuration it now has, and the line says
     whether it is the old or the new one."""
