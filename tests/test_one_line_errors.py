@@ -18,7 +18,9 @@ from ionto.errors import EXIT_BUSY, EXIT_UNIT, EXIT_USAGE
 from ionto.simctl import SimClient, VirtualUnit, _repo_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKLIST = "pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no"
+# Every item of the contraindication checklist answered (course.CONTRAINDICATIONS).
+CHECKLIST = ("pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no,heart_disease=no,impaired_sensation=no,"
+             "broken_skin=no,age=no")
 
 
 def ionto(*args, timeout=60, **kw):
