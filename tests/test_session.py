@@ -296,9 +296,10 @@ def test_fault_cuts_at_once_and_clears_only_when_the_cause_is_gone():
     events(b)
     b.p.hw_limit = True
     cmd = b.tick()
-    assert b.s.state == S.FAULT and b.s.fault == L.F_HW_LIMIT and not cmd.enable and cmd.ua == 0
+    # the limiter tripped under current: the nurse reads SHORT CIRCUIT
+    assert b.s.state == S.FAULT and b.s.fault == L.F_SHORT and not cmd.enable and cmd.ua == 0
     evs = events(b)
-    assert (S.EV_FAULT, L.F_HW_LIMIT, b.p.ua) in evs or S.EV_FAULT in codes(evs)
+    assert (S.EV_FAULT, L.F_SHORT, b.p.ua) in evs or S.EV_FAULT in codes(evs)
     assert (S.EV_END, S.END_FAULT, b.s.dose_uas) in evs
     b.tick(S.BTN_START)
     assert b.s.state == S.FAULT
@@ -308,7 +309,7 @@ def test_fault_cuts_at_once_and_clears_only_when_the_cause_is_gone():
     b.run(10)
     b.tick(S.BTN_STOP)
     assert b.s.state == S.IDLE and b.s.fault == 0
-    assert (S.EV_CLEARED, L.F_HW_LIMIT, 0) in events(b)
+    assert (S.EV_CLEARED, L.F_SHORT, 0) in events(b)
     b.start()
     assert b.s.state == S.CONTACT
 

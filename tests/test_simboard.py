@@ -37,6 +37,8 @@ def outputs(duty_ua=10_000):
     en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
     machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
     machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
+    # The adaptive clamp at the rail (the firmware sets it to what the load needs).
+    machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)
     en.value(1)
     pwm.duty_u16(duty_ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
     return pwm, en

@@ -192,8 +192,14 @@ def test_stuck_check_waits_for_the_output_to_settle_after_disabling():
 
 
 def test_hardware_limiter_flag():
+    # Output on: the clamp keeps the voltage near what the load needs, so only a collapsed
+    # load draws the limiter's current: the nurse reads SHORT CIRCUIT, in the same tick.
     s = armed()
     let(s, True, 5_000)
+    assert s.check(2, meas(0, hw_limit=True), False) == L.F_SHORT
+    # Output off (self-test, a stuck switch): the limiter's own name.
+    s = armed()
+    let(s, False, 0)
     assert s.check(2, meas(0, hw_limit=True), False) == L.F_HW_LIMIT
 
 
@@ -261,12 +267,12 @@ def test_sensor_reading_nothing_while_the_voltage_shows_current_is_implausible()
 
 def test_faults_latch_until_cleared_with_the_cause_gone():
     s = armed()
-    let(s, True, 5_000)
-    assert run(s, meas(5_000, hw_limit=True), 2) == L.F_HW_LIMIT
-    assert run(s, meas(0, mv=0), 1_000) == L.F_HW_LIMIT  # latched
+    let(s, True, 5_000)  # a limiter trip under current is named a short (see the flag test)
+    assert run(s, meas(5_000, hw_limit=True), 2) == L.F_SHORT
+    assert run(s, meas(0, mv=0), 1_000) == L.F_SHORT  # latched
     assert not let(s, True, 5_000).enable
     s.check(2, meas(0, mv=0, hw_limit=True), False)
-    assert s.cause_present() and s.clear() is False and s.fault == L.F_HW_LIMIT
+    assert s.cause_present() and s.clear() is False and s.fault == L.F_SHORT
     s.check(2, meas(0, mv=0), False)
     assert s.clear() is True and s.fault == 0 and not s.armed
     assert not let(s, True, 5_000).enable  # disarmed: still no output until armed again

@@ -64,6 +64,7 @@ machine.sim_power_on()
 b = simboard.Board("hand_lifted", ina219_cls=INA)
 pwm = machine.PWM(machine.Pin(pins.PIN_SETPOINT_PWM), freq=pins.SETPOINT_PWM_FREQ, duty_u16=16383)
 machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
+machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)  # clamp at the rail
 en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=1)
 vclock.advance(500_000)
 s = b.state()
