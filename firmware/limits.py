@@ -80,10 +80,11 @@ DEAD_MAX_MV = const(1_500)
 DEAD_WINDOW_MS = const(500)
 
 # Same-period open circuit: the command drops in the first period whose readings show the
-# circuit open (the lower of the two current readings below OPEN_FRACTION_PCT of the command
-# while the electrode voltage has run up to the clamp, within CLAMP_NEAR_MV of it, or the
-# apparent load is beyond OPEN_LOAD_OHM); the pause itself (timer, beeps, display) still waits
-# for CONTACT_LOST_MS of it. The lower reading: a sensor stuck high must not hide a lift.
+# circuit open (the electrode voltage has run up to the clamp, within CLAMP_NEAR_MV of it,
+# while the second channel, read at the tick, shows below OPEN_FRACTION_PCT of the command;
+# or both readings that low with the voltage far above any skin); the pause itself (timer,
+# beeps, display) still waits for CONTACT_LOST_MS of it. A sensor stuck high hides no lift
+# for long: the cross-check cuts the output within SENSE_WINDOW_MS.
 CLAMP_NEAR_MV = const(1_500)
 
 # --- Adaptive compliance (the output clamp, hw/README.md) ----------------------------------

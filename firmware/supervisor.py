@@ -203,21 +203,17 @@ class Supervisor:
             self._off_ms = 0
         elif self._off_ms < _OFF_MS_MAX:
             self._off_ms += dt
-        # Two current channels: regulation and the over-current rules take the higher, the
-        # open-circuit rule the lower (limits.py, "Second current channel" says why).
+        # Two current channels: regulation and the over-current rules take the higher
+        # (limits.py, "Second current channel" says why).
         ua2 = meas.ua2
         dc = duty == 100
         hi = ua
-        lo = ua
-        if ua2 >= 0 and dc:
-            if ua2 > hi:
-                hi = ua2
-            elif ua2 < lo:
-                lo = ua2
+        if ua2 > hi and dc:
+            hi = ua2
         self.hi_ua = hi if ok else ua2 if ua2 > 0 else 0
         load = -1
-        if ok and mv >= 0 and lo > 0:
-            load = mv * 1000 // lo
+        if ok and mv >= 0 and hi > 0:
+            load = mv * 1000 // hi
         self.load_ohm = load
         # Pulsed DC: an averaged voltage at the rail reads about rail x duty.
         near = mv >= (L.COMPLIANCE_MV - L.OPEN_NEAR_COMPLIANCE_MV) * duty // 100
@@ -313,8 +309,13 @@ class Supervisor:
         clamp = self.clamp_mv
         at_clamp = dc and mv >= clamp - L.CLAMP_NEAR_MV
         if ok and en and sp_eff >= L.CONTACT_TEST_UA:
-            open_now = load > L.OPEN_LOAD_OHM
-            if not open_now and lo * 100 < sp_eff * L.OPEN_FRACTION_PCT:
+            # The voltage ran to the clamp and the fast channel (ADC1, read at the tick) sees
+            # no current: open in this very period, even while the INA219's conversion still
+            # averages in the current from before the lift. Otherwise on the higher reading,
+            # so one sensor reading low (a fault the cross-check names) cannot fake a lift.
+            open_now = load > L.OPEN_LOAD_OHM or (
+                at_clamp and 0 <= ua2 and ua2 * 100 < sp_eff * L.OPEN_FRACTION_PCT)
+            if not open_now and hi * 100 < sp_eff * L.OPEN_FRACTION_PCT:
                 open_now = mv < 0 or near or at_clamp or mv * 1000 // sp_eff > L.OPEN_LOAD_OHM
         self.open_now = open_now
         if open_now:

@@ -13,7 +13,8 @@ Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
   no current and pushes). Back in the water, C_out dumps V/R_s through the skin: a spike far
   above the setpoint for tens of us. That is the shock users feel on re-immersion, and the
   firmware prevents it by zeroing its setpoint when contact is lost: the divider then bleeds
-  C_out (tau = C_out * R_d, about 10 ms).
+  C_out (tau = C_out * R_d, about 1 ms with the 10 nF of C3); the adaptive clamp, lowered to
+  the floor when the firmware sees the circuit open, sinks it at once.
 - Swapping polarity under current turns the charged skin capacitance around against the
   source: another real spike, unless the firmware ramps to zero and waits first.
 - The hardware limiter compares the shunt current with HW_LIMIT_UA and opens the return path
@@ -103,6 +104,7 @@ class Plant:
         self._busy = False
         self.peak_ua = 0.0  # highest on-current seen (spikes included); reset at will
         self.clamp_mv = _VC  # adaptive compliance (set_clamp); the rail until set
+        self.spike_nc = 0.0  # largest charge of a contact/polarity jump above the source's current
         self._hist_reset(self._clock())
         self.load(scenario)
 
@@ -408,6 +410,12 @@ class Plant:
     def _check_limit(self, jump=False):
         if self._i > self.peak_ua:
             self.peak_ua = self._i
+        if jump and self._active() and self._i > self._x > 0.0:
+            # The jump decays with C_out through the series resistance: its charge above the
+            # source's own current is (i0 - x) x tau.
+            q = (self._i - self._x) * self.c_out_nf * self._rl() / 1e6
+            if q > self.spike_nc:
+                self.spike_nc = q
         if jump and self._i > _LIMIT and self._spike_us() < LIMIT_RESPONSE_US and self._active():
             return  # shorter than the comparator's filter: the source's own current follows
         if self._i > _LIMIT and not self.hw_limit_tripped:
@@ -570,8 +578,14 @@ class Plant:
             if h > _H_MAX:
                 h = _H_MAX
             tripped = self.hw_limit_tripped
+            i0 = self._i if self._i > 0.0 else 0.0
             self._step(h)
-            ia = self._iavg if not (tripped or self.hw_limit_tripped) else 0.0
+            ia = self._iavg
+            if ia is None:
+                i1 = self._i if self._i > 0.0 else 0.0
+                ia = (i0 + i1) * 0.5  # trapezoid over the step
+            if tripped or self.hw_limit_tripped:
+                ia = 0.0
             self._acc(t, t + h, ia if ia > 0.0 else 0.0)
             t += h
             if self._settled:
@@ -663,13 +677,18 @@ class Plant:
             if active and v1 > vc:
                 v1 = vc
             self._v = v1
-        # Mean load current over the step, from the node's mean voltage: exact for the fast
-        # discharge of C_out on re-contact, where a trapezoid of the end points is not.
-        if conn:
-            vpm = (vp0 + vp1) * 0.5 if self.contact == IMMERSED else 0.0
-            self._iavg = (vavg - vpm) * 1000.0 / self._rl()
-        else:
+        # Mean load current over the step by charge balance at the node (what the source put
+        # in, less what C_out kept, less the divider's share while off): exact for the fast
+        # discharge of C_out on re-contact, where a trapezoid of the end points is not. At the
+        # clamp the sink takes an unknown share: the trapezoid then (the node is held still).
+        if not conn:
             self._iavg = 0.0
+        elif active and self._v >= vc:
+            self._iavg = None
+        elif active:
+            self._iavg = (x0 + x1) * 0.5 - self.c_out_nf * (self._v - v0) / h
+        else:
+            self._iavg = -self.c_out_nf * (self._v - v0) / h - vavg * 1000.0 / _R_DIV
         self._i = self._load_current()
         self._check_limit()
         if (

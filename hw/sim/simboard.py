@@ -10,7 +10,9 @@
   second current channel (RS1's voltage, plant.sense_ua); PWM PIN_CLAMP_PWM sets the plant's
   adaptive compliance clamp.
 - Sensing faults of the INA219 path (the second channel is not touched): `sensor_stuck`
-  (frozen at value uA, default what flows now; 0 is "stuck at zero"), `sensor_gain` (reads
+  (its analog input stuck at value uA, default what flows now; 0 is "stuck at zero"; the
+  chip's own noise still shows), `sensor_frozen` (its shunt register frozen: the same reading
+  every conversion, value uA, default what it reads now), `sensor_gain` (reads
   value x the truth), `sensor_noise` (+- value uA, a fresh draw per conversion),
   `sensor_drift` (reading drifts by value uA per second from the moment of injection).
 - PIN_VBUS_SENSE: high while `usb_host_present`. `isolated_usb` is the board's declaration
@@ -31,7 +33,7 @@ _HOOK_STEP = 1000  # us: the limiter is watched at least this often while time r
 _DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
 _DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
 
-FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "sensor_gain", "sensor_noise", "sensor_drift",
+FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "sensor_frozen", "sensor_gain", "sensor_noise", "sensor_drift",
           "output_stuck_on", "output_dead", "clear")
 _SENSE_NUM = pins.SENSE_OHM * 65535
 _SENSE_DEN = pins.ADC_VREF_MV * 1000
@@ -201,6 +203,13 @@ class Board:
         elif kind == "sensor_stuck":
             # The INA219 keeps reading `value` uA (default: what flows now) whatever flows.
             self.sensor_stuck_ua = int(value) if value is not None else self.plant.current_ua()
+        elif kind == "sensor_frozen":
+            ina = self.ina219
+            if value is None:
+                raw = ina.peek(1) if hasattr(ina, "peek") else 0
+            else:
+                raw = int(value) * pins.SHUNT_MILLIOHM // 10_000  # uV / 10 uV per LSB
+            ina.stuck_shunt_reg = raw & 0xFFFF
         elif kind == "sensor_gain":
             self.sensor_gain = float(value) if value is not None else 0.5
         elif kind == "sensor_noise":
@@ -223,6 +232,8 @@ class Board:
         self.sensor_gain = None
         self.sensor_noise_ua = 0
         self.sensor_drift = None
+        if getattr(self.ina219, "stuck_shunt_reg", None) is not None:
+            self.ina219.stuck_shunt_reg = None
         self.plant.set_faults(stuck_on=False, dead=False)
 
     def faults(self):
@@ -231,6 +242,8 @@ class Board:
             f.append("i2c_" + self.bus.fault)
         if self.sensor_stuck_ua is not None:
             f.append("sensor_stuck")
+        if getattr(self.ina219, "stuck_shunt_reg", None) is not None:
+            f.append("sensor_frozen")
         if self.sensor_gain is not None:
             f.append("sensor_gain")
         if self.sensor_noise_ua:
