@@ -77,13 +77,14 @@ def adc_to_mv(u16):
 
 
 def _sense_scale():
-    # Second current channel: ADC1 reads RS1's voltage (read_u16: 0..65535 for 0..VREF):
-    #   V_adc = u16 x VREF / 65535;  I = V_adc / SENSE_OHM
-    #   I_uA = u16 x VREF_mV x 1000 / (65535 x SENSE_OHM) = u16 x 0.61407 (3300 mV, 82 ohm)
+    # Second current channel: ADC1 reads RS2's drop, I x SENSE_MILLIOHM (read_u16: 0..65535
+    # for 0..VREF):
+    #   V_adc = u16 x VREF / 65535;  I = V_adc / (SENSE_MILLIOHM / 1000)
+    #   I_uA = u16 x VREF_mV x 1e6 / (65535 x SENSE_MILLIOHM) = u16 x 1.0714 (3300 mV, 47 ohm)
     # As (u16 x K) >> S, K the factor scaled by 2**S, S the largest shift keeping u16 x K
-    # below 2**30 (no big int on rp2). Within 1 uA of the exact value.
-    num = pins.ADC_VREF_MV * 1000
-    den = 65535 * pins.SENSE_OHM
+    # below 2**30 (no big int on rp2, tick or not: computed once at import). Within 1 uA.
+    num = pins.ADC_VREF_MV * 1_000_000
+    den = 65535 * pins.SENSE_MILLIOHM
     s = 0
     while 65535 * ((num << (s + 1)) // den + 1) < 1 << 30 and s < 29:
         s += 1
@@ -94,7 +95,7 @@ _SK, _SS = _sense_scale()
 
 
 def adc_to_sense_ua(u16):
-    """ADC1 read_u16 -> current through RS1 in uA (integer, no allocation)."""
+    """ADC1 read_u16 -> the load current through RS2 in uA (integer, no allocation)."""
     return (u16 * _SK) >> _SS
 
 
@@ -123,7 +124,7 @@ class Board:
         self.buzzer = Buzzer(PWM(Pin(pins.PIN_BUZZER), freq=2_700, duty_u16=0))
         self.led = Pin(pins.PIN_LED, Pin.OUT, value=0)
         self.adc = ADC(Pin(pins.PIN_ELECTRODE_ADC))
-        # The second current channel (RS1 through an RC into ADC1): one read a tick.
+        # The second current channel (RS2 through an RC into ADC1): one read a tick.
         self.adc_sense = ADC(Pin(pins.PIN_SENSE_ADC))
         self._sense_read = self.adc_sense.read_u16
         self.vbus = Pin(pins.PIN_VBUS_SENSE, Pin.IN)

@@ -99,10 +99,10 @@ CLAMP_HEADROOM_MV = const(5_000)
 CLAMP_STEP_MV = const(5_000)
 CLAMP_FLOOR_MV = const(3_000)
 
-# --- Second current channel (ADC1 on the source's sense resistor RS1) ----------------------
+# --- Second current channel (ADC1 on the return-path sense resistor RS2) ----------------------
 # Cross-checked with the INA219 every period (plain DC). They disagree when they differ by
 # more than SENSE_TOL_UA + SENSE_TOL_PCT of the larger (RP2040 ADC: offset and INL of a few
-# counts, ~10 uA each, plus RS1 1 % and the INA219's 0.5 %); a leaky count (up by the period
+# counts, ~17 uA each, plus RS2 0.1 % and the INA219's 0.5 %); a leaky count (up by the period
 # while they disagree, down by half of it while they agree) past SENSE_WINDOW_MS is a fault,
 # so noisy readings that disagree a third of the time or more are caught too.
 # Regulation and the over-current rules use the HIGHER reading: a sensor that reads low

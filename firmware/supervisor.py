@@ -21,7 +21,7 @@ line each, in the same order. Not faults, but reported for the session:
   `contact_lost` is the debounced pause);
 - `hi_ua`: the higher of the two current readings (regulation uses it);
 - the adaptive compliance: `veto` sets `cmd.clamp_mv` from what `check` saw (limits.py).
-Second channel: `Meas.ua2` (ADC1 on RS1) is cross-checked with the INA219 every period
+Second channel: `Meas.ua2` (ADC1 on RS2) is cross-checked with the INA219 every period
 (F_SENSE_MISMATCH, F_SENSE_FROZEN); a current rule that trips while the two disagree is
 named as the sensing fault it is, and a hardware-limiter trip with the output on as a short.
 It also integrates the dose (`dose_uas`, uA*s) and the time with current flowing (`active_ms`).
@@ -77,7 +77,7 @@ class Meas:
         # driver's ina219.age_us; 0 when fresh). -1: not timed, the ticks' dt counts instead.
         self.age_us = -1
         self.mv = -1  # electrode voltage, mV; -1 when not known
-        # The second current channel (ADC1 on the source's sense resistor RS1), uA; -1 when
+        # The second current channel (ADC1 on the return-path sense resistor RS2), uA; -1 when
         # the board has none (the cross-check rules then do not apply).
         self.ua2 = -1
         self.hw_limit = False  # hardware limiter tripped (GP20 low)

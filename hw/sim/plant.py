@@ -25,9 +25,9 @@ Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
   firmware (PIN_CLAMP_PWM, duty x CLAMP_FULL_SCALE_MV / 65535) to what the present load needs
   plus headroom; lowered, it sinks the excess charge of C_out at once (its sink is far faster
   than any other time constant here). Unset (a bare plant), it is the 60 V rail.
-- Second current channel: `sense_ua(now)` is what the RP2040's ADC reads on the source's own
-  sense resistor RS1 in the return path: the shunt current through an anti-alias RC, modelled
-  as the mean over the last SENSE_WINDOW_US.
+- Second current channel: `sense_ua(now)` is what the RP2040's ADC reads on RS2, in series
+  with the shunt in the return path: the load current through an anti-alias RC, modelled as
+  the mean over the last SENSE_WINDOW_US.
 - electrode_mv is V at the bridge input, what the divider sees, whatever the polarity.
 - A gate PWM is modelled on average: the dynamics run as if the gate were on; the
   instantaneous current is the on-current in the PWM's high phase and 0 in its low phase
@@ -58,7 +58,7 @@ _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 _HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 _EPS = 0.01  # uA or mV: below this per step, the state is settled
 LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
-SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS1 -> ADC1)
+SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
 
 OPEN = "lifted"
 IMMERSED = "immersed"

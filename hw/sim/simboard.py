@@ -7,7 +7,7 @@
 - I2C bus I2C_ID: the INA219 model at INA219_ADDR reads the shunt (low side: its bus input
   sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR.
 - ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider; ADC PIN_SENSE_ADC: the
-  second current channel (RS1's voltage, plant.sense_ua); PWM PIN_CLAMP_PWM sets the plant's
+  second current channel (RS2's drop, plant.sense_ua); PWM PIN_CLAMP_PWM sets the plant's
   adaptive compliance clamp.
 - Sensing faults of the INA219 path (the second channel is not touched): `sensor_stuck`
   (its analog input stuck at value uA, default what flows now; 0 is "stuck at zero"; the
@@ -35,8 +35,8 @@ _DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
 
 FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "sensor_frozen", "sensor_gain", "sensor_noise", "sensor_drift",
           "output_stuck_on", "output_dead", "clear")
-_SENSE_NUM = pins.SENSE_OHM * 65535
-_SENSE_DEN = pins.ADC_VREF_MV * 1000
+_SENSE_NUM = pins.SENSE_MILLIOHM * 65535
+_SENSE_DEN = pins.ADC_VREF_MV * 1_000_000
 
 
 class Board:
