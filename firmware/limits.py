@@ -104,7 +104,7 @@ CLAMP_FLOOR_MV = const(3_000)
 # more than SENSE_TOL_UA + SENSE_TOL_PCT of the larger (RP2040 ADC: offset and INL of a few
 # counts, ~17 uA each, plus RS2 0.1 % and the INA219's 0.5 %); a leaky count (up by the period
 # while they disagree, down by half of it while they agree) past SENSE_WINDOW_MS is a fault,
-# so noisy readings that disagree a third of the time or more are caught too.
+# so noisy readings that disagree more than a third of the time are caught too.
 # Regulation and the over-current rules use the HIGHER reading: a sensor that reads low
 # (frozen, zero, a gain below 1, drift down) cannot make the regulator raise the true current,
 # and one that reads high only lowers it. So the true current stays within target + 0.5 mA

@@ -297,8 +297,10 @@ class Supervisor:
                         code = L.F_SHORT
                     self.fault = code
                     self.fault_ua = hi
-            elif i == _R_MISMATCH and acc[i] > dt:
-                acc[i] -= dt >> 1  # leaky: noise that disagrees a third of the time adds up
+            elif i == _R_MISMATCH and acc[i] > 0:
+                # leaky: readings that disagree more than a third of the time add up
+                a = acc[i] - (dt >> 1)
+                acc[i] = a if a > 0 else 0
             else:
                 acc[i] = 0
 

@@ -260,3 +260,27 @@ def test_load_by_dict_and_state():
     p = plant.Plant({"name": "x", "load": {"r_series_ohm": 1000, "r_skin_ohm": 1000, "r_skin_final_ohm": 1000}}, clock=clk)
     s = p.state()
     assert s["scenario"] == "x" and s["load_ohm"] == 2000 and s["true_ua"] == 0 and s["hw_limit"] is False
+
+
+def _worst_1ms_after_drop(p, clk):
+    p.set_load(r_skin_ohm=3_000, r_skin_final_ohm=3_000)
+    run(p, clk, 1_000_000)
+    t0 = clk.t
+    p.peak_ua = 0
+    p.set_load(r_skin_ohm=500, r_skin_final_ohm=500)
+    worst = 0
+    while clk.t < t0 + 20_000:  # every 100 us, the mean over the last 1 ms (within the history)
+        clk.t += 100
+        worst = max(worst, p.mean_ua(clk.t - 1_000, clk.t))
+    return worst
+
+
+def test_resistance_drop_overshoot_is_within_half_a_milliamp():
+    # 15 mA into hydrated palms, then the skin's resistance falls to 500 ohm at once (a cut,
+    # a ring in the water): the node's voltage falls with the skin's charge, and C3's charge
+    # goes into the skin too. With C3 = 10 nF that is at most 0.5 mA over any 1 ms.
+    p, clk = make(ua=15_000)
+    assert _worst_1ms_after_drop(p, clk) - 15_000 <= 500
+    assert p.peak_ua - 15_000 <= 500
+    q, cq = make(_big_cout(), ua=15_000)  # with the 100 nF of the older design: well over
+    assert _worst_1ms_after_drop(q, cq) - 15_000 > 1_000
