@@ -295,7 +295,9 @@ class Session:
     def _contact(self, meas, dt):
         """Skin closes the circuit: enough current, load below the open limit, steadily."""
         load = self.sup.load_ohm
-        if meas.err == 0 and meas.ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
+        # the higher reading: a sensor reading low must not hold the contact check (the
+        # cross-check names it once the ramp makes the difference visible)
+        if meas.err == 0 and self.sup.hi_ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
             self._stable += dt
         else:
             self._stable = 0

@@ -229,7 +229,12 @@ class Supervisor:
         # One condition per rule, in limits.RULES order.
         cond[_R_OVER_ABS] = ok and hi > L.ABS_MAX_UA
         cond[_R_OVER_CEIL] = ok and ua > self.ceiling_ua + L.CEILING_TOL_UA
-        cond[_R_OVER_SET] = ok and en and hi > sp_eff + L.OVER_SETPOINT_MARGIN_UA
+        # Over the command: by the margin, or by less while held at the clamp (a source that
+        # pushes more than commanded; the clamp caps it at the load's need plus headroom).
+        clamp = self.clamp_mv
+        at_clamp = dc and mv >= clamp - L.CLAMP_NEAR_MV
+        cond[_R_OVER_SET] = ok and en and (
+            hi > sp_eff + L.OVER_SETPOINT_MARGIN_UA or (at_clamp and hi > sp_eff + L.SENSE_TOL_UA))
         cond[_R_DENSITY] = ok and hi > self.density_ua
         cond[_R_SHORT] = ok and en and ua >= L.SHORT_MIN_UA and 0 <= load < L.SHORT_LOAD_OHM
         cond[_R_I2C] = not ok
@@ -241,7 +246,7 @@ class Supervisor:
         cond[_R_DOSE] = self.armed and self.dose_uas > self.dose_limit_uas
         cond[_R_OVERRUN] = en and meas.loop_us > L.LOOP_OVERRUN_US
         cond[_R_DEAD] = (
-            ok and en and sp_eff >= L.DEAD_MIN_UA and ua * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
+            ok and en and sp_eff >= L.DEAD_MIN_UA and hi * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
         )
         cond[_R_IMPL] = (
             ok and en and self.duty_pct == 100 and sp >= L.IMPLAUSIBLE_MIN_UA and ua * 10 < sp
@@ -308,8 +313,6 @@ class Supervisor:
         # an apparent load, voltage over the commanded current, beyond any skin), or the
         # measured load itself is huge. An unknown voltage with no current counts as open.
         open_now = False
-        clamp = self.clamp_mv
-        at_clamp = dc and mv >= clamp - L.CLAMP_NEAR_MV
         if ok and en and sp_eff >= L.CONTACT_TEST_UA:
             # The voltage ran to the clamp and the fast channel (ADC1, read at the tick) sees
             # no current: open in this very period, even while the INA219's conversion still
@@ -339,6 +342,8 @@ class Supervisor:
             c = L.CLAMP_FLOOR_MV
         elif ok and hi + L.LIMITED_TOL_UA < sp_eff and at_clamp:
             c = clamp + L.CLAMP_STEP_MV
+        elif hi > sp_eff + L.SENSE_TOL_UA:
+            c = clamp  # more than commanded flows: the clamp does not follow it up
         else:
             c = mv + L.CLAMP_HEADROOM_MV + (mv >> 4) * 3
         if c < L.CLAMP_FLOOR_MV:

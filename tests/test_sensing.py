@@ -35,8 +35,10 @@ PERIOD_MS = L.LOOP_PERIOD_US / 1000
 SPIKE_NC_MAX = 160
 SENSE_BOUND_MS = L.SENSE_WINDOW_MS + PERIOD_MS  # 22 ms = 11 periods of 2 ms
 FROZEN_BOUND_MS = L.FROZEN_WINDOW_MS + PERIOD_MS
-# Drift of 2 mA/s passes the tolerance (500 uA + 6 % of 5 mA = 800 uA) after 400 ms.
-DRIFT_BOUND_MS = 800 * 1000 // 2_000 + SENSE_BOUND_MS
+# Drift of 2 mA/s passes the tolerance (500 uA + 6 % of the higher reading, 5 mA + the drift:
+# 851 uA) after 426 ms.
+_DRIFT_TOL_UA = (L.SENSE_TOL_UA + 5_000 * L.SENSE_TOL_PCT // 100) * 100 // (100 - L.SENSE_TOL_PCT) + 1
+DRIFT_BOUND_MS = _DRIFT_TOL_UA * 1000 // 2_000 + SENSE_BOUND_MS + PERIOD_MS
 NAMED = (L.F_SENSE_MISMATCH, L.F_SENSE_FROZEN)
 
 
