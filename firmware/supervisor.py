@@ -292,8 +292,8 @@ class Supervisor:
                 acc[i] = a
                 if a >= win[i] and self.fault == 0:
                     code = self._codes[i]
-                    if i <= _R_DENSITY and cond[_R_MISMATCH]:
-                        # A current rule tripped on one channel while the other disagrees:
+                    if i <= _R_SHORT and cond[_R_MISMATCH]:
+                        # A current or load rule tripped while the channels disagree:
                         # the sensing chain is at fault (the output is cut either way).
                         code = L.F_SENSE_MISMATCH
                     elif i == _R_HW and self._en:
