@@ -93,9 +93,6 @@ CLAMP_NEAR_MV = const(1_500)
 # at most (5 V + 3/16 x 60 V) x 10 nF = 0.16 uC, against 0.5 mA x 1 ms = 0.5 uC.
 #   regulating:        clamp = V + CLAMP_HEADROOM_MV + V x 3/16  (skin noise, slow ramps)
 #   short of command:  clamp rises by CLAMP_STEP_MV a period (the load needs more: a rise)
-#   over the command:  held (a source pushing more than commanded is capped there once the
-#                      skin's capacitance has charged, and held at the clamp over the command
-#                      is the over-setpoint fault)
 #   open, off, or at the contact-test current with the circuit open: CLAMP_FLOOR_MV
 # Pulsed DC keeps the rail (the averaged readings cannot follow the gate).
 CLAMP_HEADROOM_MV = const(5_000)

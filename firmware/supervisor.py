@@ -229,12 +229,9 @@ class Supervisor:
         # One condition per rule, in limits.RULES order.
         cond[_R_OVER_ABS] = ok and hi > L.ABS_MAX_UA
         cond[_R_OVER_CEIL] = ok and ua > self.ceiling_ua + L.CEILING_TOL_UA
-        # Over the command: by the margin, or by less while held at the clamp (a source that
-        # pushes more than commanded; the clamp caps it at the load's need plus headroom).
+        cond[_R_OVER_SET] = ok and en and hi > sp_eff + L.OVER_SETPOINT_MARGIN_UA
         clamp = self.clamp_mv
         at_clamp = dc and mv >= clamp - L.CLAMP_NEAR_MV
-        cond[_R_OVER_SET] = ok and en and (
-            hi > sp_eff + L.OVER_SETPOINT_MARGIN_UA or (at_clamp and hi > sp_eff + L.SENSE_TOL_UA))
         cond[_R_DENSITY] = ok and hi > self.density_ua
         cond[_R_SHORT] = ok and en and ua >= L.SHORT_MIN_UA and 0 <= load < L.SHORT_LOAD_OHM
         cond[_R_I2C] = not ok
@@ -342,8 +339,6 @@ class Supervisor:
             c = L.CLAMP_FLOOR_MV
         elif ok and hi + L.LIMITED_TOL_UA < sp_eff and at_clamp:
             c = clamp + L.CLAMP_STEP_MV
-        elif hi > sp_eff + L.SENSE_TOL_UA:
-            c = clamp  # more than commanded flows: the clamp does not follow it up
         else:
             c = mv + L.CLAMP_HEADROOM_MV + (mv >> 4) * 3
         if c < L.CLAMP_FLOOR_MV:

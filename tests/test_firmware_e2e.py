@@ -243,9 +243,9 @@ def test_over_current_read_by_the_sensor_cuts_at_once():
 
 def test_over_current_in_the_plant_cuts_before_it_grows():
     # The source runs at twice its command: the true current crosses the ceiling and the
-    # output is cut within a few ticks of the reading showing it. (The clamp stops following
-    # the voltage up once more than the command flows, but the skin's capacitance still draws
-    # the source's full current while it charges: a few ms above the ceiling.)
+    # output is cut within a few ticks of the reading showing it. (The clamp follows the
+    # voltage up a period at a time, and the skin's capacitance draws the source's full
+    # current while it charges: a few ms above the ceiling.)
     r = fault("plant_over")
     _cut(r, "over_ceiling", 5 * TICK_US, "OVERCURRENT")
     assert r["max_true_ua_before_cut"] < 8_000 + L.CEILING_TOL_UA + 1_500
