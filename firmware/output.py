@@ -179,7 +179,8 @@ class Output:
         if not cmd.enable:
             if self.enabled:
                 self.set_enable(False)  # enable first, as in safe()
-            self.set_clamp(cmd.clamp_mv)
+            if self._cl is not None:  # (no PWM yet: its pin is held low, a 0 V clamp)
+                self.set_clamp(cmd.clamp_mv)
             if self.duty:
                 self.set_ua(0)
             if self.gate:
