@@ -4,12 +4,14 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY     := $(BIN)/micropython
+EMU     := hw/rp2/emu
+EMU_STAMP := $(EMU)/node_modules/.installed
 
-.PHONY: all venv test test-fast demo sim bench docs clean
+.PHONY: all venv test test-fast test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
 
 all: test
 
-venv: $(STAMP)
+venv: $(STAMP) $(EMU_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,28 +19,69 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## test: the whole suite, CPython and MicroPython unix port
-test: $(STAMP)
+## system-deps: Debian packages the tests use (headless Chromium for pages, poppler for PDFs),
+## installed with apt-get when missing and the machine allows it; the tests skip with a clear
+## message where they could not be installed
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils \
+	      || echo "note: could not install chromium/poppler-utils: the page and PDF tests will skip"; \
+	  else echo "note: chromium/poppler-utils missing and apt-get unavailable: the page and PDF tests will skip"; fi; \
+	fi
+
+# The emulated Pico's node packages (rp2040js, pinned by package-lock.json); node and npm from
+# the system's packages when missing.
+$(EMU_STAMP): $(EMU)/package.json $(EMU)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(EMU) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(EMU_STAMP)
+
+## test: the whole suite, CPython and MicroPython unix port, and the emulated Pico
+test: $(STAMP) $(EMU_STAMP) system-deps
 	$(BIN)/python -m pytest
 
 ## test-fast: skip the slow end-to-end tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
+
+## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
+test-interrupts: $(STAMP)
+	IONTO_INTERRUPT_TRIALS=$${N:-6} $(BIN)/python -m pytest tests/test_interrupt.py
 
 ## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in out/demo
 demo: $(STAMP)
 	$(BIN)/python -m ionto.demo --out out/demo
 
+## demo-course: a short simulated course (12 sessions on the virtual unit, visits recorded) and
+## its reports (HTML, PDF, JSON) in out/demo. Not in `make demo` yet: the virtual unit runs
+## only ~7x real time, so even these 20-40 s sessions take about a minute in all.
+demo-course: $(STAMP)
+	$(BIN)/python -m ionto.coursesim --out out/demo
+
 ## sim: start the virtual unit and print its serial port (Ctrl-C to stop)
 sim: $(STAMP)
 	$(BIN)/ionto sim
 
+## panel: a virtual unit with its front panel in the browser (prints the address; Ctrl-C to stop)
+panel: $(STAMP)
+	$(BIN)/ionto sim --panel
+
+## pico: start the emulated Pico (our rp2 image on an emulated RP2040) and print its port
+pico: $(STAMP) $(EMU_STAMP)
+	$(BIN)/ionto pico
+
+## rp2-image: rebuild hw/rp2/image/ from pinned sources (IONTO_MIRRORS: directory of git mirrors)
+rp2-image:
+	hw/rp2/build.sh
+
 ## bench: figures printed as `name: value unit`, all written to bench/results.json
-bench: $(STAMP)
+bench: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m bench.run
 
 docs: $(STAMP)
 	$(BIN)/python -m hw.docs
 
 clean:
-	rm -rf $(VENV) .sim out .pytest_cache .hypothesis bench/results.json
+	rm -rf $(VENV) .sim .pico out .pytest_cache .hypothesis bench/results.json $(EMU)/node_modules

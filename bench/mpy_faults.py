@@ -14,6 +14,7 @@ import fwsim
 import pins
 import session as S
 import limits as L
+from app import PERIOD_US
 
 pos, opt = C.args()
 KIND = pos[0]
@@ -63,7 +64,7 @@ elif KIND == "contact_lost":
 else:
     raise ValueError("unknown fault kind %r" % KIND)
 key = "sp_zero" if KIND == "contact_lost" else "en_low"
-for _ in range(5 * 500):
+for _ in range(5 * 1_000_000 // PERIOD_US):
     if seen[key] is not None:
         break
     u.run_ticks(1, observe=False)

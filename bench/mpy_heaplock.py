@@ -17,6 +17,7 @@ import mpy_common as C
 import machine
 import fwsim
 import session as S
+from app import PERIOD_US
 
 pos, opt = C.args()
 TREAT_S = float(opt.get("treat_s", 30))
@@ -136,7 +137,7 @@ def step(n):
 
 
 def run_s(s):
-    step(int(s * 500))
+    step(int(s * 1_000_000 // PERIOD_US))
 
 
 t0 = C.rt.ticks_ms()

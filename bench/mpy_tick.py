@@ -23,6 +23,7 @@ import vclock
 import time as vtime  # the virtual one (mpy_common forgot the built-in)
 import pins
 import session as S
+from app import PERIOD_US
 
 pos, opt = C.args()
 N = int(opt.get("n", 5000))
@@ -42,9 +43,9 @@ slow_at = bytearray(N)
 st = [0, 0]  # [index, slow ran in this tick]
 
 
-def slow_mark(now_ms):
+def slow_mark(job, now_ms):
     st[1] = 1
-    slow0(now_ms)
+    slow0(job, now_ms)
 
 
 def tick_timed(now_ms):
@@ -128,10 +129,10 @@ sl = [0, 0, 0]  # firmware bytes in _slow, calls, firmware bytes in fast ticks
 st[0] = 0
 
 
-def slow_alloc(now_ms):
+def slow_alloc(job, now_ms):
     a = mt()
     s0 = sim[2]
-    slow0(now_ms)
+    slow0(job, now_ms)
     sl[0] += mt() - a - (sim[2] - s0)
     sl[1] += 1
 
@@ -172,7 +173,7 @@ res["alloc_sim_bytes_per_tick"] = tot[1] / N
 res["alloc_fw_bytes_per_tick"] = sum(fw) / N
 res["alloc_fw_fast_bytes_per_tick"] = sl[2] / fast_n if fast_n else -1
 res["alloc_fw_slow_bytes_per_call"] = sl[0] / sl[1] if sl[1] else 0
-res["alloc_slow_calls_per_s"] = sl[1] * 500.0 / N
+res["alloc_slow_calls_per_s"] = sl[1] * (1_000_000 / PERIOD_US) / N
 res["alloc_fw_ticks_nonzero_pct"] = 100.0 * sum(1 for x in fw if x) / N
 C.say("alloc: %.1f B/tick in all (%.1f simulator), firmware %.1f B/tick: fast ticks %.2f, _slow %.0f B/call"
       % (res["alloc_bytes_per_tick"], res["alloc_sim_bytes_per_tick"], res["alloc_fw_bytes_per_tick"],

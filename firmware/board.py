@@ -4,7 +4,7 @@
 #     b = board.Board()                   # pins, PWM, I2C, ADC; no bus traffic yet
 #     ok = b.init_devices()               # INA219 calibrated, display on (errors recorded)
 #     failed = b.selftest()               # 0, or ST_* bits (sensor, zero current, buttons...)
-#     b.measure(meas, loop_us)            # every tick: fills a supervisor.Meas, no allocation
+#     b.measure(meas, loop_us)            # every tick: one INA219 read, ADC, pins; no allocation
 #     b.output.apply(cmd)                 # every tick
 #     b.buttons.poll(now_ms); b.buttons.take()
 #     b.buzzer.tick(now_ms); b.display.step()
@@ -12,10 +12,14 @@
 #     b.feed_from_timer(ms)               # main.py's finally, output verified off: REPL sessions
 #     b.host_interrupt(False)             # no Ctrl-C from the USB host while a treatment runs
 #     b.safe()                            # output safe + buzzer off; never raises
+#     b.fram                              # the FRAM journal chip on the I2C bus (journal.py)
+#     b.restore_time()                    # at boot: the RTC from before a watchdog reset
+#     board.keep_time()                   # each second and before a host's restart
 #
 # Everything pin-, address- and scaling-related comes from pins.py.
 import machine
 import micropython
+import time
 from micropython import const
 from machine import ADC, I2C, PWM, Pin
 
@@ -27,6 +31,7 @@ from buttons import Buttons
 from buzzer import Buzzer
 from ssd1306 import SSD1306
 from display import Display
+from fram import FRAM
 
 BUTTON_PINS = (pins.PIN_BTN_START, pins.PIN_BTN_STOP, pins.PIN_BTN_UP, pins.PIN_BTN_DOWN, pins.PIN_BTN_MODE)
 
@@ -111,14 +116,90 @@ def make_safe():
 make_safe()  # importing the board module drives nothing else
 
 
+# --- the clock across a watchdog reset ------------------------------------------------------
+# rp2 restarts its RTC at 2021-01-01 on every reset, and a host leaving after a treatment
+# resets the unit through the watchdog (armed, it cannot be stopped). The watchdog's scratch
+# registers survive that reset (not a power-on): machine.mem_backup() (MicroPython's rp2 port
+# since 1.28: scratch[0..3]; scratch[4] belongs to pico-sdk) holds the RTC time, written once
+# a second and just before a host's restart, and the next boot puts it back.
+#   word 0: _CLOCK_MAGIC   word 1: unix seconds   word 2: word 1 xor 0xFFFFFFFF
+# keep_time() costs ~0.09 ms on the emulated RP2040 (our rp2 image, where mem_backup exists).
+_CLOCK_MAGIC = const(0x10C7C10C)
+_SET_YEAR = const(2024)  # an RTC before this was never set by a host (logstore.RTC_SET_YEAR)
+
+
+def keep_time():
+    """The RTC time into the watchdog scratch registers, if a host has set the RTC. Never
+    raises (a port without mem_backup keeps nothing)."""
+    try:
+        t = int(time.time())
+        if time.gmtime(t)[0] < _SET_YEAR:
+            return False
+        m = machine.mem_backup()
+        m[1] = t
+        m[2] = t ^ 0xFFFFFFFF
+        m[0] = _CLOCK_MAGIC
+        return True
+    except Exception:
+        return False
+
+
+def kept_time():
+    """The time keep_time() last stored, or None (none, damaged, or cleared by power-on)."""
+    try:
+        m = machine.mem_backup()
+        if m[0] != _CLOCK_MAGIC or m[1] ^ m[2] != 0xFFFFFFFF:
+            return None
+        return m[1]
+    except Exception:
+        return None
+
+
+# --- the host session's lease ------------------------------------------------------------
+# A host (ionto) at the REPL renews this with every command. If it renews nothing in time (the
+# cable was pulled, the host was killed), the unit restarts into its application instead of
+# sitting at the REPL, where START does nothing. A REPL session that never takes a lease
+# (mpremote, a technician) is never cut short. rp2's soft reset stops the timer.
+_LEASE_CHECK_MS = const(500)
+_lease = [None, 0]  # [machine.Timer, deadline in ticks_ms]
+
+
+def host_lease(ms):
+    """Renew the lease for `ms` from now; ms <= 0 ends it."""
+    import time
+
+    t = _lease[0]
+    if ms <= 0:
+        if t is not None:
+            t.deinit()
+        return
+    _lease[1] = time.ticks_add(time.ticks_ms(), ms)
+    if t is None:
+        t = _lease[0] = machine.Timer(-1)
+    # (Re)armed on every renewal: a soft reset may have stopped it since.
+    t.init(mode=machine.Timer.PERIODIC, period=_LEASE_CHECK_MS, callback=_lease_check)
+
+
+def _lease_check(t):
+    import time
+
+    if time.ticks_diff(time.ticks_ms(), _lease[1]) > 0:
+        t.deinit()
+        make_safe()  # off already at the REPL; a reset must never be the first to say so
+        machine.reset()
+
+
 class Board:
     def __init__(self, clock=None, max_ua=limits.ABS_MAX_UA):
         # The output stage first: it drives enable low before anything else happens.
         self.output = Output(Pin, PWM)
         self.i2c = I2C(pins.I2C_ID, scl=Pin(pins.I2C_SCL), sda=Pin(pins.I2C_SDA),
                        freq=pins.I2C_FREQ, timeout=pins.I2C_TIMEOUT_US)
-        self.ina = INA219(self.i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, max_ua)
+        # one register read per tick; the status pair every SENSOR_FLAGS_MS (ina219.py)
+        self.ina = INA219(self.i2c, pins.INA219_ADDR, pins.SHUNT_MILLIOHM, max_ua,
+                          flags_every=limits.SENSOR_FLAGS_MS // limits.LOOP_PERIOD_MS)
         self.oled = SSD1306(self.i2c, pins.SSD1306_ADDR)
+        self.fram = FRAM(self.i2c, pins.FRAM_ADDR)
         self.display = Display(self.oled)
         self.buttons = Buttons(Pin, BUTTON_PINS, clock=clock)
         self.buzzer = Buzzer(PWM(Pin(pins.PIN_BUZZER), freq=2_700, duty_u16=0))
@@ -132,12 +213,36 @@ class Board:
         self.wdt = None
         self.feeder = None  # machine.Timer feeding the watchdog while the REPL runs
         self.reset_cause = machine.reset_cause()
-        self.serial = "".join("%02x" % b for b in machine.unique_id())
+        self.serial = "".join("%02X" % b for b in machine.unique_id())  # as hostcmd writes it
         self.ina_ok = False
         self.display_ok = False
 
     def reset_cause_name(self):
         return RESET_NAMES.get(self.reset_cause, "unknown")
+
+    def restore_time(self):
+        """At boot, before the log opens: after a watchdog reset, set the RTC back to the
+        time kept in the scratch registers plus the seconds since this boot began. The time
+        between the last keep (at most 1 s, or ms before a host's restart) and the reset is
+        not known: the clock may be up to ~1 s behind. Returns (old, new) or None."""
+        if self.reset_cause != machine.WDT_RESET:
+            return None
+        t = kept_time()
+        if t is None:
+            return None
+        try:
+            old = int(time.time())
+            if time.gmtime(old)[0] >= _SET_YEAR:
+                return None  # the RTC is set already
+            new = t + time.ticks_ms() // 1000
+            g = time.gmtime(new)
+            machine.RTC().datetime((g[0], g[1], g[2], g[6], g[3], g[4], g[5], 0))
+            return old, new
+        except Exception:
+            return None
+
+    def keep_time(self):
+        return keep_time()
 
     def init_devices(self):
         """Calibrate the INA219 and start the display. True if both answered; `ina_ok`,
@@ -163,6 +268,7 @@ class Board:
         # the reads themselves take time (~0.2 ms each): a conversion (1.06 ms) ends within a few
         fresh = False
         ua = 0
+        ina.status_next()
         for _ in range(20):
             ua = ina.read_shunt_ua()
             if ina.error:
@@ -224,8 +330,12 @@ class Board:
         new main.py feeds it (a clean restart, reset cause "watchdog", output off)."""
         if self.wdt is not None and self.feeder is None:
             wdt = self.wdt
-            self.feeder = machine.Timer(-1, mode=machine.Timer.PERIODIC, period=period_ms,
-                                        callback=lambda t: wdt.feed())
+
+            def feed(t):
+                wdt.feed()
+                keep_time()  # a restart at any moment of the host session keeps the clock
+
+            self.feeder = machine.Timer(-1, mode=machine.Timer.PERIODIC, period=period_ms, callback=feed)
         return self.feeder is not None
 
     # --- the USB host's Ctrl-C ----------------------------------------------------------

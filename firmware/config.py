@@ -247,7 +247,7 @@ def _validate_preset(p, where, errors):
             errors.append("%s.pulsed: %s is not allowed; allowed: false or {\"freq_hz\": %d..%d, \"duty_pct\": %d..%d}" % (
                 where, _short(pu), L.PULSE_FREQ_MIN_HZ, L.PULSE_FREQ_MAX_HZ, L.PULSE_DUTY_MIN_PCT, L.PULSE_DUTY_MAX_PCT))
     _int_field(p, "step_ua", where, L.STEP_UA_MIN, L.STEP_UA_MAX, errors, " uA")
-    _int_field(p, "dose_cap_mamin", where, 1, L.DOSE_MAX_MAMIN, errors, " mA*min (hard cap %d)" % L.DOSE_MAX_MAMIN)
+    _int_field(p, "dose_cap_mamin", where, 1, L.DOSE_MAX_MAMIN, errors, " mA.min (hard cap %d)" % L.DOSE_MAX_MAMIN)
     return name
 
 

@@ -144,7 +144,19 @@ def clock_set(unix_s):
     lg = _the_log()
     lg.set_clock(int(unix_s), int(old))
     lg.flush()
+    _keep_time()
     _out({"old": old, "new": time.time()})
+
+
+def _keep_time():
+    # The RTC into the watchdog scratch registers: the restart that ends a host session
+    # (a watchdog reset) keeps the clock (board.keep_time).
+    try:
+        import board
+
+        board.keep_time()
+    except Exception:
+        pass
 
 
 def ack(n):
@@ -178,4 +190,5 @@ def host_done():
         logstore.mark_host_exit("/log")
     except Exception:  # no log (new or damaged unit): the restart is still right
         pass
+    _keep_time()
     _out({"wdt": armed})

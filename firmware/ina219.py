@@ -23,13 +23,20 @@
 # cleared CNVR only a few hundred us before. The clock is time.ticks_us (CPython host tests
 # pass clock=, e.g. vclock.ticks_us; without one age_us stays -1: untimed).
 #
-# Conversion and I2C budget (control loop: 2 ms, 400 kHz bus, ~112 us per register read as
-# pointer write + 2-byte read):
+# Conversion and I2C budget (control loop period limits.LOOP_PERIOD_US, 400 kHz bus; on the
+# rp2 port a register read, pointer write + 2-byte read, is ~127 us on the wire and ~210 us
+# with the driver):
 #   - shunt-only continuous mode, 12 bit with 2-sample averaging: one conversion per
-#     1.06 ms, so every 2 ms tick sees a fresh value at most ~1 ms old (hw/calibration.md 5);
-#   - per tick: bus register (CNVR, OVF) + power register (only when CNVR is set: reading it
-#     is what clears CNVR) + shunt register = 3 reads, ~340 us, 17 % of the tick; plus two
-#     ticks_us() for the age, a few us.
+#     1.06 ms, so every tick sees a value at most ~1 ms old (hw/calibration.md 5);
+#   - ONE read per tick: the shunt register. The status (bus register: CNVR, OVF) and the
+#     power read that clears CNVR are read only every `flags_every` calls (board.py sets
+#     every limits.SENSOR_FLAGS_MS): 3 reads on those ticks, 1 on the others. In between,
+#     `fresh` and `ovf` are those of the last status read and `age_us` keeps growing from the
+#     last clear while that read said "no new conversion", so a sensor that stopped is
+#     still seen within STALE_MS of its last conversion plus one status interval;
+#   - the shunt register, not the current register: a brown-out of the INA219 zeroes the
+#     calibration, and the current register then reads 0 A while current flows; the shunt
+#     voltage needs no calibration (the self-test and `calibrated()` check the rest).
 # The bus voltage is not converted in this mode: the shunt sits on the low side, so the bus
 # input is at ground and reads ~0 V anyway (the electrode voltage has its own ADC). The bus
 # register keeps its last conversion; read_bus_mv() reads it at whatever rate the caller
@@ -127,8 +134,14 @@ def _errno(e):
 
 
 class INA219:
-    def __init__(self, i2c, addr=0x40, shunt_milliohm=10_000, max_ua=32_000, fast=False, clock=None):
+    def __init__(self, i2c, addr=0x40, shunt_milliohm=10_000, max_ua=32_000, fast=False, clock=None,
+                 flags_every=1):
         self._i2c = i2c
+        # status (CNVR, OVF) read on one call in flags_every; 1: on every call
+        self._flags_every = flags_every if flags_every > 1 else 1
+        self._flags_n = 0  # calls until the next status read (0: this one)
+        self._ovf_flag = False  # the chip's OVF bit at the last status read
+        self.flag_reads = 0  # status reads so far (tests, bench)
         self._clock = clock if clock is not None else _ticks_us  # None: untimed (age_us -1)
         self._addr = addr
         self._buf = bytearray(2)
@@ -173,11 +186,15 @@ class INA219:
 
     # --- hot path -------------------------------------------------------------------------
     def read_shunt_ua(self):
-        """Current through the shunt in uA (signed), or INVALID with `error` set. No allocation."""
+        """Current through the shunt in uA (signed), or INVALID with `error` set. No allocation.
+        One register read, plus the status pair (bus, power) on one call in `flags_every`."""
         i2c = self._i2c
         a = self._addr
         b = self._buf
         clk = self._clock
+        n = self._flags_n
+        status = n == 0
+        self._flags_n = self._flags_every - 1 if status else n - 1
         if clk is not None:
             # before the bus read: a conversion ending from here on would show in it
             t = clk()
@@ -185,45 +202,55 @@ class INA219:
             if d > _AGE_MAX_US or d < 0:  # (negative: the reads paused past the ticks' range)
                 self._t_clr = _ticks_add(t, -_AGE_MAX_US)
                 d = _AGE_MAX_US
+        flags = 0
         try:
-            i2c.readfrom_mem_into(a, _REG_BUS, b)
-            flags = b[1]
-            if flags & _CNVR:
-                i2c.readfrom_mem_into(a, _REG_POWER, b)  # clears CNVR (the value is unused)
-                if clk is not None:
-                    self._t_clr = clk()  # after the clear: a stall before it is no staleness
+            if status:
+                i2c.readfrom_mem_into(a, _REG_BUS, b)
+                flags = b[1]
+                if flags & _CNVR:
+                    i2c.readfrom_mem_into(a, _REG_POWER, b)  # clears CNVR (the value is unused)
+                    if clk is not None:
+                        self._t_clr = clk()  # after the clear: a stall before it is no staleness
             i2c.readfrom_mem_into(a, _REG_SHUNT, b)
         except OSError as e:
             self.error = _errno(e)
             self.errors += 1
             self.fresh = False
+            self._flags_n = 0  # the next call reads the status again
             if clk is not None:
                 self.age_us = 0
             return INVALID
         self.error = 0
-        if flags & _CNVR:
-            self.fresh = True
-            self.stale = 0
-            if clk is not None:
-                self.age_us = 0
-        else:
-            self.fresh = False
-            if self.stale < _STALE_MAX:
-                self.stale += 1
-            if clk is not None:
-                self.age_us = d
+        if status:
+            self.flag_reads += 1
+            self._ovf_flag = bool(flags & _OVF)
+            if flags & _CNVR:
+                self.fresh = True
+                self.stale = 0
+            else:
+                self.fresh = False
+                if self.stale < _STALE_MAX:
+                    self.stale += 1
+        if clk is not None:
+            # between status reads the age goes on from the last clear while the last status
+            # said "no new conversion"
+            self.age_us = 0 if self.fresh else d
         raw = (b[0] << 8) | b[1]
         if raw & 0x8000:
             raw -= 0x10000
         self.raw = raw
         fs = self._fs
-        self.ovf = bool(flags & _OVF) or raw >= fs or raw <= -fs
+        self.ovf = self._ovf_flag or raw >= fs or raw <= -fs
         if raw >= 0:
             ua = raw * self._num // self._den
         else:
             ua = -(-raw * self._num // self._den)
         self.ua = ua
         return ua
+
+    def status_next(self):
+        """Make the next read_shunt_ua() read the status (CNVR, OVF) too (self-tests)."""
+        self._flags_n = 0
 
     def fill(self, meas):
         """One tick into a supervisor.Meas-like object: ua (>= 0), err, ovf, fresh, age_us."""

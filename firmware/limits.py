@@ -24,13 +24,13 @@ CEILING_TOL_UA = const(250)
 # Measured current may exceed the ramp's setpoint by this margin only briefly (filter
 # settling, skin capacitance charging on re-contact); longer means the source is not obeying.
 OVER_SETPOINT_MARGIN_UA = const(2_000)
-OVER_SETPOINT_WINDOW_MS = const(20)
+OVER_SETPOINT_WINDOW_MS = const(20)  # 2 periods
 # Current density: 0.5 mA/cm2 = 500 uA/cm2. IEC 60601-2-10 asks for operator attention above
 # 2 mA/cm2; iontophoresis practice keeps tap-water and drug delivery at or below about
 # 0.5 mA/cm2 to avoid pH burns and stinging under the electrodes, so this is a 4x margin below
 # the standard's attention level. A 100 cm2 palm tray allows the full 30 mA; a 20 cm2 pad 10 mA.
 DENSITY_MAX_UA_PER_CM2 = const(500)
-DENSITY_WINDOW_MS = const(100)
+DENSITY_WINDOW_MS = const(100)  # 10 periods
 ELECTRODE_AREA_MIN_CM2 = const(5)
 ELECTRODE_AREA_MAX_CM2 = const(600)
 
@@ -40,7 +40,7 @@ ELECTRODE_AREA_MAX_CM2 = const(600)
 # the electrode-voltage ADC (about 17 mV per count) resolves 300 ohm.
 SHORT_LOAD_OHM = const(300)
 SHORT_MIN_UA = const(400)
-SHORT_WINDOW_MS = const(20)
+SHORT_WINDOW_MS = const(20)  # 2 periods
 # Open circuit (a hand out of the water) is not a fault: the session pauses. Little current
 # flows (below OPEN_FRACTION_PCT of the command) while the electrode voltage says the load is
 # far above any skin: near compliance, or an apparent load (voltage / commanded current)
@@ -50,7 +50,7 @@ SHORT_WINDOW_MS = const(20)
 OPEN_NEAR_COMPLIANCE_MV = const(3_000)
 OPEN_FRACTION_PCT = const(25)
 OPEN_LOAD_OHM = const(50_000)
-CONTACT_LOST_MS = const(30)
+CONTACT_LOST_MS = const(30)  # 3 periods
 # Compliance: the target is out of reach while the electrode voltage is within this much of
 # the rail and the current falls short by more than LIMITED_TOL_UA. Not a fault: "limited".
 COMPLIANCE_MV = const(60_000)  # as firmware/pins.py; repeated so this file stands alone
@@ -75,9 +75,9 @@ DEAD_MIN_UA = const(50)  # = CONTACT_TEST_UA
 # output to the rail within milliseconds and pauses first. Plain DC only: a pulsed reading is
 # judged by the gate's average, which this rule cannot see.
 IMPLAUSIBLE_MIN_UA = const(1_000)
-IMPLAUSIBLE_WINDOW_MS = const(100)
+IMPLAUSIBLE_WINDOW_MS = const(100)  # 10 periods
 DEAD_MAX_MV = const(1_500)
-DEAD_WINDOW_MS = const(500)
+DEAD_WINDOW_MS = const(500)  # 50 periods
 
 # Same-period open circuit: the command drops in the first period whose readings show the
 # circuit open (the electrode voltage has run up to the clamp, within CLAMP_NEAR_MV of it,
@@ -136,17 +136,29 @@ PAUSE_TIMEOUT_MS = const(300_000)  # paused 5 min: end the session
 CONFIRM_TIMEOUT_MS = const(30_000)  # the nurse's confirmation expires
 
 # --- Sensor and loop --------------------------------------------------------------------
-# The loop reads the sensor every tick (500 Hz). One or two failed I2C transactions are
-# tolerated (the hardware limiter still guards); a third in a row is a fault.
-I2C_ERROR_WINDOW_MS = const(5)
-STALE_MS = const(20)  # no fresh conversion for 20 ms
+# Control loop: one tick every LOOP_PERIOD_US (10 ms, 100 Hz), chosen on the chip (firmware/
+# app.py has the reasoning and the measured budget). Every window below is stated in ms and
+# is a whole number of periods: a rule with window W trips on the ceil(W / period)-th tick that
+# sees its condition, so its reaction bound is W + one period (to the first read that shows the
+# condition) + the tick's own run time; hw/safety_case.md states each one in both units.
+LOOP_PERIOD_US = const(10_000)
+LOOP_PERIOD_MS = const(10)  # LOOP_PERIOD_US // 1000 (const() cannot divide another const)
+# The sensor's status (conversion ready, overflow) is read every 2 periods; the current on
+# every tick (ina219.py: one register read per tick).
+SENSOR_FLAGS_MS = const(20)
+# One or two failed I2C reads in a row are tolerated (the hardware limiter still guards); the
+# third trips: 3 periods (30 ms).
+I2C_ERROR_WINDOW_MS = const(30)
+# No fresh conversion for 20 ms (2 periods; the status is read every SENSOR_FLAGS_MS, so a
+# sensor that stops is seen at the first status read >= 20 ms after its last conversion).
+STALE_MS = const(20)
 # With the output disabled, current above this is a stuck switch (fault, refuse to start).
 ZERO_TOL_UA = const(200)
-OFF_SETTLE_MS = const(20)  # after disabling, before the zero check applies
-STUCK_WINDOW_MS = const(20)
-# Control loop: 2 ms period. A tick longer than this with the output enabled breaks the
-# fault-reaction bound (detection window + one tick): storage must not block longer.
-LOOP_PERIOD_US = const(2_000)
+OFF_SETTLE_MS = const(20)  # 2 periods after disabling, before the zero check applies
+STUCK_WINDOW_MS = const(20)  # 2 periods
+# A loop iteration longer than this with the output enabled breaks the fault-reaction bound
+# (detection window + one tick): 2.5 periods, so one tick plus the collector's slot of two
+# periods (app.py) stays under it. Storage must not block longer while current flows.
 LOOP_OVERRUN_US = const(25_000)
 DT_MAX_MS = const(1_000)  # a longer gap between ticks is counted as this much
 

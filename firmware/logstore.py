@@ -1,8 +1,9 @@
 """Session logs and the event log on the unit's flash, framed by records.py.
 
-What the treatment loop calls (app.py / main.py integration, done by the lead):
+What the treatment loop calls (app.py / main.py integration):
 
-    log = logstore.Log("/log")                  # once, after the filesystem is mounted
+    log = logstore.Log("/log", journal=journal.Journal(board.fram))
+                                                # once, after the filesystem is mounted
     log.open(reset_cause_text, VERSION)         # at boot, before the self-test: boot count + 1,
                                                 # recovers a session cut by power loss, logs the boot
     log.selftest(ok, results)                   # selftest.run's outcome
@@ -13,30 +14,37 @@ What the treatment loop calls (app.py / main.py integration, done by the lead):
                                                 # session events, faults, end
     if not log.summary_ok: refuse START         # suggested: at CONFIRM, the summary could not be
                                                 # written (damaged or full flash)
-    ...once a second, in the loop (allocation-free, safe under heap_lock):
+    ...once a second, in the loop's low-rate pass (with a journal: one small allocation):
     log.each_second(app.s, app.meas.mv)         # = sample(set, actual, mV, load, polarity, state)
-                                                #   + progress(dose uA*s, treatment s)
+                                                #   + progress(dose uA*s, treatment s), and the
+                                                #   same into the FRAM journal (~1.2 ms on rp2)
     ...in App._slow (each pass, e.g. with the display at 5 Hz):
     log.service(output_on)                      # writes what is pending, only when allowed;
                                                 # output_on: the last Cmd's enable
     log.set_clock(unix_s)                       # when the host sets the RTC (event + RTC-valid flag)
 
-Blackout choice (issue 4): on rp2 a flash program or erase stops the chip, interrupts included.
+Blackout choice: on rp2 a flash program or erase stops the chip, interrupts included.
 Measured on the virtual flash (tests/mpy/storage_checks.py `blackout`, 20-min session): a flush
 while treating can hit a 4 KiB sector erase (LittleFS allocates a block per 4 KiB of file data,
 rewrites the tail block of an append and compacts metadata): 45 ms with typical timings,
 400 ms worst case, in one uninterruptible piece. The supervisor faults a loop iteration over
 25 ms while the output is enabled (limits.LOOP_OVERRUN_US), and a 400 ms stall would also hold
 the contact-loss and over-current reactions (20-30 ms windows) for 400 ms. So the default
-policy is OFF_ONLY: nothing is written while the output is enabled (PAUSED included: the 50 uA
-contact test current flows there); samples, session events and event-log events wait in
-preallocated RAM (RING_S seconds, 10 bytes each: 30 KB) and go to flash as soon as the output
-is off (DONE, STOPPED, FAULT, IDLE). A power cut during a treatment therefore loses that
-session's trace (up to the whole session, 45 min at most) but never its summary, which is
-written and closed at CONFIRM before any current flows; the next boot closes it with reason
-END_POWER_LOST. The CADENCE policy (flush every FLUSH_S with the output on: at most 30 s of
-trace lost) exists for a board whose loop can take the blackout; it must not be enabled with
-the current supervisor limits.
+policy is OFF_ONLY: nothing is written to flash while the output is enabled (PAUSED included:
+the 50 uA contact test current flows there); samples, session events and event-log events wait
+in preallocated RAM (RING_S seconds, 10 bytes each: 30 KB) and go to flash as soon as the
+output is off (DONE, STOPPED, FAULT, IDLE).
+Power cuts: the summary is written and closed at CONFIRM before any current flows. While the
+session is open, each second's sample and the dose and treatment time so far also go to the
+board's FRAM (journal.py: no erase, no stall; ~0.9 ms of I2C bus time a second). The next boot
+closes a session cut by power loss with reason END_POWER_LOST, the dose and time of the last
+whole checkpoint, and the trace completed from the FRAM: at most ~2 s of dose, time and trace
+lost (`make bench`: storage_*_lost_by_power_cut_max_s). Without the chip (it does not answer
+at boot) a cut loses the session's trace and leaves dose 0, as before the journal; the boot's
+event log says so. The session events and event-log events of the treatment stay in RAM only.
+The CADENCE policy (flush every FLUSH_S with the output on: at most 30 s of trace lost) exists
+for a board whose loop can take the blackout; it must not be enabled with the current
+supervisor limits.
 Figures (virtual flash, same check): OFF_ONLY programs ~680 bytes and erases ~0.2 blocks per
 session-minute; CADENCE ~5500 bytes and ~2.3 erases (each append rewrites the tail block).
 About 32 sessions of 40 min fit on the Pico's 1408 KiB before pruning starts (`capacity`).
@@ -103,8 +111,9 @@ L_RECOVERED = const(9)  # a = session cut by power loss, b = samples on flash
 L_REFUSED = const(10)  # a = blocking code, b = state
 L_SESSION = const(11)  # a = session, b = end reason
 L_HOST = const(12)  # text: what a host tool did (logs acknowledged, firmware deployed)
+L_JOURNAL = const(13)  # text: the FRAM power-cut journal is missing or failing
 LOG_NAMES = ("", "boot", "config", "fault", "selftest", "clock", "firmware", "pruned", "lost",
-             "recovered", "refused", "session", "host")
+             "recovered", "refused", "session", "host", "journal")
 # rp2 sets the RTC to 2021-01-01 at every boot; a later year means a host has set it since.
 RTC_SET_YEAR = const(2024)
 
@@ -138,8 +147,11 @@ def mark_host_exit(root="/log"):
 
 class Log:
     def __init__(self, root="/log", policy=OFF_ONLY, ring_s=RING_S, budget_pct=BUDGET_PCT, clock=None, usage=None,
-                 max_summaries=None):
+                 max_summaries=None, journal=None):
         self.root = root
+        # journal: a journal.Journal on the board's FRAM (per-second dose, time and samples
+        # while current flows), or None.
+        self.journal = journal
         self.policy = policy
         self.budget_pct = budget_pct
         self.max_summaries = max_summaries
@@ -336,17 +348,49 @@ class Log:
         return R.read(data, stats)
 
     def _recover(self, n):
+        # Session n has no end record: the power went while it was open. Close it with what
+        # was kept: the trace on flash, completed from the FRAM journal, and the journal's last
+        # whole checkpoint of dose and time. Safe to repeat if this too is cut short: samples
+        # already on flash are not copied again.
         recs = self._records(self._sum(n))
         if not recs or any(r["type"] == "end" for r in recs):
             return
-        dose = treat = cnt = 0
+        dose = treat = cnt = nxt = 0
         for r in self._records(self._trc(n)):
             if r["type"] == "samples":
                 dose, treat = r["dose_uas"], r["treat_s"]
                 cnt += len(r["samples"])
+                if r["t0"] + len(r["samples"]) > nxt:
+                    nxt = r["t0"] + len(r["samples"])
         self.open_session = n
-        self._end = (END_POWER_LOST, dose, treat, cnt)
-        self.event(L_RECOVERED, n, cnt)
+        self._written = cnt
+        self._n = 0
+        jr = self.journal
+        ck = jr.checkpoint(n) if jr is not None else None
+        if ck is not None:
+            jcount, jdose, jtreat = ck
+            if jdose > dose or jtreat > treat:
+                dose, treat = jdose, jtreat
+            k = jcount - nxt
+            if k > self._ring_n:
+                k = self._ring_n
+            if k > 0:
+                try:
+                    step = 100
+                    i = 0
+                    while i < k:
+                        m = k - i if k - i < step else step
+                        jr.read(nxt + i, memoryview(self._ring)[i * R.SAMPLE_BYTES:(i + m) * R.SAMPLE_BYTES])
+                        i += m
+                    self._t0 = nxt
+                    self._sec = nxt + k
+                    self._n = k
+                    self._dose = dose
+                    self._treat_s = treat
+                except OSError:
+                    self._n = 0
+        self._end = (END_POWER_LOST, dose, treat, -1)
+        self.event(L_RECOVERED, n, cnt + self._n)
         self.flush()
 
     # --- the session --------------------------------------------------------------------
@@ -370,6 +414,8 @@ class Log:
         self._dose = self._treat_s = 0
         self._end = None
         b = self._buf
+        if self.journal is not None:
+            self.journal.clear()  # no checkpoint of an older session numbered n survives
         settings = (preset_idx, target_ua, p.ceiling_ua, p.duration_ms // 1000, p.slew_up, p.slew_down,
                     1 if p.reverse else 0, p.polarity, p.area_cm2, p.gate_hz, p.gate_duty_pct, p.dose_cap_uas)
         try:
@@ -380,6 +426,8 @@ class Log:
             k = R.seal(b, 0, R.T_SUMMARY, ln)
             self._put(self._sum(n), "wb", memoryview(b)[:k])
             self.summary_ok = True
+            if self.journal is not None:
+                self.journal.open(n)
         except OSError:
             self.write_errors += 1
             self.summary_ok = False
@@ -428,10 +476,19 @@ class Log:
 
     def each_second(self, s, mv):
         """sample() + progress() from a session.Session and the electrode mV (meas.mv): the one
-        call the loop makes each second. No allocation."""
-        self.sample(s.set_ua, s.actual_ua, mv, s.load_ohm, s.polarity, s.state)
-        self._dose = s.sup.dose_uas
-        self._treat_s = s.treat_ms // 1000
+        call the loop makes each second. No allocation but the journal checkpoint's CRC (a
+        small int object on rp2), so outside the heap lock."""
+        self.second(s.set_ua, s.actual_ua, mv, s.load_ohm, s.polarity, s.state, s.sup.dose_uas, s.treat_ms // 1000)
+
+    def second(self, set_ua, act_ua, mv, load_ohm, polarity, state, dose_uas, treat_s):
+        """sample() + progress(), then the same into the FRAM journal (two short I2C writes)."""
+        n0 = self._n
+        self.sample(set_ua, act_ua, mv, load_ohm, polarity, state)
+        self._dose = dose_uas
+        self._treat_s = treat_s
+        jr = self.journal
+        if jr is not None and self._n > n0:
+            jr.put(self._sec - 1, self._ring, n0 * R.SAMPLE_BYTES, dose_uas, treat_s)
 
     def progress(self, dose_uas, treat_s):
         """Dose and treatment time so far (carried by the next sample block)."""
@@ -598,6 +655,8 @@ class Log:
             self._end = None
             self.open_session = 0
             self.started = False
+            if self.journal is not None:
+                self.journal.close()
             self.event(L_SESSION, n, reason)
         if self._evq_n or self._texts:
             try:

@@ -14,27 +14,48 @@ import board  # noqa: E402  (makes the output safe on import)
 
 # The watchdog feeder's period once main.py has ended: well inside app.WDT_MS (1 s).
 _FEED_MS = 250
+# After a host's Ctrl-C: back to the application unless a host renews this lease (ionto does
+# with every command; `board.host_lease(0)` at the REPL ends it for a technician's session).
+# A host that vanished right after its Ctrl-C (cable pulled) cannot strand the unit at its REPL.
+_REPL_LEASE_MS = 120_000
+_stopped_by_host = False
 
 _b = None
 app = None
 log = None
 try:
     import cfgstore
+    import journal
     import logstore
     import selftest
     from app import App
     from version import VERSION
 
     _b = board.Board()
+    # Before anything is logged: the clock a host set, kept across the watchdog reset.
+    clock = _b.restore_time()
     _b.init_devices()
     _b.display.message("IONTO " + VERSION, "self-test...")
     _b.display.show()
+    jr = journal.Journal(_b.fram)
     try:
-        log = logstore.Log("/log")
+        log = logstore.Log("/log", journal=jr)
         log.open(_b.reset_cause_name(), VERSION)
+        if clock is not None:
+            log.rtc_valid = True
+            log.text(logstore.L_CLOCK, "clock kept across the watchdog reset (a second or two behind at most)")
+        if not jr.ok:
+            log.text(logstore.L_JOURNAL, "FRAM does not answer: a power cut during a treatment would lose"
+                     " its trace and dose")
+        log.flush()
     except Exception as e:  # a damaged filesystem must not stop the unit from saying so
         print("main: STORAGE ERROR: session log unavailable (%s): the unit will not treat" % e)
         log = None
+    if clock is not None:
+        print("main: clock kept across the reset")
+    if not jr.ok:
+        print("main: power-cut journal: FRAM does not answer; a power cut during a treatment would"
+              " lose its trace and dose (call the technician)")
     store = cfgstore.CfgStore("/")
     cfg, source, errs = store.load()
     if errs:
@@ -52,15 +73,21 @@ try:
         print("selftest %-12s %s  %s" % (name, "ok  " if good else "FAIL", words))
     if log is not None:
         log.selftest(ok, results)
+    # lock_heap: the safety path runs under micropython.heap_lock() (app.py says why: on the
+    # rp2 port it also keeps call frames off the heap).
     app = App(_b, cfg, ok, selftest.first_failure(results), out=sys.stdout, log=log,
-              version=VERSION, notice=notice, storage_ok=log is not None)
+              version=VERSION, notice=notice, storage_ok=log is not None, lock_heap=True)
     print("ionto %s ready (reset cause: %s, configuration: %s%s)" % (
         VERSION, _b.reset_cause_name(), source, ", using previous configuration" if notice else ""))
     app.run()
+except KeyboardInterrupt:
+    _stopped_by_host = True
+    raise
 finally:
     if _b is not None:
         _b.safe()
         _b.host_interrupt(True)
+        board.keep_time()
         if log is not None:
             log.flush()  # output is off now: what waited in RAM goes to flash
         if _b.wdt is not None:
@@ -74,5 +101,10 @@ finally:
                 print("main: output off; watchdog fed while the REPL runs (a soft reset restarts the unit)")
             else:
                 print("main: output not verified off: the watchdog restarts the unit")
+        if _stopped_by_host:
+            try:
+                board.host_lease(_REPL_LEASE_MS)
+            except Exception:
+                pass
     else:
         board.make_safe()

@@ -5,15 +5,18 @@
 # beyond const, no code, so it loads on the board, on the unix port and on CPython alike.
 from micropython import const
 
-# --- I2C bus 0: INA219 current monitor and SSD1306 display -------------------------------
+# --- I2C bus 0: INA219 current monitor, SSD1306 display, FRAM journal ---------------------
 I2C_ID = const(0)
 I2C_SDA = const(4)
 I2C_SCL = const(5)
 I2C_FREQ = const(400_000)
-# rp2 waits 50 ms by default on a stuck bus; the control loop runs every 2 ms.
+# rp2 waits 50 ms by default on a stuck bus; a tick (limits.LOOP_PERIOD_US) must not wait that long.
 I2C_TIMEOUT_US = const(1_000)
 INA219_ADDR = const(0x40)
 SSD1306_ADDR = const(0x3C)
+# MB85RC256V FRAM (32 KiB, A0-A2 tied low): the session's dose, time and trace while current
+# flows (firmware/journal.py), where the flash may not be written.
+FRAM_ADDR = const(0x50)
 
 # --- Output stage --------------------------------------------------------------------------
 # PWM into a two-pole RC filter gives the current source its reference voltage.

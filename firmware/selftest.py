@@ -41,6 +41,7 @@ def switch_opens(board):
         out.set_ua(_SWITCH_TEST_UA)
         if out.enabled or out.enable_level():
             return False, "enable line does not read low: service the unit"
+        ina.status_next()
         for _ in range(_SWITCH_READS):
             sleep_ms(1)
             ua = ina.read_shunt_ua()

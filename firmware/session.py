@@ -4,7 +4,7 @@
     s = session.Session(cfg)           # cfg: a configuration dict (config.py); validated here
     s.selftest_ok = True               # set by the loop after its self-test (False refuses START)
     meas = session.Meas()              # preallocated; the loop fills it from the drivers
-    ...every tick (2 ms)...
+    ...every tick (limits.LOOP_PERIOD_US)...$
     cmd = s.tick(now_ms, meas, buttons)    # -> session.Cmd, already vetoed by the supervisor
     output.apply(cmd)                      # cmd.enable, cmd.ua / cmd.duty, cmd.polarity,
                                            # cmd.gate, cmd.gate_hz, cmd.gate_duty_u16
@@ -220,6 +220,7 @@ class Session:
             self.events.push(EV_STATE, st, old)
 
     def _to_idle(self):
+        self.refuse = 0  # a refusal shown before is over: the idle page shows the settings
         self.treat_ms = 0
         self.end_reason = END_NONE
         self.limited = False
@@ -327,11 +328,13 @@ class Session:
         self.target_ua = self.preset.target_ua
         self.polarity = self.preset.polarity
         self.time_left_s = self.preset.duration_ms // 1000
+        self.refuse = 0  # the nurse moved on: show the preset chosen, not an old refusal
         self.events.push(EV_MODE, idx, 0)
         return True
 
     def dose_mamin(self):
-        return self.dose_uas // L.UAS_PER_MAMIN
+        # Rounded, as the host tools round it (149.6 mA.min shows 150, not 149).
+        return (self.dose_uas + L.UAS_PER_MAMIN // 2) // L.UAS_PER_MAMIN
 
     # --- the tick ------------------------------------------------------------------------
     def tick(self, now_ms, meas, buttons):

@@ -61,7 +61,7 @@ _R_DEAD = const(13)
 _R_IMPL = const(14)
 _R_MISMATCH = const(15)
 _R_FROZEN = const(16)
-_PERIOD_MS = L.LOOP_PERIOD_US // 1000  # one loop period: what a first-seen condition counts
+_PERIOD_MS = L.LOOP_PERIOD_MS  # one loop period: what a first-seen condition counts
 _OFF_MS_MAX = const(1_000_000)
 
 

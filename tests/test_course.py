@@ -16,7 +16,8 @@ COMMANDS = {
     "course": ("ionto.course_cmd", "clinic courses"),
     "report": ("ionto.report_cmd", "course adherence and progress"),
 }
-NO = "pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no"
+NO = ("pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no,heart_disease=no,impaired_sensation=no,"
+      "broken_skin=no,age=no")
 SERIAL = "E6614103E7452D2F"
 START = dt.date(2025, 3, 4)  # a Tuesday
 
@@ -110,7 +111,8 @@ def test_enrol_with_full_checklist(ionto, db_path):
     db = archive.connect(db_path)
     c = db.execute("SELECT * FROM courses WHERE label = 'C-0042'").fetchone()
     rec = json.loads(c["checklist_json"])
-    assert rec["answers"] == {"pregnancy": "no", "epilepsy": "no", "metal_implants": "no", "pacemaker": "no"}
+    assert rec["answers"] == {k: "no" for k in ("pregnancy", "epilepsy", "metal_implants", "pacemaker", "heart_disease",
+                                                "impaired_sensation", "broken_skin", "age")}
     assert rec["contraindications"] == [] and rec["override_reason"] is None
     assert c["site"] == "hands_feet" and c["start_date"] == "2025-03-04"
     # The same label twice is refused.
@@ -121,7 +123,7 @@ def test_enrol_with_full_checklist(ionto, db_path):
 
 def test_enrol_missing_answer_is_refused(ionto, db_path):
     rc, out, err = ionto("course", "new", "C-0043", "--start", "2025-03-04", "--site", "feet",
-                         "--checklist", "pregnancy=no,epilepsy=no,pacemaker=no", "--archive", db_path)
+                         "--checklist", NO.replace("metal_implants=no,", ""), "--archive", db_path)
     assert rc == EXIT_USAGE and err.count("\n") == 1
     assert "metal_implants" in err and "incomplete" in err
     assert archive.connect(db_path).execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 0

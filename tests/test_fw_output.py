@@ -335,7 +335,7 @@ def test_board_builds_everything_from_pins(sim):
     b = make_board(made)
     assert b.i2c._timeout == pins.I2C_TIMEOUT_US and b.i2c._freq == pins.I2C_FREQ
     assert (b.i2c._scl, b.i2c._sda) == (pins.I2C_SCL, pins.I2C_SDA)
-    assert b.serial == "0102abcd00ff1020"
+    assert b.serial == "0102ABCD00FF1020"
     assert b.reset_cause == machine.PWRON_RESET and b.reset_cause_name() == "power-on"
     assert level(EN) == 0 and level(pins.PIN_LED) == 0
     assert b.wdt is None and not vclock.wdt_running()  # nothing starts the watchdog by accident

@@ -100,7 +100,7 @@ def _p0(key, value):
         ("pulsed", {"freq_hz": 50, "duty_pct": 50}, "presets[0].pulsed.freq_hz: 50 is out of range"),
         ("pulsed", {"freq_hz": 1000, "duty_pct": 50, "x": 1}, "presets[0].pulsed: unknown key 'x'"),
         ("step_ua", 5_000, "presets[0].step_ua: 5000 is out of range; allowed: 100..2000 uA"),
-        ("dose_cap_mamin", 1_201, "presets[0].dose_cap_mamin: 1201 is out of range; allowed: 1..1200 mA*min (hard cap 1200)"),
+        ("dose_cap_mamin", 1_201, "presets[0].dose_cap_mamin: 1201 is out of range; allowed: 1..1200 mA.min (hard cap 1200)"),
         ("name", "Hands!", "presets[0].name: 'Hands!' is not a valid name"),
         ("name", 7, "presets[0].name: 7 is not a string"),
         ("colour", "red", "presets[0]: unknown key 'colour'"),

@@ -135,6 +135,8 @@ def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, cap
     assert rc == 0, err
     assert "2 sessions new, 0 updated" in out and "0 damaged records" in out
     assert "acknowledged sessions up to 2" in out
+    # The unit's clock was never set: the pull says these sessions have no date, and what to do.
+    assert "warning: 2 sessions without a date (sessions 1-2)" in out and "ionto clock sync" in out
     serial = c.eval("__import__('binascii').hexlify(__import__('machine').unique_id()).decode().upper()")
     got = rows(db_path, "SELECT * FROM sessions ORDER BY session")
     assert [(r["serial"], r["session"]) for r in got] == [(serial, 1), (serial, 2)]
@@ -152,6 +154,13 @@ def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, cap
     ev = rows(db_path, "SELECT name FROM events ORDER BY seq")
     assert [e["name"] for e in ev].count("session") == 2 and "boot" in [e["name"] for e in ev]
     assert rows(db_path, "SELECT firmware FROM units WHERE serial = ?", serial)[0][0] == "0.1.0"
+
+
+def test_undated_sessions_are_named_as_ranges():
+    from ionto import logs_cmd
+
+    assert logs_cmd._ranges([7]) == "session 7"
+    assert logs_cmd._ranges([3, 1, 2, 7, 9, 10]) == "sessions 1-3, 7, 9-10"
 
 
 def test_a_second_pull_finds_nothing_new(vu, db_path, capsys):

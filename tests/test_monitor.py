@@ -196,7 +196,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
     # It saw the session start, in words, and the current flowing.
     assert "event: state IDLE -> CONFIRM" in text
     assert "event: treatment started: preset 0, target 15.0 mA" in text
-    ramp = [ln for ln in text.splitlines() if " RAMP_UP " in ln or " TREAT " in ln]
+    ramp = [ln for ln in text.splitlines() if " RAMP UP " in ln or " TREAT " in ln]
     assert ramp, text
     assert float(ramp[-1].split("actual ")[1].split()[0]) > 0.5
     rows = list(csv.DictReader(open(csv_path)))

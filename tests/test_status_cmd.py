@@ -52,7 +52,7 @@ def test_status_of_an_idle_unit(vu, capsys):
     assert rc == 0, err
     serial = vu.ctl.eval("__import__('binascii').hexlify(__import__('machine').unique_id()).decode().upper()")
     assert ("unit       %s on %s" % (serial, vu.port)) in out
-    assert "firmware   firmware 0.1.0 intact" in out
+    assert "firmware   0.1.0 intact" in out
     assert "self-test  passed at boot" in out
     assert "state      IDLE" in out
     assert "config     from the firmware's built-in defaults" in out and "hands_feet*" in out

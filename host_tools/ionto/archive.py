@@ -5,6 +5,10 @@
 `ionto logs pull` fills units/sessions/samples/session_events/events from the unit's flash;
 `ionto course` links archived sessions to a course. A course label is a pseudonymous clinic
 code: no names or other patient data are stored here, and nothing of a course goes to a unit.
+`ionto course visit` adds visit records (HDSS, skin reactions, notes, the operator's code, the
+checklist re-confirmed) and `ionto course plan` a course's settings (maintenance interval,
+response rules). These tables are additions: an older ionto opens the archive and ignores them.
+The clinic's time zone is meta 'clinic_tz' (clinictime.py).
 Times: `start_t` and `events.t` are Unix seconds when `rtc_valid`; else the unit's unset RTC,
 which starts at 2021-01-01 (records.RTC_POWER_ON) at each reset: subtract it for seconds since
 that reset.
@@ -48,6 +52,13 @@ CREATE TABLE IF NOT EXISTS courses(
 CREATE TABLE IF NOT EXISTS course_sessions(
     course_id INTEGER NOT NULL REFERENCES courses(id), serial TEXT NOT NULL, session INTEGER NOT NULL,
     PRIMARY KEY(serial, session));
+CREATE TABLE IF NOT EXISTS visits(
+    id INTEGER PRIMARY KEY, course_id INTEGER NOT NULL REFERENCES courses(id), date TEXT NOT NULL,
+    day INTEGER, recorded_t INTEGER NOT NULL, tz TEXT, operator TEXT NOT NULL, hdss_json TEXT,
+    reactions TEXT, notes TEXT, checklist_json TEXT, superseded INTEGER DEFAULT 0);
+CREATE INDEX IF NOT EXISTS visits_by_course ON visits(course_id, date);
+CREATE TABLE IF NOT EXISTS course_plans(
+    course_id INTEGER PRIMARY KEY REFERENCES courses(id), plan_json TEXT, operator TEXT, recorded_t INTEGER);
 """
 
 
@@ -59,15 +70,60 @@ def default_path():
     return Path(base) / "ionto" / "archive.sqlite"
 
 
+class Archive(sqlite3.Connection):
+    """A connection that knows its file and whether it may be written."""
+
+    path = None
+    readonly = False
+
+
+def need_write(db):
+    """Refuse, in one line and before anything else is done, an archive that cannot be written
+    (a read-only file or folder, a read-only disk)."""
+    if getattr(db, "readonly", False):
+        raise IontoError(EXIT_USAGE, readonly_words(db.path))
+
+
+def readonly_words(path):
+    return ("the archive %s cannot be written (read-only file, folder or disk): make it writable, or name "
+            "another with --archive (or IONTO_ARCHIVE)" % path)
+
+
+def _probe_write(db):
+    """True if the archive takes a write (tried, then rolled back)."""
+    try:
+        db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        db.rollback()
+        return True
+    except sqlite3.OperationalError as e:
+        db.rollback()
+        if "readonly" in str(e) or "read-only" in str(e) or "unable to open" in str(e):
+            return False
+        raise
+
+
 def connect(path=None):
-    """Open (creating if needed) the archive at path -> sqlite3.Connection (rows: sqlite3.Row)."""
+    """Open (creating if needed) the archive at path -> sqlite3.Connection (rows: sqlite3.Row).
+    A read-only archive opens for reading (db.readonly; need_write refuses it)."""
     path = Path(path) if path else default_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path))
+        db = sqlite3.connect(str(path), factory=Archive)
+        db.path = path
+        try:
+            db.executescript(SCHEMA)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e) and "unable to open" not in str(e):
+                raise
+            db.readonly = True
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sessions'").fetchone() is None:
+                raise IontoError(EXIT_USAGE, readonly_words(path))
         db.row_factory = sqlite3.Row
-        db.executescript(SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is not None and not db.readonly:
+            db.readonly = not _probe_write(db)
+        if row is None and db.readonly:
+            raise IontoError(EXIT_USAGE, readonly_words(path))
         if row is None:
             db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             db.commit()

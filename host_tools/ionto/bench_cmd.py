@@ -43,7 +43,7 @@ def add_arguments(p):
     p.add_argument("--port", help="the unit's serial port (a Pico's /dev/ttyACM0, or ionto sim's pty; "
                    "default: IONTO_PORT, else the only unit connected)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON ({name: {value, unit}}, as bench/results.json)")
-    p.add_argument("--ticks", type=int, default=500, help="control-loop ticks to time (500 = 1 s at 500 Hz)")
+    p.add_argument("--ticks", type=int, default=500, help="control-loop ticks to time (500 = 5 s at the 100 Hz loop)")
     p.add_argument("--i2c", type=int, default=200, help="INA219 reads to time")
     p.add_argument("--listen", type=float, default=1.5, help="seconds to listen for the status line before connecting")
 

@@ -58,11 +58,17 @@ def add_arguments(p):
 def run(args):
     port = link.resolve_port(args.port)
     with link.Link.open(port) as u:
+        from .interrupt import work
+
+        work.doing("setting the unit's clock")
+        work.undone("the unit's clock may be unchanged: `ionto clock sync` again")
         u.enter()  # refuses (exit 5) while a treatment runs, without sending anything
         before, off_before = unit_time(u)
         # The RTC takes whole seconds: set it at the host's turn of a second.
         time.sleep(1.0 - time.time() % 1.0)
         r = u.hostcmd("clock_set", int(round(time.time())))
+        work.did("clock set")
+        work.undone(None)
         after, off_after = unit_time(u)
     d = {"port": port, "before": before, "offset_before_s": off_before, "set": r.get("new"),
          "after": after, "offset_after_s": off_after}

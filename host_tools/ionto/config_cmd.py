@@ -30,7 +30,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
+from .errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 from .fw import FIRMWARE, firmware  # noqa: F401  (firmware: the one loader, used by other modules too)
 
 _SHOW_ERRORS = 3  # problems named in the one-line error
@@ -56,6 +56,9 @@ def load_file(path):
         raise IontoError(EXIT_USAGE, "%s is not UTF-8 text: give a JSON configuration file" % path)
     try:
         cfg = json.loads(text)
+    except RecursionError:
+        raise IontoError(EXIT_USAGE, "%s is nested too deeply to be a configuration (a configuration is a few "
+                         "levels deep): fix the file (`ionto config pull -o FILE` gives a good start)" % path)
     except ValueError as e:
         # A config.json copied off a unit: its JSON line, then the crc32 line.
         try:
@@ -226,7 +229,7 @@ def presets_table(cfg):
                      "yes" if p.get("reverse") else "no", "B" if p.get("polarity") else "A",
                      p.get("electrode_area_cm2"), pulse, _ma(p.get("step_ua")), p.get("dose_cap_mamin")))
     return table(rows, ("PRESET", "TARGET mA", "CEILING mA", "MIN", "RAMP s", "REVERSE", "ANODE", "AREA cm2",
-                        "WAVE", "STEP mA", "DOSE CAP mA*min"))
+                        "WAVE", "STEP mA", "DOSE CAP mA.min"))
 
 
 SOURCE_WORDS = {
@@ -275,9 +278,16 @@ def confirm(question, yes):
     return answer.strip().lower() in ("y", "yes")
 
 
-def apply(u, port, new, got, yes, what):
+def apply(u, port, new, got, yes, what, operator=None):
     """Show the diff of `new` against the unit's configuration `got`, confirm, save on the unit.
-    Returns the exit code. `new` has passed the host's validation."""
+    Returns the exit code. `new` has passed the host's validation.
+
+    The question is asked with the unit given back to its application (its buttons work while
+    the technician thinks); after a yes the unit is taken again, and the save goes ahead only if
+    its configuration is still the one the diff was shown against."""
+    from . import link
+    from .interrupt import work
+
     cur = got.get("config")
     source = got.get("source")
     d = diff(cur, new)
@@ -289,16 +299,77 @@ def apply(u, port, new, got, yes, what):
     print("%s: %d change%s" % (what, len(d), "" if len(d) == 1 else "s"))
     print(format_diff(d))
     sys.stdout.flush()
-    if not confirm("apply to the unit on %s?" % port, yes):
-        print("not applied: nothing written")
-        return 0
-    r = u.hostcmd("config_put", json.dumps(new))
+    if not yes:
+        work.doing("asking whether to apply")
+        work.undone("the configuration on the unit is unchanged")
+        u.close()  # the unit runs its application while we ask
+        if not confirm("apply to the unit on %s?" % port, yes):
+            print("not applied: nothing written")
+            return 0
+        with link.Link.open(port) as u2:
+            again = unit_config(u2)
+            if again.get("config") != cur or again.get("source") != source:
+                raise IontoError(EXIT_CONFIG, "not applied: the configuration on the unit on %s changed while you "
+                                 "were deciding; run the command again to see the new difference" % port)
+            return _save(u2, port, new, cur)
+    return _save(u, port, new, cur)
+
+
+def _save(u, port, new, old):
+    """hostcmd.config_put with a deadline. If the unit restarts or stops answering mid-write
+    (power lost), it is asked again afterwards which configuration it now has, and the line says
+    whether it is the old or the new one."""
+    from . import link
+    from .interrupt import work
+
+    work.doing("saving the configuration on the unit")
+    work.undone("whether the unit has the old or the new configuration: `ionto config show` says")
+    try:
+        r = u.hostcmd("config_put", json.dumps(new))
+    except IontoError as e:
+        if u.gone:
+            raise IontoError(e.code, "%s; it may have the old or the new configuration: `ionto config show` says "
+                             "which once it is back" % e.message)
+        if e.code != EXIT_UNIT:
+            raise
+        u.close()
+        which = _which_config(link, port, new, old)
+        raise IontoError(e.code, "%s; %s" % (e.message, which))
     if not r.get("ok"):
+        work.undone(None)
         raise IontoError(EXIT_CONFIG, problems_line(r.get("errors") or ["?"], "the unit rejected the configuration")
                          + "; its configuration is unchanged")
+    work.did("configuration saved on the unit")
+    work.undone(None)
     n = len(r.get("diff") or [])
-    print("saved on the unit on %s: %d change%s recorded in its event log" % (port, n, "" if n == 1 else "s"))
+    # Who did it, beside the changes in the unit's own event log (`ionto logs events`).
+    u.hostcmd("event_text", "host", "configuration %s by operator %s" % (what, operator or "? (no code given)"))
+    print("saved on the unit on %s: %d change%s recorded in its event log%s" % (
+        port, n, "" if n == 1 else "s", " with operator %s" % operator if operator else ""))
     return 0
+
+
+def _which_config(link, port, new, old, wait_s=30.0):
+    """After an interrupted save: which configuration the unit has now, in words."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with link.Link.open(port) as u:
+                if u.listen(min(8.0, max(1.0, deadline - time.monotonic())), min_st=1) is None:
+                    raise IontoError(EXIT_UNIT, "no status line yet")
+                now = unit_config(u).get("config")
+            break
+        except IontoError:
+            if time.monotonic() > deadline:
+                return "the unit does not answer now, so which configuration it has is unknown: `ionto config show` " \
+                       "when it is back"
+    if now == new:
+        return "the NEW configuration is on the unit (saved before it stopped)"
+    if now == old:
+        return "the OLD configuration is still on the unit (nothing changed): push again"
+    return "the unit now runs on another configuration: check it with `ionto config show`"
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -318,11 +389,15 @@ def add_arguments(p):
     sp.add_argument("key")
     sp.add_argument("value", help="JSON (15000, true, {...}) or a plain string")
     sp.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code for the unit's event log (default: "
+                    "$IONTO_OPERATOR), never a name")
     sp = dev(sub.add_parser("pull", help="the unit's configuration as a JSON file"))
     sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     sp = dev(sub.add_parser("push", help="validate FILE, show the diff, confirm, save it on the unit"))
     sp.add_argument("file")
     sp.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code for the unit's event log (default: "
+                    "$IONTO_OPERATOR), never a name")
     sp = sub.add_parser("validate", help="check FILE with the firmware's own validation (nothing is sent)")
     sp.add_argument("file")
 
@@ -336,7 +411,9 @@ def run(args):
         if new is None:
             raise IontoError(EXIT_CONFIG, problems_line(errors, "%s: invalid configuration" % args.file) + "; nothing sent")
     from . import link
+    from .visits import operator_code
 
+    operator = operator_code(getattr(args, "operator", None), required=False)
     port = link.resolve_port(args.port)
     with link.Link.open(port) as u:
         got = unit_config(u)
@@ -368,9 +445,9 @@ def run(args):
             value = parse_value(args.value)
             new, path = set_value(cfg, args.key, value)
             validate_or_raise(new, "%s = %s" % (path, json.dumps(value)))
-            return apply(u, port, new, got, args.yes, "set %s" % path)
+            return apply(u, port, new, got, args.yes, "set %s" % path, operator)
         if args.action == "push":
-            return apply(u, port, new, got, args.yes, "push %s" % args.file)
+            return apply(u, port, new, got, args.yes, "push %s" % args.file, operator)
     raise IontoError(EXIT_USAGE, "unknown action %r" % args.action)
 
 

@@ -9,9 +9,15 @@ being the start. Then maintenance: less frequent sessions to keep the symptoms u
 often at home, at a frequency the clinician sets; the page gives no fixed interval, so neither
 do we. Hands and feet may be treated together; armpits need a separate treatment.
 
-Contraindications asked at enrolment (the same page): pregnancy (breastfeeding is fine),
-epilepsy, a metal implant that the current may affect (e.g. a joint replacement), and a
-pacemaker or other electrical implant.
+Contraindications asked at enrolment and re-confirmed at each visit: what the major makers'
+manuals list (pregnancy; epilepsy; a pacemaker, ICD or other electrical implant; metal
+implants in the current path, including a metal IUD for foot treatment; heart disease; impaired
+sensation in the treated area; broken skin; age). "age" asks whether the patient is a child
+(under 18): the manuals restrict use in children and leave it to the doctor; no date of birth
+is stored.
+
+Dates: a session's course day is its start in the clinic's time zone (clinictime), never the
+computer's naive local time.
 
 A course LABEL is a pseudonymous clinic code (e.g. C-0042): never a name, a date of birth or a
 hospital number. Nothing of a course ever goes to a unit.
@@ -20,6 +26,7 @@ import datetime as _dt
 import json
 import re
 
+from . import clinictime
 from .errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
 SCHEDULE_DAYS = (1, 2, 4, 7, 10, 15, 22)
@@ -31,8 +38,13 @@ MAINTENANCE = ("then maintenance: less frequent sessions to keep the symptoms un
 CONTRAINDICATIONS = (
     ("pregnancy", "pregnancy (breastfeeding is not a contraindication)"),
     ("epilepsy", "epilepsy"),
-    ("metal_implants", "a metal implant the current may affect (e.g. a joint replacement)"),
-    ("pacemaker", "a pacemaker or other electrical implant"),
+    ("pacemaker", "a pacemaker, ICD (implanted defibrillator) or other electrical implant"),
+    ("metal_implants", "a metal implant in the current path (e.g. a joint replacement, plates or screws in a "
+                       "hand or foot; for foot treatment also a metal (copper) IUD)"),
+    ("heart_disease", "heart disease (e.g. a heart rhythm disorder)"),
+    ("impaired_sensation", "impaired sensation in the treated area (the patient would not feel a burn coming)"),
+    ("broken_skin", "broken skin in the treated area (cuts, eczema, wounds)"),
+    ("age", "a child (under 18): only on the dermatologist's decision"),
 )
 _YES = ("yes", "y", "true", "1")
 _NO = ("no", "n", "false", "0")
@@ -56,7 +68,11 @@ def parse_date(text, what="date"):
 
 
 def check_start(start, force=False):
-    """The course starts on a Tuesday; another weekday only with force."""
+    """The course starts on a Tuesday; another weekday only with force. Its last day (and the
+    week after, for the report) must be a date the calendar has."""
+    if start > _dt.date.max - _dt.timedelta(days=SCHEDULE_DAYS[-1] + 7):
+        raise IontoError(EXIT_USAGE, "start date %s is too far in the future for a course (its sessions would fall "
+                         "after the year 9999): check the date" % start.isoformat())
     if start.weekday() != START_WEEKDAY and not force:
         raise IontoError(EXIT_USAGE, "%s is a %s, and the course always starts on a Tuesday: choose a Tuesday "
                          "(e.g. %s) or add --force" % (start.isoformat(), start.strftime("%A"),
@@ -86,7 +102,26 @@ def check_label(label):
     if not _LABEL.match(label or "") or not any(c.isdigit() for c in label):
         raise IontoError(EXIT_USAGE, "bad course label %r: use the clinic's pseudonymous code (letters, digits, "
                          "'-', '_', at least one digit, no spaces, e.g. C-0042), never a patient's name" % label)
+    if _looks_like_date(label):
+        raise IontoError(EXIT_USAGE, "bad course label %r: it reads as a date (a date of birth identifies a "
+                         "patient): use the clinic's pseudonymous code, e.g. C-0042" % label)
     return label
+
+
+# Dates in the forms people write them: 1980-05-04, 04.05.1980, 4/5/80, 19800504, 04-05-1980.
+_DATE_FORMS = (re.compile(r"^(\d{4})[-_./]?(\d{1,2})[-_./]?(\d{1,2})$"),
+               re.compile(r"^(\d{1,2})[-_./](\d{1,2})[-_./](\d{2}|\d{4})$"))
+
+
+def _looks_like_date(label):
+    m = _DATE_FORMS[0].match(label)
+    if m and 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31 and 1850 <= int(m.group(1)) <= 2200:
+        return True
+    m = _DATE_FORMS[1].match(label)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
+    return False
 
 
 def parse_sites(text):
@@ -156,9 +191,10 @@ def create_course(db, label, site, start, record, now=None):
     check_label(label)
     if db.execute("SELECT 1 FROM courses WHERE label = ?", (label,)).fetchone():
         raise IontoError(EXIT_USAGE, "course %r exists already: `ionto course show %s`" % (label, label))
-    now = now or _dt.datetime.now().replace(microsecond=0)
+    clock = clinictime.get(db)
+    created = clock.words(now if now is not None else clock.now_unix())
     db.execute("INSERT INTO courses(label, site, start_date, created, checklist_json, notes) VALUES (?, ?, ?, ?, ?, ?)",
-               (label, site, start.isoformat(), now.isoformat(), json.dumps(record, sort_keys=True), None))
+               (label, site, start.isoformat(), created, json.dumps(record, sort_keys=True), None))
     db.commit()
     return get_course(db, label)
 
@@ -282,21 +318,22 @@ def end_words(row):
 
 
 # --- adherence and progress -------------------------------------------------------------------
-def session_date(row):
-    """The local date a session started, or None when the unit's clock was not set."""
+def session_date(row, clock=None):
+    """The clinic date a session started (clinictime), or None when the unit's clock was not set."""
     if not row.get("rtc_valid") or row.get("start_t") is None:
         return None
-    return _dt.datetime.fromtimestamp(int(row["start_t"])).date()
+    return (clock or clinictime.ClinicClock()).date(row["start_t"])
 
 
 def ref(row):
     return "%s:%d" % (row["serial"], row["session"])
 
 
-def progress(row):
+def progress(row, clock=None):
     """One session's figures for the report."""
-    d = session_date(row)
-    t = _dt.datetime.fromtimestamp(int(row["start_t"])).strftime("%H:%M") if d else None
+    clock = clock or clinictime.ClinicClock()
+    d = session_date(row, clock)
+    t = clock.hhmm(row["start_t"]) if d else None
     dose = row.get("dose_uas")
     return {
         "session": ref(row), "date": d.isoformat() if d else None, "time": t,
@@ -307,6 +344,7 @@ def progress(row):
         "pauses": row.get("pauses"), "faults": row.get("faults"),
         "fault_names": list(row.get("fault_names") or []),
         "end": end_words(row), "complete": bool(row.get("complete")), "damaged": row.get("damaged") or 0,
+        "unit": row.get("serial"), "firmware": row.get("firmware"), "ceiling_ma": _ma(row.get("ceiling_ua")),
     }
 
 
@@ -314,7 +352,7 @@ def _ma(ua):
     return None if ua is None else round(ua / 1000.0, 1)
 
 
-def adherence(start, rows, today=None):
+def adherence(start, rows, today=None, clock=None):
     """Match sessions to the scheduled days.
 
     Sessions are grouped into visits by date (hands/feet and armpits on one day are one
@@ -325,11 +363,12 @@ def adherence(start, rows, today=None):
     cannot be placed: "date unknown" (`ionto clock sync` prevents that).
     -> {"days": [...], "outside": [...], "undated": [...], "summary": {...}}
     """
-    today = today or _dt.date.today()
+    clock = clock or clinictime.ClinicClock()
+    today = today or clock.today()
     visits = {}
     undated = []
     for r in rows:
-        d = session_date(r)
+        d = session_date(r, clock)
         if d is None:
             undated.append(ref(r))
         else:
@@ -373,11 +412,8 @@ def adherence(start, rows, today=None):
     return {"days": days, "outside": outside, "undated": undated, "summary": summary}
 
 
-def report(db, label, today=None):
-    """Everything `ionto report` shows, as plain data."""
-    c = get_course(db, label)
-    rows = course_sessions(db, c)
-    start = parse_date(c["start_date"], "start date")
+def report_base(c, rows, start, today, clock):
+    """The course, adherence and per-session figures (outcome.build adds the rest)."""
     try:
         checklist = json.loads(c["checklist_json"] or "{}")
     except ValueError:
@@ -385,7 +421,15 @@ def report(db, label, today=None):
     return {
         "course": {"label": c["label"], "site": c["site"], "start_date": c["start_date"], "created": c["created"],
                    "contraindications": checklist.get("contraindications", []),
-                   "override_reason": checklist.get("override_reason")},
-        "adherence": adherence(start, rows, today),
-        "sessions": [progress(r) for r in rows],
+                   "override_reason": checklist.get("override_reason"),
+                   "checklist": checklist.get("answers", {})},
+        "adherence": adherence(start, rows, today, clock),
+        "sessions": [progress(r, clock) for r in rows],
     }
+
+
+def report(db, label, today=None):
+    """Everything `ionto report` shows, as plain data (outcome.build)."""
+    from . import outcome
+
+    return outcome.build(db, label, today)

@@ -1,21 +1,29 @@
-"""`ionto course new | list | show | link | unlink`: clinic courses in the host's archive.
+"""`ionto course new | list | show | link | unlink | visit | plan | tz`: clinic courses in the
+host's archive.
 
     ionto course new C-0042 --start 2025-03-04 --site hands_feet \\
         --checklist pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no
     ionto course link C-0042 E6614103E7452D2F:12 E6614103E7452D2F:13
     ionto course show C-0042
+    ionto course tz Europe/Berlin                      # once per archive: the clinic's time zone
+    ionto course visit C-0042 --day 4 --hdss hands=3,feet=2 --reaction none --checklist unchanged \
+        --operator RN07 [--note TEXT]
+    ionto course plan C-0042 --maintenance-every 14 --operator DR02
 
 LABEL is the clinic's pseudonymous code for the patient (e.g. C-0042), kept with the clinic's
 own records: never a name, a date of birth or a hospital number. Courses live only in the
 host's archive; nothing of a course goes to a unit. The contraindication checklist
 (pregnancy, epilepsy, metal implants, pacemaker or other electrical implant) is answered in
 full at enrolment; a "yes" refuses the enrolment unless --override-reason says why the
-dermatologist decided to treat, and that reason is recorded.
+dermatologist decided to treat, and that reason is recorded. Each visit re-confirms it in one
+line (`--checklist unchanged`). Visits and plans carry the operator's code (--operator, else
+IONTO_OPERATOR), never a name; dates are the clinic's (`course tz`).
 """
 import json
 
-from . import archive, course
+from . import archive, clinictime, course, visits
 from .archive import table
+from .errors import EXIT_USAGE, IontoError
 
 _CHECKLIST_HELP = ",".join("%s=no" % k for k, _w in course.CONTRAINDICATIONS)
 
@@ -54,6 +62,40 @@ def add_arguments(p):
     sp.add_argument("label", metavar="LABEL")
     sp.add_argument("sessions", nargs="+", metavar="SERIAL:SESSION")
 
+    sp = cmd("visit", "record a visit on a course day: HDSS per site, skin reactions, checklist, notes")
+    sp.add_argument("label", metavar="LABEL")
+    sp.add_argument("--day", metavar="N", help="the course day (1, 2, 4, 7, 10, 15, 22, a maintenance day, "
+                    "or a day with a linked session)")
+    sp.add_argument("--date", metavar="DATE", help="or the date, YYYY-MM-DD (clinic time)")
+    sp.add_argument("--hdss", required=True, metavar="SCORES",
+                    help="HDSS 1-4 per treated site as the patient reports it: hands=3,feet=2 (one site: 3)")
+    sp.add_argument("--reaction", required=True, metavar="LIST",
+                    help="skin reactions: %s (several with ',')" % "|".join(visits.REACTIONS))
+    sp.add_argument("--checklist", required=True, metavar="ANSWERS",
+                    help="contraindications re-confirmed: 'unchanged', or every item again (%s)" % _CHECKLIST_HELP)
+    sp.add_argument("--override-reason", metavar="TEXT", help="a new contraindication and the dermatologist "
+                    "decided to treat: why")
+    sp.add_argument("--note", metavar="TEXT", help="notes (never a name)")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code (default: $IONTO_OPERATOR), never a name")
+    sp.add_argument("--replace", action="store_true", help="correct the visit already recorded for that day")
+
+    sp = cmd("plan", "set a course's plan: maintenance interval, response rules, advice step, trend window")
+    sp.add_argument("label", metavar="LABEL")
+    sp.add_argument("--maintenance-every", type=int, metavar="DAYS", help="maintenance interval set by the clinician")
+    sp.add_argument("--maintenance-from", metavar="DATE", help="first maintenance date (default: day 22 + interval)")
+    sp.add_argument("--maintenance-count", type=int, metavar="N", help="maintenance dates to plan (default 6)")
+    sp.add_argument("--no-response-after", type=int, metavar="N",
+                    help="flag no HDSS improvement after N sessions (default 3: the first week)")
+    sp.add_argument("--step-ma", type=float, metavar="MA", help="next-target raise after an uneventful session "
+                    "(default 1.0)")
+    sp.add_argument("--trend-window", metavar="AFTER,LEN", help="skin-resistance window: seconds after the ramp "
+                    "and its length (default 60,60)")
+    sp.add_argument("--hold-s", type=int, metavar="S", help="seconds a current must last to count as held (default 10)")
+    sp.add_argument("--operator", metavar="CODE", help="your staff code (default: $IONTO_OPERATOR)")
+
+    sp = cmd("tz", "show or set the clinic's time zone (once per archive): course days are clinic dates")
+    sp.add_argument("zone", nargs="?", metavar="ZONE", help="an IANA name, e.g. Europe/Berlin")
+
 
 def run(args):
     return _ACTIONS[args.course_cmd](args)
@@ -86,8 +128,10 @@ def _list(args):
     db = _db(args)
     try:
         rows = []
+        clock = clinictime.get(db)
         for c in db.execute("SELECT * FROM courses ORDER BY start_date, label").fetchall():
-            a = course.adherence(course.parse_date(c["start_date"], "start date"), course.course_sessions(db, c))
+            a = course.adherence(course.parse_date(c["start_date"], "start date"), course.course_sessions(db, c),
+                                 clock=clock)
             s = a["summary"]
             rows.append((c["label"], c["site"], c["start_date"], s["sessions"], s["done"], s["late"], s["missed"],
                          s["due"]))
@@ -105,6 +149,9 @@ def _show(args):
     try:
         c = course.get_course(db, args.label)
         rows = course.course_sessions(db, c)
+        clock = clinictime.get(db)
+        vis = visits.course_visits(db, c, clock)
+        plan = visits.get_plan(db, c)
     finally:
         db.close()
     try:
@@ -120,20 +167,99 @@ def _show(args):
     print("checklist  %s" % ", ".join("%s=%s" % (k, answers.get(k, "?")) for k, _w in course.CONTRAINDICATIONS))
     if rec.get("contraindications"):
         print("override   %s: %s" % (", ".join(rec["contraindications"]), rec.get("override_reason")))
-    a = course.adherence(start, rows)
+    print("time zone  %s" % clock.label())
+    if plan.get("maintenance_every_days"):
+        print("maintenance every %d days" % plan["maintenance_every_days"])
+    a = course.adherence(start, rows, clock=clock)
     print()
     print(_days_table(a))
     print()
     if rows:
-        print(table([(course.ref(r), *_when(r), r.get("preset_name"), course.end_words(r)) for r in rows],
+        print(table([(course.ref(r), *_when(r, clock), r.get("preset_name"), course.end_words(r)) for r in rows],
                     ("session", "date", "time", "preset", "end")))
     else:
         print("no sessions linked (`ionto course link %s SERIAL:SESSION ...`)" % c["label"])
+    print()
+    if vis:
+        print(table([(v["day"], v["date"], " ".join("%s=%d" % kv for kv in sorted(v["hdss"].items())),
+                      ",".join(v["reactions"]), v["checklist"], v["operator"], v["notes"] or "") for v in vis],
+                    ("day", "date", "HDSS", "reactions", "checklist", "operator", "notes")))
+    else:
+        print("no visits recorded (`ionto course visit %s --day N ...`)" % c["label"])
     return 0
 
 
-def _when(row):
-    p = course.progress(row)
+def _visit(args):
+    date = course.parse_date(args.date, "visit date") if args.date else None
+    db = _db(args)
+    try:
+        v = visits.record(db, args.label, day=args.day, date=date, hdss=args.hdss, reactions=args.reaction,
+                          checklist=args.checklist, operator=args.operator, notes=args.note,
+                          override_reason=args.override_reason, replace=args.replace)
+    finally:
+        db.close()
+    print("visit recorded for %s day %d (%s, %s) by %s at %s: HDSS %s; skin %s; checklist %s"
+          % (args.label, v["day"], v["date"], v["kind"], v["operator"], v["recorded"],
+             ", ".join("%s %d" % kv for kv in sorted(v["hdss"].items())), ", ".join(v["reactions"]),
+             "unchanged" if v["checklist"]["unchanged"] else "re-asked"))
+    if v["checklist"]["new"]:
+        print("contraindication since enrolment: %s (reason: %s)" % (", ".join(v["checklist"]["new"]),
+                                                                    v["checklist"]["override_reason"]))
+    return 0
+
+
+def _plan(args):
+    changes = {}
+    if args.maintenance_every is not None:
+        if not 1 <= args.maintenance_every <= 365:
+            raise IontoError(EXIT_USAGE, "--maintenance-every %d: give days between 1 and 365"
+                                     % args.maintenance_every)
+        changes["maintenance_every_days"] = args.maintenance_every
+    if args.maintenance_from is not None:
+        changes["maintenance_from"] = course.parse_date(args.maintenance_from, "maintenance date").isoformat()
+    for key, v, lo, hi in (("maintenance_count", args.maintenance_count, 1, 52),
+                           ("no_response_after", args.no_response_after, 1, 30),
+                           ("hold_s", args.hold_s, 1, 600)):
+        if v is not None:
+            if not lo <= v <= hi:
+                raise IontoError(EXIT_USAGE, "--%s %d: give %d to %d" % (key.replace("_", "-"), v, lo, hi))
+            changes[key] = v
+    if args.step_ma is not None:
+        if not 0.1 <= args.step_ma <= 5:
+            raise IontoError(EXIT_USAGE, "--step-ma %g: give 0.1 to 5 mA" % args.step_ma)
+        changes["step_ma"] = args.step_ma
+    if args.trend_window is not None:
+        try:
+            a, n = (int(x) for x in args.trend_window.split(","))
+            if a < 0 or n < 3:
+                raise ValueError
+        except ValueError:
+            raise IontoError(EXIT_USAGE, "--trend-window %r: give AFTER,LEN in seconds, e.g. 60,60 "
+                                     "(LEN at least 3)" % args.trend_window)
+        changes["trend_after_s"], changes["trend_len_s"] = a, n
+    op = visits.operator_code(args.operator)
+    db = _db(args)
+    try:
+        c = course.get_course(db, args.label)
+        plan = visits.set_plan(db, c, changes, op)
+    finally:
+        db.close()
+    print("plan of %s (set by %s): %s" % (args.label, op, ", ".join("%s=%s" % kv for kv in sorted(plan.items()))))
+    return 0
+
+
+def _tz(args):
+    db = _db(args)
+    try:
+        clock = clinictime.set_zone(db, args.zone) if args.zone else clinictime.get(db)
+    finally:
+        db.close()
+    print("clinic time zone: %s%s" % (clock.label(), " (saved in the archive)" if args.zone else ""))
+    return 0
+
+
+def _when(row, clock=None):
+    p = course.progress(row, clock)
     return (p["date"] or "date unknown", p["time"] or "")
 
 
@@ -173,4 +299,5 @@ def _unlink(args):
     return 0
 
 
-_ACTIONS = {"new": _new, "list": _list, "show": _show, "link": _link, "unlink": _unlink}
+_ACTIONS = {"new": _new, "list": _list, "show": _show, "link": _link, "unlink": _unlink, "visit": _visit,
+            "plan": _plan, "tz": _tz}

@@ -146,7 +146,7 @@ def run(out, scenario="hand_lifted", quiet=False):
     say("")
     say("session complete: %d min %02d s of treatment, dose %d mA.min, fault %s"
         % (s[2] // 60000, (s[2] // 1000) % 60, s[0], fault or "none"))
-    say("peak true current %.2f mA; largest change within one 2 ms tick, hands steady in the water: %.3f mA"
+    say("peak true current %.2f mA; largest change within one 10 ms tick, hands steady in the water: %.3f mA"
         " (on re-immersion the output capacitance, charged to 5 V by the 50 uA contact probe,"
         " discharges into the skin for some microseconds: 0.5 uC)"
         % (peak / 1000, max_step / 1000))

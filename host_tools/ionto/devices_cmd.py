@@ -42,7 +42,7 @@ def probe(unit, listen_s=5.5):
                 d["serial"] = d["serial"] or u.identity["serial"]
                 d["version"] = u.identity["version"]
             if u.status is not None:
-                d["state"] = u.status.state
+                d["state"] = u.status.state.replace("_", " ")
             else:
                 # Nothing printed: no application running, so the REPL is free to ask.
                 info = link._last_json(u.exec(_ASK), "identity")

@@ -159,7 +159,7 @@ def wait_idle(u, seconds=LISTEN_S):
     st = u.status
     if st is not None and st.treating:
         raise IontoError(EXIT_TREATING, "a treatment is running on %s (%s): nothing was sent; flash when the unit "
-                         "is idle (DONE, STOPPED or IDLE on its display)" % (u.port, st.state.replace("_", " ")))
+                         "is idle (its display shows READY, DONE or STOPPED)" % (u.port, st.state.replace("_", " ")))
     return st
 
 
@@ -236,6 +236,11 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
             r.reported = bundle.version
             r.seconds = time.monotonic() - t0
             return r
+        from .interrupt import work
+
+        work.doing("copying %d firmware file%s and the manifest" % (len(r.copied), "" if len(r.copied) == 1 else "s"))
+        work.undone("the firmware on the unit may be incomplete (its self-test then refuses treatment): run "
+                    "ionto flash again")
         total = r.bytes_copied + len(bundle.manifest_text)
         prog = link.Progress(total, "flash %s" % os.path.basename(u.port))
         try:
@@ -249,7 +254,11 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
         # Verify: every file written was read back on the unit (size, CRC32) before its rename;
         # the unit's own boot check now hashes every file against the manifest just written
         # (which the host built from these very bytes), so nothing is hashed twice.
+        work.doing("verifying the firmware on the unit")
         r.integrity = _unit_integrity(u)
+        if r.integrity[0]:
+            work.did("firmware %s copied and verified" % bundle.version)
+            work.undone(None)
         if not r.integrity[0]:
             raise IontoError(EXIT_FIRMWARE, "the unit's own integrity check fails after copying: %s; run ionto flash "
                              "again" % r.integrity[1])

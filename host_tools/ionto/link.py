@@ -34,10 +34,19 @@ import sys
 import time
 import zlib
 
+try:
+    from termios import error as _TermiosError
+except ImportError:  # not on a POSIX host
+    _TermiosError = OSError
+
+# What a port that went away raises: OSError (pyserial's SerialException is one) or, from
+# tcdrain/tcsetattr on a hung-up terminal, termios.error (which is not).
+_PORT_ERRORS = (OSError, _TermiosError)
+
 from .errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
 
 BAUD = 115200
-IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES, spaces as '_'
+IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES
 # USB IDs a MicroPython board enumerates with: Raspberry Pi (rp2 MicroPython 0x0005) and
 # MicroPython's own VID.
 USB_IDS = ((0x2E8A, None), (0xF055, None))
@@ -46,6 +55,27 @@ _READ_CHUNK = 3072  # bytes per base64 line from the unit (4 KiB of text)
 _WRITE_CHUNK = 4096  # bytes per write call on the unit
 _BATCH_TEXT = 16384  # source text per REPL round trip when writing (several chunks, several files)
 _LINE = re.compile(rb"@(ST|EV|ID) ([^\r\n]*)\r?\n")
+# The application's status line at the start of a line: seen inside a REPL answer, it means the
+# unit restarted (power lost, reset) and its application runs again.
+_APP = re.compile(rb"(?:^|\n)@(?:ST|ID) [A-Z0-9]")
+_BACK_S = 8.0  # after giving the unit back: how long its status line may take to return
+# Every exec renews the unit's lease on the host session (firmware/board.py host_lease): its
+# deadline plus this margin. A unit whose host vanished restarts its application after that.
+_LEASE_MARGIN_S = 10
+_REPL_LEASE_S = 120  # firmware/main.py: the lease a host's Ctrl-C starts, before any command renews it
+_LEASE = "try:\n import board as _bd\n _bd.host_lease(%d)\nexcept Exception:\n pass\n"
+
+
+class _Restarted(Exception):
+    """The unit's application spoke where the REPL should have: it restarted by itself."""
+
+
+def _oserr(e):
+    """Why a port failed, in the user's words (pyserial's are about file descriptors)."""
+    text = str(e)
+    if getattr(e, "errno", None) in (5, 6, 19) or "returned no data" in text or "Input/output" in text:
+        return "cable unplugged or unit powered off"
+    return getattr(e, "strerror", None) or text or type(e).__name__
 
 
 # --- the status channel ------------------------------------------------------------------
@@ -58,7 +88,9 @@ class Status:
 
     def __init__(self, text, at=None):
         w = text.split()
-        self.state = w[0]
+        # The status line writes a state as one word (RAMP_UP); the user reads it as the unit's
+        # display and logs write it (RAMP UP), in every output: words, JSON and CSV.
+        self.state = w[0].replace("_", " ")
         self.at = time.monotonic() if at is None else at
         for i, name in enumerate(self.FIELDS):
             try:
@@ -94,7 +126,8 @@ def parse_line(line):
         w = text.split()
         if kind == "EV":
             return kind, {"ticks": int(w[0]), "name": w[1], "a": int(w[2]), "b": int(w[3])}
-        return kind, {"serial": w[0], "version": w[1] if len(w) > 1 else "?"}
+        # Serial numbers are written in capitals everywhere (hostcmd, the archive, `ionto devices`).
+        return kind, {"serial": w[0].upper(), "version": w[1] if len(w) > 1 else "?"}
     except (IndexError, ValueError):
         return None
 
@@ -128,6 +161,22 @@ def find_units(include_virtual=True):
         for e in registered():
             out.append(UnitPort(e["port"], "virtual", e.get("serial"), "ionto sim in %s" % e.get("state_dir")))
     return out
+
+
+def time_scale(port):
+    """How many times slower than a board the unit on `port` runs: an emulated Pico (`ionto
+    pico`) registers the rate it measures; boards and the virtual unit are 1. Every wait for the
+    unit's answer is stretched by it, so the same commands work on a slow target."""
+    try:
+        from .sim import registered
+
+        real = os.path.realpath(port)
+        for e in registered():
+            if os.path.realpath(e.get("port", "")) == real:
+                return max(1.0, float(e.get("time_scale", 1.0)))
+    except (OSError, ValueError, TypeError):
+        pass
+    return 1.0
 
 
 def resolve_port(port=None):
@@ -233,9 +282,20 @@ class Link:
         self.status = None  # last Status seen
         self.identity = None  # last @ID seen: {"serial", "version"}
         self.events = []  # @EV dicts seen
-        self.in_repl = False
+        self.in_repl = False  # at the raw REPL's prompt, ours
+        self.touched = False  # we sent what stops main.py: leaving must restart it
+        self.gone = False  # the port went away (cable unplugged, unit powered off)
+        self.restarted = False  # the unit restarted by itself during a command
+        self.left = None  # how close() left the unit, in words (after an interruption or error)
+        self._busy = False  # a command is on its way: its answer may still be coming
+        self._any = False  # anything at all came from the port
+        self._paste = None  # raw-paste mode: None untried, True/False
+        self._quick_close = True  # a clean leave does not wait for the status line
+        self._lease_s = _LEASE_MARGIN_S + 30
         self._buf = b""
+        self.scale = 1.0  # time_scale(port): waits are stretched on a slow (emulated) unit
         self._deflate = None  # can the unit inflate zlib streams (its `deflate` module)?
+        transport.serial.timeout = 0.05
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
@@ -266,6 +326,10 @@ class Link:
         except _transport_errors() as e:
             raise IontoError(EXIT_BUSY, "cannot open %s: %s" % (port, e))
         u = cls(port, t)
+        from .interrupt import work
+
+        work.unit = "the unit on %s was not disturbed (nothing was sent to it)" % port
+        u.scale = time_scale(port)
         u._drain()
         return u
 
@@ -295,29 +359,108 @@ class Link:
     def close(self, restart=True):
         """Leave the unit as found: out of the raw REPL and, if we stopped main.py, restart it so
         the application (and the nurse's buttons) runs again: a soft reboot, or one hard reset
-        when a treatment armed the watchdog (hostcmd.host_done says which)."""
+        when a treatment armed the watchdog (hostcmd.host_done says which).
+
+        This also runs when the command was cut short (Ctrl-C, SIGTERM, a closed terminal, an
+        error, the unit restarting under us): then the unit may be mid-command, so it is
+        interrupted first (Ctrl-C) and the raw REPL entered afresh; the application's return is
+        confirmed on the status line. Signals wait until this is done (interrupt.deferred), and
+        every wait here has a deadline. The outcome, in words, goes to interrupt.work.unit."""
         if self.t is None:
             return
-        try:
-            if self.in_repl and restart and self._leave_armed():
-                # The watchdog is armed (a treatment ran since power-on): after a soft reboot
-                # nothing would feed it and it would reset the unit a second later. A hard
-                # reset now is one clean restart instead of two.
-                self.t.exec_raw_no_follow("import machine\nmachine.reset()")
-            elif self.in_repl:
-                self.t.exit_raw_repl()
-                if restart:
-                    self.ser.write(b"\x04")  # Ctrl-D at the friendly REPL: soft reboot -> main.py
-                    self.ser.flush()
-                    time.sleep(0.05)
-        except Exception:
-            pass
-        try:
-            self.t.close()
-        except Exception:
-            pass
-        self.t = None
+        from . import interrupt
+
+        clean = self.in_repl and not self._busy
+        self.touched_at_close = self.touched or self.restarted
+        with interrupt.deferred():
+            outcome = None
+            try:
+                if self.gone:
+                    outcome = self._gone_words()
+                elif self.touched and restart:
+                    outcome = self._give_back(clean)
+                elif self.restarted:
+                    outcome = "the unit on %s restarted by itself (power lost or reset) into its application" % self.port
+            except IontoError as e:
+                outcome = self._gone_words() if self.gone else (
+                    "the unit on %s did not answer (%s): power-cycle it" % (self.port, e.message))
+            except _PORT_ERRORS:
+                self.gone = True
+                outcome = self._gone_words()
+            finally:
+                try:
+                    self.t.close()
+                except Exception:
+                    pass
+                self.t = None
+                self.in_repl = False
+            if outcome:
+                self.left = outcome
+                interrupt.work.unit = outcome
+                if not clean and (self.gone or self.touched_at_close):
+                    interrupt.work.abnormal = True
+
+    def _gone_words(self):
+        return ("nothing more could be sent: the unit returns to its application by itself within %d s, or "
+                "when powered again" % max(self._lease_s, _REPL_LEASE_S))
+
+    def _give_back(self, clean):
+        """Restart the unit's application -> the outcome in words."""
+        if not clean and not self._resync():
+            # No raw REPL: the unit restarted by itself (power lost, watchdog), or a treatment
+            # runs (it ignores Ctrl-C then). Its status line says which.
+            st = self.listen(2.5)
+            if st is not None:
+                return "the unit on %s is in its application (%s)" % (self.port, st.state.replace("_", " "))
+            return "the unit on %s does not answer: power-cycle it" % self.port
+        armed = self._leave_armed()
+        if armed:
+            # The watchdog is armed (a treatment ran since power-on): after a soft reboot
+            # nothing would feed it and it would reset the unit a second later. A hard
+            # reset now is one clean restart instead of two.
+            self._send_code("import machine\nmachine.reset()", deadline=time.monotonic() + 3 * self.scale)
+        else:
+            self._write(b"\r\x02")  # Ctrl-B: the friendly REPL
+            self._write(b"\x04")  # Ctrl-D there: soft reboot -> main.py
+            try:
+                # The unit has left its REPL when it says so: only then is the command over.
+                self._expect(b"soft reboot\r\n", deadline=time.monotonic() + 3 * self.scale)
+            except IontoError:
+                if self.gone:
+                    raise
         self.in_repl = False
+        self.touched = False
+        from .interrupt import pending
+
+        if clean and self._quick_close and pending() is None:
+            return "the unit on %s was restarted into its application" % self.port
+        try:
+            st = self.listen(_BACK_S, min_st=1)
+        except IontoError:
+            if not armed:
+                raise
+            # A board's port goes away with a hard reset and comes back as it enumerates.
+            self.gone = False
+            return "the unit on %s was reset into its application (its port returns in a moment)" % self.port
+        if st is None:
+            return "the unit on %s was restarted but its status line has not come back: check it" % self.port
+        return "the unit on %s is back in its application (%s)" % (self.port, st.state.replace("_", " "))
+
+    def _resync(self):
+        """Stop whatever runs at the REPL (Ctrl-C) and enter the raw REPL afresh -> True if it
+        answered. Never raises on a silent unit; deadlines throughout."""
+        try:
+            self._write(b"\r\x03")
+            self._quiet(0.1, 1.0)
+            self._write(b"\x03\r\x01")
+            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 3 * self.scale)
+        except IontoError:
+            if self.gone:
+                raise
+            return False
+        self.in_repl = True
+        self._busy = False
+        return True
 
     def _leave_armed(self):
         """Tell the unit we are leaving (hostcmd.host_done: its next boot is logged as the end
@@ -326,6 +469,8 @@ class Link:
             out = self.exec("try:\n import hostcmd\nexcept ImportError:\n hostcmd = None\n"
                             "if hostcmd:\n hostcmd.G = globals()\n hostcmd.host_done()\n", timeout=10)
         except IontoError:
+            if self.gone:
+                raise
             return False
         try:
             return bool(_last_json(out, "host_done").get("wdt"))
@@ -360,7 +505,7 @@ class Link:
 
     def lines(self, timeout=None):
         """Yield lines the unit prints, without ever writing to it; stops after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout * self.scale
         old = self.ser.timeout
         self.ser.timeout = 0.05
         try:
@@ -368,7 +513,10 @@ class Link:
                 try:
                     data = self.ser.read(4096)
                 except Exception as e:
-                    raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away: %s" % (self.port, e))
+                    self.gone = True
+                    raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away: %s" % (self.port, _oserr(e)))
+                if data:
+                    self._any = True
                 for line in self._take(data):
                     yield line
         finally:
@@ -395,81 +543,210 @@ class Link:
         st = self.listen(seconds)
         if st is not None and st.treating:
             raise IontoError(EXIT_TREATING, "a treatment is running on %s (%s): not interrupting it; try again when "
-                             "the unit is idle (DONE, STOPPED or IDLE on its display)"
+                             "the unit is idle (its display shows READY, DONE or STOPPED)"
                              % (self.port, st.state.replace("_", " ")))
         return st
 
     # --- the raw REPL ------------------------------------------------------------------------
+    # mpremote's own raw-REPL calls wait without an overall deadline (a byte every few seconds
+    # keeps them waiting, and a rebooted unit prints a status line every second) and print to
+    # stdout on failure; the protocol is small, so it is spoken here, with deadlines.
     def enter(self, listen_s=1.5):
         """Refuse while a treatment runs (nothing sent); else stop main.py (Ctrl-C: its finally
         leaves the output off) and enter the raw REPL without a soft reset."""
         if self.in_repl:
             return
         self.check_idle(listen_s)
+        self.touched = True  # from the first byte on, leaving must give the unit back
         try:
-            self.t.enter_raw_repl(soft_reset=False, timeout_overall=5)
-        except _transport_errors():
+            self._write(b"\r\x03")
+            # What the application printed before it stopped: until the port goes quiet.
+            self._quiet(0.1, 2.0)
+            self._write(b"\r\x01")
+            self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 5 * self.scale)
+        except IontoError:
+            if self.gone:
+                raise
             # No raw REPL: either a treatment started meanwhile (the firmware ignores Ctrl-C
             # while treating) or the unit is not answering.
             st = self.listen(2.5)
             if st is not None and st.treating:
+                self.touched = False
                 raise IontoError(EXIT_TREATING, "a treatment started on %s: not interrupting it; try again when the "
                                  "unit is idle" % self.port)
+            if st is None and not self._any:
+                raise IontoError(EXIT_UNIT, "nothing on %s answers like a unit (no status line, no REPL): is it "
+                                 "the unit's port? `ionto devices` lists them" % self.port)
             raise IontoError(EXIT_UNIT, "the unit on %s does not answer at its REPL: power-cycle it and try again"
                              % self.port)
         self.in_repl = True
+        self._busy = False
         self._buf = b""
 
     def exec(self, code, timeout=30, consumer=None):
-        """Run code on the unit -> its printed text. The unit's error -> IontoError(EXIT_UNIT)."""
+        """Run code on the unit -> its printed text. The unit's error -> IontoError(EXIT_UNIT).
+        `timeout`: the whole exchange's deadline in seconds (not a pause between bytes)."""
         if not self.in_repl:
             self.enter()
+        deadline = time.monotonic() + timeout * self.scale
+        # The unit's lease on this host session (board.host_lease): if the host vanishes (cable
+        # pulled, the host killed) the unit restarts its application by itself after it.
+        self._lease_s = int(timeout) + _LEASE_MARGIN_S
+        code = _LEASE % (self._lease_s * 1000) + code
         try:
-            self.t.exec_raw_no_follow(code)
-            out, err = self._follow(timeout, consumer)
-        except _transport_errors() as e:
-            raise IontoError(EXIT_UNIT, "the unit on %s stopped answering: %s" % (self.port, e))
-        except OSError as e:
-            raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away: %s" % (self.port, e))
+            self._busy = True
+            self._send_code(code, deadline)
+            out, err = self._follow(deadline, consumer)
+            self._expect(b">", deadline=time.monotonic() + 2 * self.scale, app_is_error=True)
+            self._busy = False
+        except _Restarted:
+            self.in_repl = False
+            self.touched = False  # it restarted into its application: nothing to give back
+            self.restarted = True
+            raise IontoError(EXIT_UNIT, "the unit on %s restarted during the command (power lost or reset): "
+                             "what it was doing may be incomplete" % self.port)
         if err:
             lines = err.decode(errors="replace").strip().splitlines() or ["?"]
             raise IontoError(EXIT_UNIT, "on the unit: %s" % lines[-1])
         return out.decode(errors="replace")
 
-    def _follow(self, timeout, consumer=None):
-        """The raw REPL's answer: stdout up to 0x04, then stderr up to 0x04. mpremote reads it
-        one byte per call (its follow()); here it comes in blocks, which is what makes bulk
-        transfers fast."""
-        ser = self.ser
+    # --- bytes on the wire, each with a deadline -----------------------------------------------
+    def _write(self, data):
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except _PORT_ERRORS as e:
+            self.gone = True
+            raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
+
+    def _read(self, n=65536):
+        try:
+            data = self.ser.read(max(1, min(n, self.ser.in_waiting or 1)))
+        except _PORT_ERRORS as e:
+            self.gone = True
+            raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
+        if data:
+            self._any = True
+        return data
+
+    def _waiting(self):
+        try:
+            return self.ser.in_waiting
+        except _PORT_ERRORS as e:
+            self.gone = True
+            raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away (%s)" % (self.port, _oserr(e)))
+
+    def _quiet(self, quiet_s, max_s):
+        """Read and drop until nothing came for quiet_s (at most max_s)."""
+        end = time.monotonic() + max_s
+        last = time.monotonic()
+        while time.monotonic() < end:
+            if self._read():
+                last = time.monotonic()
+            elif time.monotonic() - last >= quiet_s:
+                return
+
+    def _expect(self, ending, deadline, app_is_error=False):
+        """Read until `ending` -> what came before it. A status line instead (the application is
+        running: the unit restarted) -> _Restarted; the deadline -> IontoError."""
+        got = bytearray()
+        while True:
+            i = got.find(ending)
+            if i >= 0:
+                self.ser.unread(got[i + len(ending):])
+                return bytes(got[:i])
+            if app_is_error and _APP.search(got):
+                self._take(bytes(got))
+                raise _Restarted()
+            if time.monotonic() > deadline:
+                raise IontoError(EXIT_UNIT, "the unit on %s did not answer in time (waiting for %r)" % (self.port, ending))
+            got += self._read()
+
+    def _send_code(self, code, deadline):
+        """The raw REPL's way in (raw-paste mode with its flow control where the unit offers
+        it, else plain raw mode), up to the unit's 'OK' or its acknowledgement."""
+        data = code.encode() if isinstance(code, str) else code
+        if self._paste is not False:
+            self._write(b"\x05A\x01")
+            head = self._read_n(2, deadline)
+            if head == b"R\x01":
+                self._paste = True
+                self._paste_write(data, deadline)
+                return
+            self._paste = False
+            if head != b"R\x00":
+                # Not understood at all: the unit printed its raw REPL prompt again.
+                self._expect(b"w REPL; CTRL-B to exit\r\n>", deadline, app_is_error=True)
+        for i in range(0, len(data), 256):
+            self._write(data[i:i + 256])
+            time.sleep(0.01)  # rp2's REPL input buffer is 256 bytes: let it drain
+        self._write(b"\x04")
+        ok = self._read_n(2, deadline)
+        if ok != b"OK":
+            raise IontoError(EXIT_UNIT, "the unit on %s did not take the command (%r)" % (self.port, ok))
+
+    def _read_n(self, n, deadline):
+        got = b""
+        while len(got) < n:
+            if time.monotonic() > deadline:
+                raise IontoError(EXIT_UNIT, "the unit on %s did not answer in time" % self.port)
+            got += self._read(n - len(got))
+        return got
+
+    def _paste_write(self, data, deadline):
+        import struct
+
+        window = struct.unpack("<H", self._read_n(2, deadline))[0]
+        remain = window
+        i = 0
+        while i < len(data):
+            while remain == 0 or self._waiting():
+                b = self._read_n(1, deadline)
+                if b == b"\x01":
+                    remain += window
+                elif b == b"\x04":
+                    self._write(b"\x04")  # the unit ended the paste early (its error follows)
+                    return
+                else:
+                    raise IontoError(EXIT_UNIT, "unexpected %r from the unit on %s while sending" % (b, self.port))
+            chunk = data[i:i + remain]
+            self._write(chunk)
+            remain -= len(chunk)
+            i += len(chunk)
+        self._write(b"\x04")
+        self._expect(b"\x04", deadline)
+
+    def _follow(self, deadline, consumer=None):
+        """The raw REPL's answer: stdout up to 0x04, then stderr up to 0x04, in blocks (which is
+        what makes bulk transfers fast), by the deadline. The application's status line in it
+        means the unit restarted meanwhile (power lost, reset): _Restarted."""
         parts = [bytearray(), bytearray()]
         which = 0
-        last = time.monotonic()
-        old = ser.timeout
-        ser.timeout = 0.02
-        try:
-            while True:
-                data = ser.read(max(1, min(65536, ser.in_waiting)))
-                if not data:
-                    if time.monotonic() - last > timeout:
-                        raise _transport_errors()("timeout waiting for the unit's answer")
-                    continue
-                last = time.monotonic()
-                while data:
-                    i = data.find(b"\x04")
-                    piece = data if i < 0 else data[:i]
-                    parts[which] += piece
-                    if which == 0 and consumer is not None and piece:
-                        consumer(piece)
-                    if i < 0:
-                        break
-                    which += 1
-                    data = data[i + 1:]
-                    if which == 2:
-                        # What follows the second 0x04 (the next '>' prompt) is mpremote's.
-                        ser.unread(data)
-                        return bytes(parts[0]), bytes(parts[1])
-        finally:
-            ser.timeout = old
+        tail = b""
+        while True:
+            data = self._read()
+            if not data:
+                if time.monotonic() > deadline:
+                    raise IontoError(EXIT_UNIT, "the unit on %s did not finish in time: the command's "
+                                     "deadline passed" % self.port)
+                continue
+            if _APP.search(tail + data):
+                self._take(tail + data)
+                raise _Restarted()
+            tail = data[-16:]
+            while data:
+                i = data.find(b"\x04")
+                piece = data if i < 0 else data[:i]
+                parts[which] += piece
+                if which == 0 and consumer is not None and piece:
+                    consumer(piece)
+                if i < 0:
+                    break
+                which += 1
+                data = data[i + 1:]
+                if which == 2:
+                    self.ser.unread(data)
+                    return bytes(parts[0]), bytes(parts[1])
 
     def eval(self, expr):
         """The value of a Python expression on the unit (it must be JSON-serialisable there)."""
@@ -683,12 +960,12 @@ class Link:
             self.enter()
         self._leave_armed()  # the boot that follows is logged as the end of a host session
         try:
-            self.t.exec_raw_no_follow("import machine\nmachine.reset()")
-        except _transport_errors():
-            pass
-        except OSError:
-            pass
+            self._send_code("import machine\nmachine.reset()", time.monotonic() + 5)
+        except IontoError:
+            if self.gone:
+                raise
         self.in_repl = False
+        self.touched = False  # the reset restarts the application
         # A board re-enumerates on USB (the port vanishes and returns); the virtual unit keeps
         # its pty. Reopen until the port answers.
         port = self.port
@@ -697,7 +974,7 @@ class Link:
         except Exception:
             pass
         self.t = None
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait * self.scale
         # A board drops off USB and enumerates again: give its old device node time to go.
         # The virtual unit's pseudo-terminal stays.
         time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
@@ -711,9 +988,11 @@ class Link:
                                      "check the cable and run `ionto devices`" % port)
                 time.sleep(0.2)
         self.t, self.ser, self._buf = fresh.t, fresh.ser, b""
+        fresh.t = None
+        self.touched = self._busy = False
         self.status = self.identity = None
         # Reopened after the reset: whatever comes now is the new boot's, so one @ST will do.
-        return self.listen(max(1.0, deadline - time.monotonic()), want=("ST", "ID"), min_st=1)
+        return self.listen(max(1.0, (deadline - time.monotonic()) / self.scale), want=("ST", "ID"), min_st=1)
 
 
 def _last_json(text, what):

@@ -223,7 +223,7 @@ _PRUNED = ("trace not yet archived", "archived trace", "summary", "old event log
 
 def log_event_words(name, a, b, text):
     """An event-log entry (logstore.L_*, by its LOG_NAMES name) in words."""
-    if text is not None and name in ("boot", "config", "selftest", "firmware", "host"):
+    if text is not None and name in ("boot", "config", "selftest", "firmware", "host", "journal", "clock"):
         return text
     if name == "clock":
         # An old time before the year the unit counts as "set" was rp2's reset-time RTC.

@@ -1,10 +1,13 @@
-"""One archived session as a PNG (matplotlib, Agg: no display needed): set and actual current,
+"""One archived session as a PNG (or PDF, SVG...: the file name's ending chooses) (matplotlib, Agg: no display needed): set and actual current,
 electrode voltage and load over the session's seconds, with pauses shaded and faults and
 polarity changes marked on every panel.
 
     plot_session("s3.png", samples, events, "unit X session 3")
     # samples: (t_s, set_ua, actual_ua, mv, load_ohm, state, polarity), events: (t_s, code, name, a, b)
 """
+# The formats the file name's ending may ask for (matplotlib's Agg canvas writes them all).
+FORMATS = ("png", "pdf", "svg", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
 WIDTH_PX = 1200
 HEIGHT_PX = 900
 DPI = 100
@@ -25,6 +28,14 @@ def _spans(ts, flags):
     if start is not None:
         out.append((start, prev + 1))
     return out
+
+
+def format_for(path):
+    """'s3.pdf' -> 'pdf'; a name without a known ending -> None."""
+    import os
+
+    ext = os.path.splitext(str(path))[1].lower().lstrip(".")
+    return ext if ext in FORMATS else None
 
 
 def plot_session(path, samples, events, title=""):
@@ -78,6 +89,6 @@ def plot_session(path, samples, events, title=""):
             a1.set_title(title, fontsize=10)
         a1.legend(loc="upper right", fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI, format="png")
+        fig.savefig(path, dpi=DPI, format=format_for(path) or "png")
     finally:
         plt.close(fig)

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+from . import clinictime
 from .errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 
 LOG_DIR = "/log"
@@ -72,9 +73,10 @@ def add_arguments(p):
     sp.add_argument("--serial", help="the unit")
     archive_arg(sp)
 
-    sp = sub.add_parser("plot", help="a PNG of set and actual current, electrode voltage and load over time")
+    sp = sub.add_parser("plot", help="a PNG (or PDF, SVG: as FILE's ending says) of set and actual current, "
+                        "electrode voltage and load over time")
     sp.add_argument("session", type=int)
-    sp.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    sp.add_argument("-o", "--output", metavar="FILE.png", required=True, help="FILE.png, FILE.pdf, FILE.svg, ...")
     sp.add_argument("--serial", help="the unit")
     archive_arg(sp)
 
@@ -181,15 +183,32 @@ def ack_point(db, serial, sess):
     return ack
 
 
+def _ranges(ns):
+    """[1, 2, 3, 7] -> "sessions 1-3, 7"."""
+    out = []
+    for n in sorted(ns):
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    words = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+    return ("session " if len(ns) == 1 else "sessions ") + words
+
+
 def pull(args):
     from . import archive, link, logparse
+    from .interrupt import work
 
     db = archive.connect(args.archive)  # a bad archive is reported before the unit is touched
+    archive.need_write(db)
     pulled_at = _now_iso()
     damage = []
     counts = {"new": 0, "updated": 0, "kept": 0, "samples": 0, "events": 0}
+    undated = []  # sessions whose start carries no clock time (the unit's RTC was never set)
     acked = None
     with link.Link.open(args.port) as u:
+        work.doing("reading the unit's log list")
+        work.undone("nothing acknowledged to the unit (its logs are all kept there): pull again")
         u.enter()
         info = u.hostcmd("info")
         serial = info.get("serial")
@@ -214,6 +233,7 @@ def pull(args):
             db.execute("INSERT OR IGNORE INTO units(serial, firmware, first_seen) VALUES (?, ?, ?)",
                        (serial, info.get("version"), pulled_at))
             for n, _fs, ft in todo:
+                work.doing("pulling session %d" % n)
                 sname, tname = "s%06d.sum" % n, "s%06d.trc" % n
                 sdata = fetch(sname)
                 tdata = fetch(tname) if ft else None
@@ -221,12 +241,17 @@ def pull(args):
                 damage += p.damage
                 what = store_session(db, serial, n, p, len(sdata), None if tdata is None else len(tdata), pulled_at)
                 counts[what] += 1
+                if what != "kept" and p.row.get("rtc_valid") == 0:
+                    undated.append(n)
                 if what != "kept":
                     counts["samples"] += len(p.samples) if tdata is not None else 0
                 else:
                     print("warning: session %d on the unit is not the archived session %d (was the unit's log "
                           "reset?): the archived one is kept" % (n, n))
                 db.commit()
+                done = counts["new"] + counts["updated"] + counts["kept"]
+                work.finished[:] = ["%d of %d session%s archived" % (done, len(todo), "" if len(todo) == 1 else "s")]
+            work.doing("pulling the event log")
             # The event log: events.log always (each pull adds at least the unit's boot record);
             # events.old only if records may be missing between it and what is archived.
             last = db.execute("SELECT MAX(seq) FROM events WHERE serial = ?", (serial,)).fetchone()[0]
@@ -248,8 +273,11 @@ def pull(args):
             prog.close()
         ack = ack_point(db, serial, sess)
         if ack > unit_acked:
+            work.doing("acknowledging sessions up to %d to the unit" % ack)
+            work.undone("the acknowledgement may not have reached the unit (harmless: the next pull repeats it)")
             got = u.hostcmd("ack", ack)
             acked = got.get("acked") if isinstance(got, dict) else None
+            work.undone(None)
             if acked != ack:
                 raise IontoError(EXIT_UNIT, "the unit did not record the acknowledgement of sessions up to %d "
                                  "(it says %r): pull again" % (ack, acked))
@@ -259,6 +287,11 @@ def pull(args):
              counts["samples"], counts["events"], "" if counts["events"] == 1 else "s", nd, "" if nd == 1 else "s"))
     if acked is not None:
         print("acknowledged sessions up to %d to the unit (their traces may be pruned there)" % acked)
+    if undated:
+        print("warning: %d session%s without a date (%s): the unit's clock was not set when %s started, so a"
+              " course report cannot date %s; run `ionto clock sync` before the next treatment"
+              % (len(undated), "" if len(undated) == 1 else "s", _ranges(undated),
+                 "it" if len(undated) == 1 else "they", "it" if len(undated) == 1 else "them"))
     for d in damage:
         print("damaged: " + d.words())
     if nd:
@@ -293,9 +326,13 @@ def find_session(db, n, serial=None):
     return rows[0]
 
 
-def start_words(row):
+def start_words(row, clock=None):
+    """A session's start: in the clinic's time zone once it is set (`ionto course tz`), so a
+    session falls on the same day here as in the course and the report; else in UTC."""
     if row["start_t"] is None:
         return "?"
+    if row["rtc_valid"] and clock is not None and clock.configured:
+        return clock.words(row["start_t"])
     if row["rtc_valid"]:
         return datetime.datetime.fromtimestamp(row["start_t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "boot %s +%ds" % (row["boot"], row["start_t"])
@@ -317,6 +354,7 @@ def _dose(uas):
 
 def list_(args):
     db = _open_archive(args.archive)
+    clock = clinictime.get(db)
     q = "SELECT * FROM sessions"
     params = ()
     if args.serial:
@@ -335,7 +373,7 @@ def list_(args):
         end = r["end_name"] if r["end_name"] is not None else "(not ended)"
         if r["damaged"]:
             end += " [%d damaged]" % r["damaged"]
-        out.append((r["serial"], r["session"], start_words(r), r["preset_name"], _ma(r["target_ua"]),
+        out.append((r["serial"], r["session"], start_words(r, clock), r["preset_name"], _ma(r["target_ua"]),
                     _ma(r["max_actual_ua"]), _mmss(r["treat_s"]), _dose(r["dose_uas"]), end, r["pauses"],
                     r["faults"]))
     print(table(out, ("serial", "session", "start", "preset", "target mA", "max mA", "treat", "dose mA.min", "end",
@@ -355,10 +393,15 @@ def events(args):
         q += " WHERE serial = ?"
         params = (args.serial,)
     rows = db.execute(q + " ORDER BY serial, seq", params).fetchall()
+    from .visits import audit_rows  # visit records and course plans: this computer's, with operator codes
+
+    host = [] if args.serial else audit_rows(db)
     if not rows:
         if args.serial:
             raise IontoError(EXIT_NOT_FOUND, "no events of unit %s in the archive" % args.serial)
         print("no events archived: run `ionto logs pull` with the unit connected")
+        if host:
+            print("\nrecorded on this computer:\n" + table(host, ("time", "operator", "what")))
         return 0
     if args.last:
         keep = []
@@ -366,11 +409,17 @@ def events(args):
             keep += [r for r in rows if r["serial"] == serial][-args.last:]
         rows = keep
     out = []
+    clock = clinictime.get(db)
     for r in rows:
-        when = logparse.utc_words(r["t"]) if r["rtc_valid"] else "boot %d +%ds" % (r["boot"], r["t"] or 0)
+        if r["rtc_valid"]:
+            when = clock.words(r["t"], seconds=True) if clock.configured else logparse.utc_words(r["t"])
+        else:
+            when = "boot %d +%ds" % (r["boot"], r["t"] or 0)
         out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
                     logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
     print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
+    if host:
+        print("\nrecorded on this computer:\n" + table(host, ("time", "operator", "what")))
     return 0
 
 
@@ -384,7 +433,7 @@ def show(args):
     def kv(k, v):
         lines.append("  %-14s %s" % (k, v))
 
-    kv("started", start_words(r))
+    kv("started", start_words(r, clinictime.get(db)))
     kv("firmware", r["firmware"] or "?")
     kv("preset", "%s (%s)" % (r["preset_name"], r["preset_idx"]))
     if r["target_ua"] is not None:
@@ -480,6 +529,9 @@ def export(args):
 def plot(args):
     from . import logplot
 
+    if logplot.format_for(args.output) is None:
+        raise IontoError(EXIT_USAGE, "cannot tell which format to write from the name %s: end it in .%s"
+                         % (args.output, ", .".join(logplot.FORMATS[:-1]) + " or ." + logplot.FORMATS[-1]))
     db = _open_archive(args.archive)
     r = find_session(db, args.session, args.serial)
     samples = [tuple(s) for s in _samples(db, r["serial"], r["session"])]
@@ -488,7 +540,7 @@ def plot(args):
                          "unit before a pull, or never written)" % (r["session"], r["serial"]))
     events = [tuple(e) for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND "
                                            "session = ? ORDER BY rowid", (r["serial"], r["session"]))]
-    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r))
+    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r, clinictime.get(db)))
     try:
         logplot.plot_session(args.output, samples, events, title)
     except OSError as e:

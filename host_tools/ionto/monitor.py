@@ -251,7 +251,7 @@ class View:
         """One plain line for the latest status."""
         st = self.status
         dose, est = self.dose()
-        parts = ["%s %-9s" % (now_text, st.state), "left %s" % mmss(st.time_left_s),
+        parts = ["%s %-9s" % (now_text, st.state.replace("_", " ")), "left %s" % mmss(st.time_left_s),
                  "set %s" % ma(st.set_ua), "actual %s" % ma(st.actual_ua), "target %s" % ma(st.target_ua),
                  "pol %s" % polarity_words(st.polarity), "%.1f V" % ((st.mv or 0) / 1000.0),
                  "dose %s%.1f mA.min" % ("~" if est else "", dose)]

@@ -20,7 +20,11 @@ PWRON_RESET after a pause, and after _CRASH_LIMIT quick crashes it stays off.
 Control channel: AF_UNIX stream socket, JSON lines, one reply line per request, in order.
 A request is an object with "cmd" (and optionally "id", echoed). Replies have "ok".
   handled here:   power_cycle (the supply goes off and on: the unit is killed mid-whatever,
-                  flash writes included, and restarts with PWRON_RESET), status, stop
+                  flash writes included, and restarts with PWRON_RESET), status, stop,
+                  unplug / replug (the USB cable: the host's port vanishes; replug makes a new
+                  one, named in the reply and STATE/port), interrupt {"after", "dir", "action",
+                  "pid", "signal"} (TEST-ONLY: a signal to a host process, or an unplug, at an
+                  exact byte crossing the port)
   in the unit:    ping, accel {"x"}, eval {"expr"} / {"code"} [+ "scope": "sim"] (TEST-ONLY
                   backdoor: evaluates in the unit's __main__), flash {"worst_case"},
                   fault {"kind": "power_cut", "at": N} (the N-th block write/erase from now),
@@ -121,11 +125,16 @@ class Supervisor:
         self.off_reason = None
         self.running = True
         self.lifeline = False
+        self.trigger = None  # an armed interruption: {"dir", "left", "action", "pid", "signal"}
+        self.counts = {"from_host": 0, "to_host": 0}  # bytes across the port since start
+        self.master = self.slave = None
+        self.registered = None
 
     # --- setup ---------------------------------------------------------------------------
     def setup(self):
         st = self.state
         st.mkdir(parents=True, exist_ok=True)
+        self._lock(st)
         self.image = st / "flash.img"
         if self.fresh and self.image.exists():
             self.image.unlink()
@@ -153,15 +162,7 @@ class Supervisor:
         self.ctl_rbuf = b""
         # The pseudo-terminal. Our own slave fd stays open so the master never sees EIO
         # between host connections.
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        _set_nonblock(self.master)
-        self.port = os.ttyname(self.slave)
-        (st / "port").write_text(self.port + "\n")
-        link = st / "tty"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.port)
+        self._plug()
         # The control socket.
         self.sock_path = st / "control.sock"
         if self.sock_path.exists() or self.sock_path.is_symlink():
@@ -171,6 +172,88 @@ class Supervisor:
         self.lsock.listen(8)
         self.lsock.setblocking(False)
         self.registered = register(self.port, st, self.serial)
+
+    def _plug(self):
+        """A new pseudo-terminal for the host, as a board enumerates on USB."""
+        st = self.state
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        _set_nonblock(self.master)
+        self.port = os.ttyname(self.slave)
+        (st / "port").write_text(self.port + "\n")
+        link = st / "tty"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(self.port)
+
+    def unplug(self):
+        """The USB cable pulled: the host's port goes away (its reads and writes fail), what the
+        unit prints is lost, and the unit itself runs on (it has its own supply)."""
+        if self.master is None:
+            return
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.master = self.slave = None
+        self.to_host.clear()
+        if self.registered is not None:
+            try:
+                self.registered.unlink()
+            except OSError:
+                pass
+            self.registered = None
+
+    def replug(self):
+        """The cable back in: a new port (its path is in STATE/port and the reply)."""
+        if self.master is None:
+            self._plug()
+            self.registered = register(self.port, self.state, self.serial)
+        return self.port
+
+    def _count(self, direction, n):
+        """Bytes crossing the port, for an armed interruption (the `interrupt` request)."""
+        self.counts[direction] += n
+        t = self.trigger
+        if t is None or t["dir"] != direction:
+            return
+        t["left"] -= n
+        if t["left"] > 0:
+            return
+        self.trigger = None
+        self._log("interruption at its byte: %s" % t["action"])
+        if t["action"] == "unplug":
+            self.unplug()
+        else:
+            try:
+                os.kill(int(t["pid"]), int(t["signal"]))
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
+
+    def _lock(self, st):
+        """One supervisor per state folder: a second would serve the same flash image as a
+        second unit, and on exit remove the first one's port and control socket. The lock is
+        the kernel's (flock), so a crashed supervisor never leaves it behind."""
+        import fcntl
+
+        from .errors import EXIT_BUSY, IontoError
+
+        self.lock_fd = os.open(st / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                who = os.read(self.lock_fd, 200).decode(errors="replace").strip() or "?"
+            except OSError:
+                who = "?"
+            os.close(self.lock_fd)
+            port = st / "port"
+            port = port.read_text().strip() if port.exists() else "?"
+            raise IontoError(EXIT_BUSY, "%s is in use by another `ionto sim` (pid %s, port %s): stop that one first, "
+                             "or give this one its own --state-dir" % (st, who, port))
+        os.ftruncate(self.lock_fd, 0)
+        os.write(self.lock_fd, b"%d\n" % os.getpid())
 
     def _log(self, msg):
         line = "ionto sim: %s\n" % msg
@@ -286,6 +369,9 @@ class Supervisor:
             self.dropped += over
 
     def _pump_host_out(self):
+        if self.master is None:
+            self.to_host.clear()  # no host on the cable: USB CDC drops it
+            return
         while self.to_host:
             try:
                 n = os.write(self.master, self.to_host[:4096])
@@ -296,6 +382,7 @@ class Supervisor:
                     return
                 raise
             del self.to_host[:n]
+            self._count("to_host", n)
 
     def _pump_unit_in(self):
         c = self.child
@@ -381,6 +468,29 @@ class Supervisor:
             self._reply(client, {"ok": True, "boots": self.boots}, their)
         elif c == "status":
             self._reply(client, self.status(), their)
+        elif c == "unplug":
+            self.unplug()
+            self._reply(client, {"ok": True}, their)
+        elif c == "replug":
+            self._reply(client, {"ok": True, "port": self.replug()}, their)
+        elif c == "interrupt":
+            # TEST-ONLY: after `after` more bytes cross the port in direction `dir` (from_host or
+            # to_host), send `signal` to `pid`, or unplug the cable (action "unplug"). At the
+            # exact byte, so an interruption test needs no timing of its own.
+            if cmd.get("action") == "none":
+                self.trigger = None
+                self._reply(client, {"ok": True}, their)
+                return
+            try:
+                self.trigger = {"dir": cmd.get("dir", "from_host"), "left": max(1, int(cmd.get("after", 1))),
+                                "action": cmd.get("action", "signal"), "pid": cmd.get("pid"),
+                                "signal": int(cmd.get("signal", signal.SIGINT))}
+                if self.trigger["dir"] not in ("from_host", "to_host"):
+                    raise ValueError("dir is from_host or to_host")
+                self._reply(client, {"ok": True}, their)
+            except (TypeError, ValueError) as e:
+                self.trigger = None
+                self._reply(client, {"ok": False, "error": "interrupt: %s" % e}, their)
         elif c == "stop":
             self._reply(client, {"ok": True}, their)
             self.running = False
@@ -394,7 +504,8 @@ class Supervisor:
         return {"ok": True, "port": self.port, "state_dir": str(self.state), "pid": os.getpid(),
                 "unit_pid": self.child.pid if self.child else None, "running": self.child is not None,
                 "off_reason": self.off_reason, "boots": self.boots, "last_exit": self.last_exit,
-                "output_dropped": self.dropped}
+                "output_dropped": self.dropped, "plugged": self.master is not None,
+                "bytes": dict(self.counts)}
 
     def _ctl_replies(self):
         try:
@@ -421,7 +532,9 @@ class Supervisor:
     def serve(self):
         while self.running:
             c = self.child
-            rl = [self.master, self.ctl_r, self.lsock] + [cl.sock for cl in self.clients]
+            rl = [self.ctl_r, self.lsock] + [cl.sock for cl in self.clients]
+            if self.master is not None:
+                rl.append(self.master)
             if self.lifeline:
                 rl.append(0)
             wl = [cl.sock for cl in self.clients if cl.wbuf]
@@ -429,7 +542,7 @@ class Supervisor:
                 rl.append(c.stdout.fileno())
                 if self.to_unit:
                     wl.append(c.stdin.fileno())
-            if self.to_host:
+            if self.to_host and self.master is not None:
                 wl.append(self.master)
             try:
                 r, w, _ = select.select(rl, wl, [], 0.05)
@@ -437,11 +550,12 @@ class Supervisor:
                 continue
             if self.lifeline and 0 in r and not os.read(0, 4096):
                 self.running = False  # whoever started us is gone
-            if self.master in r:
+            if self.master is not None and self.master in r:
                 try:
                     b = os.read(self.master, 65536)
                     if len(self.to_unit) < _UNIT_BUF_MAX:
                         self.to_unit += b
+                    self._count("from_host", len(b))
                 except (BlockingIOError, OSError):
                     pass
             if c is not None and c.stdout.fileno() in r:
@@ -489,6 +603,8 @@ class Supervisor:
         for cl in list(self.clients):
             self._drop_client(cl)
         for fd in (self.master, self.slave, self.ctl_w, self.ctl_r):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -557,9 +673,22 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="log restarts only to STATE/unit.log")
     p.add_argument("--stdin-lifeline", action="store_true",
                    help="stop when stdin closes (a parent that starts us holds its other end)")
+    p.add_argument("--panel", action="store_true", help="also serve the front panel in a browser (ionto panel)")
+    from .panel import add_panel_arguments
+
+    add_panel_arguments(p)
 
 
 def run(args):
+    from .errors import EXIT_USAGE, IontoError
+
+    try:
+        return _run(args)
+    except SimError as e:  # a bad state folder or image: one line, exit 2
+        raise IontoError(EXIT_USAGE, str(e))
+
+
+def _run(args):
     seed = None
     if not args.no_seed:
         if args.seed_from:
@@ -588,10 +717,18 @@ def run(args):
         if not args.quiet:
             sys.stderr.write("ionto sim: virtual unit on %s (mpremote connect %s); control socket %s; Ctrl-C stops\n"
                              % (sup.port, sup.port, sup.sock_path))
+        panel = None
+        if args.panel:
+            from .panel import start_panel
+
+            panel = start_panel(args, sup.state, unplug_usb=True)
         try:
             sup.serve()
         except KeyboardInterrupt:
             pass
+        finally:
+            if panel is not None:
+                panel.stop(unit_going=True)
     finally:
         sup.close()
     return 0

@@ -113,11 +113,13 @@ class SimClient:
         """Board faults (i2c_nack, i2c_stuck, sensor_stuck value=uA, sensor_frozen value=uA
         (the INA219's register frozen; default: what it reads now), sensor_gain value=x,
         sensor_noise value=+-uA, sensor_drift value=uA/s, output_stuck_on,
-        output_dead) and unit faults (power_cut at=N, wdt_starve)."""
+        output_dead, limiter_trip) and unit faults (power_cut at=N, wdt_starve)."""
         return self.request("fault", kind=kind, **kw)
 
-    def power_cut(self, at=1, seed=None):
-        kw = {"at": at}
+    def power_cut(self, at=1, seed=None, after_ms=None):
+        """Cut the supply during the at-th write of the flash or the FRAM from now, or
+        (after_ms) at a moment of virtual time from now, whatever is being done then."""
+        kw = {"after_ms": after_ms} if after_ms is not None else {"at": at}
         if seed is not None:
             kw["seed"] = seed
         return self.fault("power_cut", **kw)
@@ -127,6 +129,16 @@ class SimClient:
 
     def clear_faults(self):
         return self.request("clear_faults")
+
+    def patient(self, do, **kw):
+        """The patient's side (hw/sim/patient.py): tray side=left|right in=bool, one_tray on,
+        splash, slow_lift side s, sweat, soft_water on, cut on, reset."""
+        return self.request("patient", do=do, **kw)
+
+    def trace(self, since=0, fsince=0, bsince=0):
+        """What the front panel reads (hw/sim/tracer.py): samples, frames and buzzer notes
+        from those sequence numbers on."""
+        return self.request("trace", since=since, fsince=fsince, bsince=bsince)
 
     def usb(self, host_present=None, isolated=None):
         return self.request("usb", host_present=host_present, isolated=isolated)
@@ -155,6 +167,26 @@ class SimClient:
 
     def power_cycle(self):
         return self.request("power_cycle")
+
+    def unplug(self):
+        """The USB cable pulled: the host's port vanishes; the unit runs on."""
+        return self.request("unplug")
+
+    def replug(self):
+        """The cable back in -> the new port."""
+        return self.request("replug")["port"]
+
+    def interrupt(self, after, pid=None, signum=None, direction="from_host", unplug=False):
+        """TEST-ONLY: after `after` more bytes cross the port (from_host or to_host), send
+        signum to pid, or unplug the cable."""
+        f = {"after": after, "dir": direction, "action": "unplug" if unplug else "signal"}
+        if not unplug:
+            f.update(pid=pid, signal=signum)
+        return self.request("interrupt", **f)
+
+    def disarm(self):
+        """Cancel an armed interruption that has not happened."""
+        return self.request("interrupt", action="none")
 
     def stop(self):
         return self.request("stop")

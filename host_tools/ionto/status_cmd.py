@@ -147,7 +147,7 @@ def _channel_lines(s):
     if s.get("mv") is not None:
         out.append("electrodes %.1f V" % (s["mv"] / 1000.0))
     if s.get("dose_uas") is not None:
-        out.append("dose %.1f mA*min" % (s["dose_uas"] / 60000.0))
+        out.append("dose %.1f mA.min" % (s["dose_uas"] / 60000.0))
     if s.get("session") is not None:
         out.append("session %d" % s["session"])
     line = ", ".join(out)
@@ -177,7 +177,8 @@ def render(d):
         return "\n".join(L)
     ok, words = (info.get("integrity") or [False, "?"])[:2]
     if ok:
-        L.append("firmware   %s" % words)  # e.g. "firmware 0.1.0 intact (26 files)"
+        # The unit says e.g. "firmware 0.1.0 intact (26 files)": the label already says firmware.
+        L.append("firmware   %s" % (words[9:] if words.startswith("firmware ") else words))
     else:
         L.append("firmware   %s, NOT INTACT: %s" % (info.get("version") or "none", words))
     st = info.get("selftest")

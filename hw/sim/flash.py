@@ -19,7 +19,9 @@
 # Power cuts: arm_power_cut(n) makes the n-th following block write or erase the last one. It
 # lands partially (a seeded prefix of the data, or of the erase), then the device is dead: the
 # on_power_cut hook runs (the virtual unit kills its process there), or PowerCut is raised
-# (it propagates out of the VfsLfs2 call that was writing).
+# (it propagates out of the VfsLfs2 call that was writing). The count and the cut belong to a
+# Power (one supply): pass the same Power to the FRAM journal model (fram_model.py) and the
+# n-th write of either device is the one the cut lands in.
 import sys
 
 import vclock
@@ -88,20 +90,62 @@ class _Rand:
         return s % n if n > 0 else 0
 
 
+class Power:
+    """The unit's supply as the nonvolatile devices see it: counts their write operations
+    (block writes and erases, FRAM write transactions) and cuts during the n-th once armed."""
+
+    def __init__(self, seed=1, on_power_cut=None):
+        self.on_power_cut = on_power_cut
+        self.rand = _Rand(seed)
+        self.cut_in = 0  # ops left until the cut; 0 = not armed
+        self.dead = False
+        self.ops = 0
+
+    def arm(self, n, seed=None):
+        if seed is not None:
+            self.rand = _Rand(seed)
+        self.cut_in = n
+
+    def tick(self):
+        # Count one write operation; True if the power goes during it.
+        self.ops += 1
+        if self.cut_in:
+            self.cut_in -= 1
+            if self.cut_in == 0:
+                return True
+        return False
+
+    def die(self):
+        self.dead = True
+        self.cut_in = 0
+        if self.on_power_cut is not None:
+            self.on_power_cut()
+        raise PowerCut("power cut")
+
+
 class Flash:
     """Block device over an image file (opened now and kept open: the unit remounts '/')."""
 
-    def __init__(self, path, blocks=BLOCK_COUNT, timing=TIMING_TYPICAL, seed=1, on_power_cut=None):
+    def __init__(self, path, blocks=BLOCK_COUNT, timing=TIMING_TYPICAL, seed=1, on_power_cut=None, power=None):
         self.path = path
         self.blocks = blocks
         self.page_us, self.erase_us = timing
-        self.on_power_cut = on_power_cut
+        self.power = power if power is not None else Power(seed, on_power_cut)
         self._f = _open(path, "r+b")
-        self._rand = _Rand(seed)
-        self._cut_in = 0  # ops left until the cut; 0 = not armed
-        self.dead = False
         self._old = bytearray(BLOCK_SIZE)
         self.reset_stats()
+
+    @property
+    def dead(self):
+        return self.power.dead
+
+    @property
+    def _cut_in(self):
+        return self.power.cut_in
+
+    @property
+    def _rand(self):
+        return self.power.rand
 
     def reset_stats(self):
         self.ops = 0  # block writes + erases, the unit power cuts count in
@@ -126,9 +170,7 @@ class Flash:
 
     def arm_power_cut(self, n, seed=None):
         """Cut the power during the n-th block write or erase from now (n >= 1; 0 disarms)."""
-        if seed is not None:
-            self._rand = _Rand(seed)
-        self._cut_in = n
+        self.power.arm(n, seed)
 
     def close(self):
         self._f.close()
@@ -186,11 +228,7 @@ class Flash:
     def _tick(self):
         # Count one operation; True if the power goes during it.
         self.ops += 1
-        if self._cut_in:
-            self._cut_in -= 1
-            if self._cut_in == 0:
-                return True
-        return False
+        return self.power.tick()
 
     def _blackout(self, us):
         if us > self.longest_blackout_us:
@@ -239,8 +277,4 @@ class Flash:
             self._die()
 
     def _die(self):
-        self.dead = True
-        self._cut_in = 0
-        if self.on_power_cut is not None:
-            self.on_power_cut()
-        raise PowerCut("flash: power cut")
+        self.power.die()

@@ -632,6 +632,7 @@ def _i2c_bus_of(scl, sda):
 
 class I2C:
     _ERR_NACK = _EIO  # rp2 hardware I2C maps every non-timeout failure to EIO
+    _WHOLE_TIMEOUT = True
 
     def __init__(self, id=0, *, scl=None, sda=None, freq=400_000, timeout=50_000):
         if id not in (0, 1):
@@ -687,21 +688,37 @@ class I2C:
     def _wire(self, nbytes):
         vclock.charge((nbytes + 1) * 9_000_000 // self._freq)
 
+    def _fits(self, nbytes):
+        # rp2's hardware I2C gives a whole transfer `timeout` us (pico-sdk's
+        # i2c_write/read_timeout_us: one deadline, not per byte): a longer one is cut there
+        # with ETIMEDOUT. -> how many data bytes go out before it (all of them if it fits).
+        if not self._WHOLE_TIMEOUT or (nbytes + 1) * 9_000_000 // self._freq <= self._timeout:
+            return nbytes
+        k = self._timeout * self._freq // 9_000_000 - 1
+        return 0 if k < 0 else k
+
     def _write(self, addr, data, more=None):
         n = len(data) + (0 if more is None else len(more))
         dev = self._begin(addr, n)
+        k = self._fits(n)
         d = vclock.sim_unlock()
         try:
             if more is not None:
                 data = bytes(data) + bytes(more)  # unlocked: rp2 does this without allocating
-            dev.i2c_write(data)
+            dev.i2c_write(data if k == n else bytes(data)[:k])
         finally:
             vclock.sim_relock(d)
+        if k < n:
+            vclock.charge(self._timeout)
+            raise OSError(_ETIMEDOUT)
         self._wire(n)
 
     def _read_into(self, addr, buf):
         n = len(buf)
         dev = self._begin(addr, n)
+        if self._fits(n) < n:
+            vclock.charge(self._timeout)
+            raise OSError(_ETIMEDOUT)
         d = vclock.sim_unlock()
         try:
             data = dev.i2c_read(n)
@@ -764,6 +781,7 @@ class I2C:
 
 class SoftI2C(I2C):
     _ERR_NACK = _ENODEV  # extmod soft I2C reports an address NACK as ENODEV
+    _WHOLE_TIMEOUT = False  # its timeout bounds each clock stretch, not the transfer
 
     def __init__(self, scl, sda, *, freq=400_000, timeout=50_000):
         scl = _pin_id(scl)
@@ -965,6 +983,38 @@ def soft_reset():
     raise SystemExit
 
 
+# rp2's machine.mem_backup() (MicroPython af47daf3): watchdog scratch[0..3] as 4 unsigned
+# 32-bit words (region 0) and scratch[5..7] (region 1). They survive a watchdog reset,
+# machine.reset() and a soft reset; a power-on reset clears them (sim_power_on; the virtual
+# unit carries them across its restarts with sim_mem_backup_words / sim_set_mem_backup).
+from array import array as _array  # noqa: E402
+
+_backup = (_array("I", [0, 0, 0, 0]), _array("I", [0, 0, 0]))
+_backup_mv = (memoryview(_backup[0]), memoryview(_backup[1]))
+
+
+def mem_backup(region=0):
+    if region == -1:
+        return _backup_mv
+    if not 0 <= region < len(_backup_mv):
+        raise ValueError("invalid region")
+    return _backup_mv[region]
+
+
+def sim_mem_backup_words():
+    """Region 0 and 1 words, for the virtual unit to carry across a watchdog restart."""
+    return list(_backup[0]) + list(_backup[1])
+
+
+def sim_set_mem_backup(words):
+    for i in range(len(_backup[0]) + len(_backup[1])):
+        v = words[i] if i < len(words) else 0
+        if i < 4:
+            _backup[0][i] = v
+        else:
+            _backup[1][i - 4] = v
+
+
 def bootloader(value=None):
     _reset_handler(0)  # 0: rebooted into BOOTSEL; the unit stops
 
@@ -1073,6 +1123,8 @@ def sim_power_on(cause=PWRON_RESET):
     _cpu_hz = 125_000_000
     sim_set_reset_cause(cause)
     _rtc_power_on()
+    if cause != WDT_RESET:
+        sim_set_mem_backup(())  # the scratch registers survive only a watchdog reset
 
 
 _rtc_power_on()

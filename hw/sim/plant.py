@@ -277,6 +277,17 @@ class Plant:
             self.output_dead = bool(dead)
         self._unsettle()
 
+    def trip_limiter(self):
+        """A spurious trip of the hardware limiter (interference, a failing comparator): the
+        return path opens as on an over-current, until enable goes low (training panel)."""
+        self._sync()
+        if not self.hw_limit_tripped:
+            self.hw_limit_tripped = True
+            self._i = 0.0
+            if self.on_trip:
+                self.on_trip(True)
+        self._unsettle()
+
     # --- outputs -------------------------------------------------------------------------
     def current_ua(self, now_us=None):
         """True current through the shunt, uA (>= 0 whatever the polarity).

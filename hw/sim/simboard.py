@@ -5,7 +5,9 @@
 - Output stage: the setpoint PWM's average level, the enable, polarity and gate pins drive
   plant.Plant; the plant's limiter drives PIN_HW_LIMIT (open drain with pull-up: low = tripped).
 - I2C bus I2C_ID: the INA219 model at INA219_ADDR reads the shunt (low side: its bus input
-  sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR.
+  sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR, the FRAM
+  journal chip (fram_model.FRAM) at FRAM_ADDR: over `fram_path` so it persists across the
+  virtual unit's restarts, sharing the flash's Power (`power`) so a cut can land in its writes.
 - ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider; ADC PIN_SENSE_ADC: the
   second current channel (RS2's drop, plant.sense_ua); PWM PIN_CLAMP_PWM sets the plant's
   adaptive compliance clamp.
@@ -28,6 +30,7 @@ import plant as _plant
 import scenario as _scenario
 import panel as _panel
 import ssd1306_model
+import fram_model
 
 _HOOK_STEP = 1000  # us: the limiter is watched at least this often while time runs
 _DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
@@ -39,8 +42,24 @@ _SENSE_NUM = pins.SENSE_MILLIOHM * 65535
 _SENSE_DEN = pins.ADC_VREF_MV * 1_000_000
 
 
+_ram_fram = None
+
+
+def _fram(path, power):
+    # Over a file for the virtual unit; otherwise one chip in RAM per process, kept across
+    # Boards (a script may build many: 32 KiB each would fill a small MicroPython heap), on a
+    # fresh supply unless one is given. Non-volatile either way, as the chip is.
+    global _ram_fram
+    if path is not None:
+        return fram_model.FRAM(path, power)
+    if _ram_fram is None:
+        _ram_fram = fram_model.FRAM()
+    _ram_fram.power = power if power is not None else fram_model.flash.Power()
+    return _ram_fram
+
+
 class Board:
-    def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1):
+    def __init__(self, scenario=None, machine=None, vclock=None, ina219_cls=None, seed=1, fram_path=None, power=None):
         if machine is None:
             import machine
         if vclock is None:
@@ -57,6 +76,8 @@ class Board:
         self.bus = machine.sim_i2c_bus(pins.I2C_ID)
         self.bus.attach(pins.INA219_ADDR, self.ina219)
         self.bus.attach(pins.SSD1306_ADDR, self.display)
+        self.fram = _fram(fram_path, power)
+        self.bus.attach(pins.FRAM_ADDR, self.fram)
         self.sensor_stuck_ua = None
         self.sensor_gain = None  # reading = gain x truth
         self.sensor_noise_ua = 0  # +- amplitude per conversion

@@ -33,7 +33,9 @@
 # Hard resets end the process at once (a signal to itself: no `finally`, no `except` in the
 # firmware can intercept it, as none can on a board). The supervisor restarts it with the
 # reset cause matching how it ended:
-#   killed by SIGUSR1  machine.reset() or a watchdog bite   -> restart with WDT_RESET (3)
+#   killed by SIGUSR1  machine.reset() or a watchdog bite   -> restart with WDT_RESET (3); the
+#                      watchdog scratch registers (machine.mem_backup) go to IMG.scratch first
+#                      and come back at that restart, as they survive the reset on rp2
 #   killed by SIGUSR2  power cut (flash fault injection)    -> restart with PWRON_RESET (1)
 #   killed by SIGALRM  machine.bootloader()                 -> stays off until power_cycle
 #   killed by SIGTERM  stdin closed (the supervisor went away)
@@ -63,6 +65,8 @@ import machine  # noqa: E402
 import time  # noqa: E402  (the virtual one)
 import flash  # noqa: E402
 import simboard  # noqa: E402
+import patient as _patient  # noqa: E402
+import tracer as _tracer  # noqa: E402
 import repl as _repl  # noqa: E402
 
 from micropython import const  # noqa: E402
@@ -79,8 +83,40 @@ _out = sys.stdout.buffer
 _in = sys.stdin.buffer
 
 
+_scratch = None  # IMG.scratch, opened at start-up: the host filesystem goes away at the remount
+
+
+def _keep_scratch(sig):
+    # The watchdog scratch registers (machine.mem_backup) live through a watchdog reset only:
+    # kept in a file for the restart that follows, cleared for any other way of stopping.
+    if _scratch is None:
+        return
+    try:
+        words = machine.sim_mem_backup_words() if sig == SIG_WDT else [0] * 7
+        _scratch.seek(0)
+        _scratch.write(("".join("%010d " % w for w in words)).encode())
+    except OSError:
+        pass
+
+
+def _restore_scratch():
+    global _scratch
+    path = A["flash"] + ".scratch"
+    try:
+        with open(path, "rb") as f:
+            words = [int(w) for w in f.read().split()]
+    except (OSError, ValueError):
+        words = []
+        with open(path, "wb") as f:
+            f.write(b"0 " * 7)
+    _scratch = open(path, "r+b")
+    if machine.reset_cause() == machine.WDT_RESET:
+        machine.sim_set_mem_backup(words)
+
+
 def _hard_exit(sig):
     # The board stops dead: nothing after this line runs in this process.
+    _keep_scratch(sig)
     os.system("kill -%s %d" % (sig, _PID))
     sys.exit(3)  # only if the signal could not be sent
 
@@ -229,6 +265,8 @@ class Serial:
 # --- the unit ------------------------------------------------------------------------------
 A = _args(sys.argv[1:])
 board = None
+patient = None
+tracer = None
 dev = None
 mounted = False
 mount_error = None
@@ -254,6 +292,14 @@ def _starve_hook(now):
     finally:
         _hanging = False
         vclock.remove_hook(_starve_hook)
+
+
+_cut_at = [0]
+
+
+def _cut_hook(now):
+    if now >= _cut_at[0]:
+        _hard_exit(SIG_POWER)
 
 
 def _unit_state():
@@ -288,7 +334,13 @@ def _command(cmd):
     if c == "accel":
         vclock.set_accel(cmd["x"])
         return {"ok": True, "accel": vclock.get_accel()}
+    if c == "fault" and cmd.get("kind") == "power_cut" and "after_ms" in cmd:
+        # At a moment, not at a write: the supply goes after_ms of virtual time from now.
+        _cut_at[0] = vclock.now_us() + int(cmd["after_ms"]) * 1000
+        vclock.add_hook(_cut_hook)
+        return {"ok": True, "power_cut_at_us": _cut_at[0]}
     if c == "fault" and cmd.get("kind") == "power_cut":
+        # At the n-th write of the flash or the FRAM from now (a write cut partway).
         n = int(cmd.get("at", 1))
         dev.arm_power_cut(n, cmd.get("seed"))
         return {"ok": True, "power_cut_at": n}
@@ -298,13 +350,25 @@ def _command(cmd):
     if c == "clear_faults" or (c == "fault" and cmd.get("kind") == "clear"):
         dev.arm_power_cut(0)
         vclock.remove_hook(_starve_hook)
+        vclock.remove_hook(_cut_hook)
     if c == "eval":
         return _eval(cmd)
+    # The front panel (host_tools/ionto/panel.py): the patient's side, a spurious limiter
+    # trip, and one read of everything it shows.
+    if c == "patient":
+        return patient.handle(cmd)
+    if c == "trace":
+        return tracer.handle(cmd)
+    if c == "fault" and cmd.get("kind") == "limiter_trip":
+        board.plant.trip_limiter()
+        return {"ok": True, "faults": board.faults(), "hw_limit": board.plant.hw_limit_tripped}
     if c == "flash":
         if "worst_case" in cmd:
             dev.set_worst_case(bool(cmd["worst_case"]))
         return {"ok": True, "flash": dev.stats(), "page_us": dev.page_us, "erase_us": dev.erase_us}
     r = board.handle(cmd)
+    if c == "scenario" and r.get("ok") and ("name" in cmd or "data" in cmd):
+        patient.reset()  # a new patient sits down: both hands in, the scenario's water
     if c == "state":
         r["unit"] = _unit_state()
     return r
@@ -483,7 +547,7 @@ def _print(*args, sep=" ", end="\n", file=None):
 
 
 def main():
-    global board, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
+    global board, patient, tracer, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
     machine.sim_set_reset_cause(int(A["reset-cause"]))
     if A["serial"]:
         import binascii
@@ -496,7 +560,11 @@ def main():
     ctl_in = open(A["ctl-in"], "rb") if A["ctl-in"] else None
     ctl_out = open(A["ctl-out"], "wb") if A["ctl-out"] else None
     seed = _read_tree(A["seed-from"]) if A["seed-from"] else None
-    board = simboard.Board(A["scenario"])
+    # The FRAM beside the flash image (non-volatile: kept across restarts), on the same supply.
+    board = simboard.Board(A["scenario"], fram_path=A["flash"] + ".fram", power=dev.power)
+    _restore_scratch()
+    patient = _patient.Patient(board.plant, vclock)
+    tracer = _tracer.Tracer(board, vclock, lambda: R.g.get("app"), patient)
     serial = Serial(ctl_in, ctl_out, _command)
     R = _repl.Repl(serial, {"__name__": "__main__"})
     import builtins

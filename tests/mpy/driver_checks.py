@@ -209,7 +209,10 @@ check(shows(2, "dose  310 mA.min"), "done page")
 # a display I2C error: recorded, retried, never raised
 d.message("SELF-TEST", "checking the current sensor")
 sb.fault("i2c_nack", addr=pins.SSD1306_ADDR)
-d.step()
+for _ in range(10):  # the changed lines are drawn into the frame first, a line per step
+    d.step()
+    if b.oled.error:
+        break
 check(b.oled.error != 0 and b.oled.dirty(), "display error recorded, page kept dirty")
 sb.clear_faults()
 check(d.show() and shows(0, "SELF-TEST", True), "display recovers")

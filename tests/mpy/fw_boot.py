@@ -23,7 +23,7 @@ import flash
 import simboard  # noqa: F401
 import scenario
 scenario.preload()
-for m in ("cfgstore", "logstore", "selftest", "app", "version", "config", "board", "integrity",
+for m in ("cfgstore", "logstore", "journal", "fram", "selftest", "app", "version", "config", "board", "integrity",
           "records", "display", "buzzer", "buttons", "output", "ina219", "ssd1306", "ramp",
           "regulator", "supervisor", "session", "limits", "pins", "json", "ina219_model",
           "ssd1306_model", "panel", "plant"):

@@ -19,8 +19,9 @@ seconds = int(sys.argv[3])
 BUTTONS = ("START", "START", "START", "STOP", "UP", "UP", "DOWN", "MODE")
 SCENARIOS = ("palms", "soles", "armpits", "noisy_contact", "palms")
 FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_dead")
-# Ramp (1 mA/s) plus trim (1 mA/s) per 2 ms tick, plus rounding: the largest allowed rise.
-UP_MAX = (L.RAMP_UP_MAX_UA_S + L.TRIM_ERR_MAX_UA * 1000 // L.TRIM_TI_MS) * 2 // 1000 + 2
+# Ramp (1 mA/s) plus trim (1 mA/s) per tick (one loop period), plus rounding: the largest
+# allowed rise.
+UP_MAX = (L.RAMP_UP_MAX_UA_S + L.TRIM_ERR_MAX_UA * 1000 // L.TRIM_TI_MS) * L.LOOP_PERIOD_MS // 1000 + 2
 
 for seed in range(first, first + count):
     r = Rng(seed)

@@ -19,7 +19,9 @@ import config
 import limits as L
 import session as S
 import board as fwboard
-from app import App
+from app import App, PERIOD_US
+
+TPS = 1_000_000 // PERIOD_US  # loop ticks per second
 
 _EN = machine.sim_pin(pins.PIN_OUTPUT_ENABLE)
 _current = None
@@ -211,12 +213,12 @@ class Unit:
             self._observe()
 
     def run_s(self, seconds, observe=True):
-        self.run_ticks(int(seconds * 500), observe)
+        self.run_ticks(int(seconds * TPS), observe)
 
     def until(self, pred, max_s, observe=True):
         """Run until pred(session) holds; returns the virtual seconds it took, or fails."""
         t0 = vclock.now_us()
-        limit = int(max_s * 500)
+        limit = int(max_s * TPS)
         for _ in range(limit):
             if pred(self.s):
                 return (vclock.now_us() - t0) / 1e6

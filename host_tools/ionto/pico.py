@@ -1,0 +1,522 @@
+"""`ionto pico`: the emulated Pico, the unit's own rp2 image on an emulated RP2040, on a pty.
+
+    ionto pico [--state-dir .pico] [--scenario palms] [--fresh] [--no-usb-power]
+    ionto pico --exec a.py,b.py [--json out.json] [--timeout-s 600]      (batch: raw REPL, then exit)
+
+Beside the virtual unit (`ionto sim`: the firmware on the x86 unix port), this runs the image
+hw/rp2/build.sh made (hw/rp2/image/firmware.uf2) on rp2040js (node hw/rp2/emu/pico.mjs), with
+the reference board around it (hw/rp2/picoboard.py: the virtual unit's plant, INA219 and SSD1306
+models). The chip's USB serial port appears on a pseudo-terminal, so mpremote and ionto reach
+it as they reach a Pico; `ionto devices` lists it. Emulated time is the chip's: the plant moves
+in it, and time.ticks_us() on the chip reads it (hw/rp2/README.md says what it means).
+
+STATE/flash.img    the filesystem partition of the chip's flash (1408 KiB), kept across runs
+STATE/serial       the chip's unique ID (its flash's), one per flash image
+STATE/port, tty    the pseudo-terminal;  STATE/pico.log  the emulator's log
+
+Python API (tests, benchmarks):
+
+    with Pico(state_dir, usb_power=False) as p:      # boots, waits for the REPL
+        out = p.exec("print(1)")                     # raw REPL; raises PicoError on an exception
+        p.put("x.py", b"...")                        # a file on the chip's filesystem
+        p.board.press("start")                       # the panel, in emulated time
+        p.results, p.board.windows, p.emulated_s()
+"""
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+from .errors import EXIT_INTERNAL, IontoError
+
+ROOT = Path(__file__).resolve().parents[2]
+RP2 = ROOT / "hw" / "rp2"
+EMU = RP2 / "emu"
+IMAGE = RP2 / "image" / "firmware.uf2"
+BOOTROM = EMU / "bootrom-b1.bin"
+WATCHDOG_RESET = 3  # pico.mjs exit code: the watchdog (or machine.reset()) restarted the chip
+
+
+class PicoError(IontoError):
+    def __init__(self, message):
+        super().__init__(EXIT_INTERNAL, message)
+
+
+def _board_module():
+    if str(RP2) not in sys.path:
+        sys.path.insert(0, str(RP2))
+    import picoboard
+
+    return picoboard
+
+
+def node_exe():
+    exe = shutil.which("node") or shutil.which("nodejs")
+    if not exe:
+        raise PicoError("node not found: `make venv` installs it (apt-get install nodejs npm)")
+    if not (EMU / "node_modules" / "rp2040js").is_dir():
+        raise PicoError("rp2040js is not installed: run `make venv` (npm ci in hw/rp2/emu)")
+    return exe
+
+
+class Pico:
+    """One emulated Pico: chip process, board, and the USB serial bridged to a pty."""
+
+    def __init__(self, state_dir=".pico", image=IMAGE, scenario="palms", usb_power=True, fresh=False,
+                 flash_timing=True, log=None, register=False):
+        self.state = Path(state_dir).resolve()
+        self.image = Path(image)
+        self.scenario = scenario
+        self.usb_power = usb_power
+        self.fresh = fresh
+        self.flash_timing = flash_timing
+        self.echo_log = log
+        self.do_register = register
+        self.child = None
+        self.running = False
+        self.boots = 0
+        self.results = []  # @RESULT {...} lines of exec() runs
+        self._thread = None
+        self._lock = threading.Lock()
+        self._to_host = bytearray()
+        self._to_chip = bytearray()
+        self._req_buf = b""
+        self._reset = None  # (reason, scratch) for the next start, after a watchdog reset
+        self.off_reason = None
+        self.registered = None
+        self._host_fd = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def setup(self):
+        pb = _board_module()
+        st = self.state
+        st.mkdir(parents=True, exist_ok=True)
+        self.flash = st / "flash.img"
+        if self.fresh and self.flash.exists():
+            self.flash.unlink()
+        if not self.flash.exists() or self.flash.stat().st_size != pb.FS_BYTES:
+            self.flash.write_bytes(b"\xff" * pb.FS_BYTES)  # an erased chip: _boot.py formats it
+        sn = st / "serial"
+        if self.fresh or not sn.exists():
+            sn.write_text(os.urandom(8).hex().upper() + "\n")
+        self.serial = sn.read_text().strip()
+        self.logf = open(st / "pico.log", "ab", buffering=0)
+        self.board = pb.PicoBoard(self.scenario, usb_host_present=self.usb_power)
+        self.chip_config = pb.chip_config()
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.port = os.ttyname(self.slave)
+        (st / "port").write_text(self.port + "\n")
+        link = st / "tty"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(self.port)
+        self._rate_mark = None
+        if self.do_register:
+            self._register(self.scale)  # until measured
+
+    def _register(self, scale):
+        """List this unit for `ionto devices` (the virtual units' registry), with how many times
+        slower than a board it runs: host tools stretch their waits by it (link.time_scale)."""
+        from .sim import registry_dir
+
+        try:
+            d = registry_dir()
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            f = d / ("%d.json" % os.getpid())
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": self.port, "state_dir": str(self.state), "serial": self.serial,
+                                       "pid": os.getpid(), "kind": "emulated Pico", "time_scale": round(scale, 1)}))
+            os.replace(tmp, f)
+            self.registered = f
+        except OSError:
+            pass
+
+    def _measure_rate(self):
+        # emulated seconds per wall second over the last few seconds -> the registered time scale
+        now = time.monotonic()
+        emu = self.board.now_us()
+        if self._rate_mark is None:
+            self._rate_mark = (now, emu)
+            return
+        t0, e0 = self._rate_mark
+        if now - t0 >= 3.0:
+            self._rate_mark = (now, emu)
+            self.rate = (emu - e0) / 1e6 / (now - t0)
+            # The slowest rate seen counts: asleep at its REPL the chip runs faster than real
+            # time, but what a host waits for (a boot, the status line) is the busy chip's.
+            # Until the chip has been seen busy (slower than real time), a conservative 20.
+            if 0 < self.rate < 1:
+                busy = min(200.0, 1.3 / self.rate)
+                self.scale = busy if not self._seen_busy else max(self.scale, busy)
+                self._seen_busy = True
+            if self.do_register:
+                self._register(self.scale)
+
+    rate = None  # emulated s per wall s, measured while running
+    scale = 20.0  # registered time scale: the most times slower than a board seen so far
+    _seen_busy = False
+
+    def _log(self, msg):
+        line = "ionto pico: %s\n" % msg
+        self.logf.write(line.encode())
+        if self.echo_log:
+            self.echo_log.write(line)
+            self.echo_log.flush()
+
+    def spawn(self):
+        node = node_exe()
+        host_r, self._host_w = os.pipe()  # host -> chip serial bytes
+        self._req_r, req_w = os.pipe()  # chip -> board requests
+        cmd = [node, str(EMU / "pico.mjs"), "--image", str(self.image), "--bootrom", str(BOOTROM),
+               "--flash-file", str(self.flash), "--board", json.dumps(self.chip_config), "--serial", self.serial,
+               "--fd-in", str(host_r), "--fd-req", str(req_w), "--flash-timing", "1" if self.flash_timing else "0"]
+        if self._reset:
+            cmd += ["--reset-reason", str(self._reset[0]), "--scratch", self._reset[1]]
+            self._reset = None
+        self.child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.logf,
+                                      pass_fds=(host_r, req_w), cwd=str(EMU), process_group=0)
+        os.close(host_r)
+        os.close(req_w)
+        os.set_blocking(self.child.stdout.fileno(), False)
+        os.set_blocking(self._host_w, False)
+        self._req_buf = b""
+        self._to_chip.clear()
+        self.board.ended = None
+        self.boots += 1
+
+    def _reap(self):
+        c = self.child
+        self.child = None
+        for fd in (self._host_w, self._req_r):
+            if fd >= 0:
+                os.close(fd)
+        self._host_w = self._req_r = -1
+        for f in (c.stdin, c.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        rc = c.wait()
+        ended = self.board.ended
+        if rc == WATCHDOG_RESET and ended and self.running:
+            reason, _, scratch = ended[1].partition(" ")
+            self._reset = (reason, scratch)
+            self._log("watchdog reset: the chip restarts")
+            self.board.chip_reset()
+            self.spawn()
+        elif self.running:  # not asked to stop: the emulator failed
+            self.off_reason = "the emulator ended (exit %s): see %s" % (rc, self.state / "pico.log")
+            self._log(self.off_reason)
+
+    def start(self, wait_repl=True, timeout=120):
+        self.setup()
+        self.running = True
+        self.spawn()
+        self._thread = threading.Thread(target=self.serve, name="pico", daemon=True)
+        self._thread.start()
+        if wait_repl:
+            self.wait_usb(timeout)
+        return self
+
+    def stop(self):
+        # The chip may be waiting on the board for an answer: keep serving until it has written
+        # its flash back and exited.
+        self.running = False
+        c = self.child
+        if c is not None:
+            c.send_signal(signal.SIGTERM)
+            os.close(self._host_w)  # and the host side closes: the chip process ends either way
+            self._host_w = -1
+        if self._thread is not None:
+            self._thread.join(20)
+        c = self.child
+        if c is not None:  # did not end: no flash write-back
+            c.kill()
+            self._reap()
+        if self._host_fd is not None:
+            os.close(self._host_fd)
+            self._host_fd = None
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for p in (self.state / "port", self.state / "tty", self.registered):
+            if p is not None:
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+        self.logf.close()
+
+    def __enter__(self):
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- the bridge: pty <-> chip serial, board requests -------------------------------------
+    def serve(self):
+        while self.running or self.child is not None:
+            c = self.child
+            if c is None:
+                time.sleep(0.05)
+                continue
+            rl = [self.master, c.stdout.fileno(), self._req_r]
+            wl = []
+            if self._to_host:
+                wl.append(self.master)
+            if self._to_chip and self._host_w >= 0:
+                wl.append(self._host_w)
+            try:
+                r, w, _ = select.select(rl, wl, [], 0.05)
+            except InterruptedError:
+                continue
+            except (ValueError, OSError):  # a pipe closed under us: the chip process is ending
+                r = w = []
+            if self._req_r in r:
+                self._board_requests()
+            self._measure_rate()
+            if c.stdout.fileno() in r:
+                try:
+                    b = os.read(c.stdout.fileno(), 65536)
+                except BlockingIOError:
+                    b = None
+                if b:
+                    self._to_host += b
+                    if len(self._to_host) > 64 * 1024:  # nobody reading: drop the oldest, as USB CDC does
+                        del self._to_host[: len(self._to_host) - 64 * 1024]
+            if self.master in r:
+                try:
+                    self._to_chip += os.read(self.master, 65536)
+                except (BlockingIOError, OSError):
+                    pass
+            for fd, buf in ((self.master, self._to_host), (self._host_w, self._to_chip)):
+                if buf and fd >= 0:
+                    try:
+                        n = os.write(fd, buf[:4096])
+                        del buf[:n]
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError:
+                        if fd == self._host_w:
+                            buf.clear()
+            if c.poll() is not None:
+                self._board_requests()
+                self._reap()
+
+    def _board_requests(self):
+        try:
+            b = os.read(self._req_r, 65536)
+        except (BlockingIOError, OSError):
+            return
+        if not b:
+            return
+        self._req_buf += b
+        replies = []
+        with self._lock:
+            while b"\n" in self._req_buf:
+                line, self._req_buf = self._req_buf.split(b"\n", 1)
+                rep = self.board.handle(line.decode("latin1"))
+                if rep is not None:
+                    replies.append(rep + "\n")
+        if replies and self.child is not None:
+            try:
+                self.child.stdin.write("".join(replies).encode())
+                self.child.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    # --- host side: what a test or a benchmark does over the pty ----------------------------
+    def emulated_s(self):
+        return self.board.chip_us / 1e6
+
+    def press(self, button, ms=100):
+        with self._lock:
+            self.board.press(button, ms)
+
+    def _host(self):
+        if self._host_fd is None:
+            self._host_fd = os.open(self.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(self._host_fd)
+        return self._host_fd
+
+    def _write(self, data):
+        fd = self._host()
+        while data:
+            try:
+                n = os.write(fd, data)
+                data = data[n:]
+            except BlockingIOError:
+                time.sleep(0.01)
+
+    def _read_until(self, marker, timeout, sink=None):
+        """Bytes read up to marker (dropped from the result); PicoError after timeout wall seconds."""
+        fd = self._host()
+        buf = bytearray()
+        end = time.monotonic() + timeout
+        while True:
+            i = buf.find(marker)
+            if i >= 0:
+                rest = bytes(buf[i + len(marker):])
+                self._pushback = rest + self._pushback
+                return bytes(buf[:i])
+            if self._pushback:
+                buf += self._pushback
+                self._pushback = b""
+                continue
+            if time.monotonic() > end:
+                raise PicoError("no %r from the emulated Pico in %.0f s (have %r)" % (marker, timeout, bytes(buf[-200:])))
+            if self.child is None and self.off_reason:
+                raise PicoError(self.off_reason)
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    b = os.read(fd, 65536)
+                except (BlockingIOError, OSError):
+                    continue
+                if sink is not None:
+                    sink(b)
+                buf += b
+
+    _pushback = b""
+
+    def wait_usb(self, timeout=120):
+        """Wait until the chip's REPL answers on the port (boot, and main.py if any, interrupted)."""
+        end = time.monotonic() + timeout
+        while True:
+            self._pushback = b""
+            self._write(b"\r\x03")
+            try:
+                self._read_until(b">>> ", min(5, max(0.1, end - time.monotonic())))
+                return
+            except PicoError:
+                if time.monotonic() > end:
+                    raise PicoError("the emulated Pico's REPL did not answer in %.0f s (see %s)"
+                                    % (timeout, self.state / "pico.log"))
+
+    def exec(self, code, timeout=600, echo=None):
+        """Run code on the chip over the raw REPL; its stdout. PicoError with the traceback on an
+        exception. `@RESULT {json}` lines are collected in self.results; echo(str) sees the output."""
+        if isinstance(code, str):
+            code = code.encode()
+        self._write(b"\r\x03\x03")
+        self._pushback = b""
+        self._write(b"\x01")
+        self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 30)
+        self._write(code)
+        self._write(b"\x04")
+        self._read_until(b"OK", 60)
+        done = [False]
+
+        def sink(b):
+            # echo the program's output, not the raw REPL's framing after it
+            if echo is not None and not done[0]:
+                i = b.find(b"\x04")
+                if i >= 0:
+                    done[0] = True
+                    b = b[:i]
+                echo(b.decode("utf-8", "replace"))
+
+        out = self._read_until(b"\x04", timeout, sink)
+        err = self._read_until(b"\x04", 30)
+        self._read_until(b">", 30)
+        self._write(b"\x02")  # back to the friendly REPL
+        text = out.decode("utf-8", "replace")
+        for line in text.splitlines():
+            i = line.find("@RESULT ")
+            if i >= 0:
+                try:
+                    self.results.append(json.loads(line[i + 8:]))
+                except ValueError:
+                    pass
+        if err.strip():
+            raise PicoError("exception on the emulated Pico:\n%s" % err.decode("utf-8", "replace"))
+        return text
+
+
+    def put(self, name, data, chunk=1024):
+        """Write a file on the chip's filesystem over the raw REPL (bytes or str)."""
+        if isinstance(data, str):
+            data = data.encode()
+        lines = ["f = open(%r, 'wb')" % name, "w = f.write"]
+        lines += ["w(%r)" % data[i:i + chunk] for i in range(0, len(data), chunk)]
+        lines += ["f.close()", "del f, w"]
+        self.exec("\n".join(lines) + "\n")
+
+
+# --- the command ----------------------------------------------------------------------------------
+def add_arguments(p):
+    p.add_argument("--state-dir", default=".pico", help="where the flash image, port and log live (.pico)")
+    p.add_argument("--scenario", default="palms", help="patient scenario of the plant (hw/sim/scenarios; palms)")
+    p.add_argument("--fresh", action="store_true", help="start from an erased flash")
+    p.add_argument("--image", default=str(IMAGE), help="the UF2 image to run (hw/rp2/image/firmware.uf2)")
+    p.add_argument("--no-usb-power", action="store_true",
+                   help="VBUS sense low: the unit is powered from its supply, as during a treatment")
+    p.add_argument("--no-flash-timing", action="store_true", help="flash program/erase take no time")
+    p.add_argument("--exec", metavar="A.py,B.py", help="batch: run each file over the raw REPL, then exit")
+    p.add_argument("--json", metavar="OUT", help="batch: write @RESULT lines, measurement windows, times here")
+    p.add_argument("--timeout-s", type=float, default=600, help="batch: wall-clock limit per file (600)")
+
+
+def run(args):
+    pico = Pico(args.state_dir, image=args.image, scenario=args.scenario, usb_power=not args.no_usb_power,
+                fresh=args.fresh, flash_timing=not args.no_flash_timing, log=sys.stderr,
+                register=not args.exec)
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGHUP, _term)
+    wall0 = time.monotonic()
+    try:
+        pico.start(wait_repl=bool(args.exec))
+        if not args.exec:
+            print(pico.port, flush=True)
+            sys.stderr.write("ionto pico: emulated Pico on %s (mpremote connect %s); Ctrl-C stops\n"
+                             % (pico.port, pico.port))
+            while pico.running and (pico.child is not None or not pico.off_reason):
+                time.sleep(0.2)
+            if pico.off_reason:
+                raise PicoError(pico.off_reason)
+            return 0
+        rc = 0
+        for f in args.exec.split(","):
+            try:
+                pico.exec(Path(f).read_text(), timeout=args.timeout_s, echo=lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+            except PicoError as e:
+                sys.stdout.write("\n--- %s: %s\n" % (f, e.message))
+                rc = 1
+                break
+        if args.json:
+            Path(args.json).write_text(json.dumps({"results": pico.results, "windows": pico.board.windows,
+                                                   "emulated_s": pico.board.now_us() / 1e6,
+                                                   "wall_s": time.monotonic() - wall0}, indent=1))
+        return rc
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        pico.stop()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="ionto pico", description="The emulated Pico on a pseudo-terminal.")
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

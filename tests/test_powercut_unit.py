@@ -1,0 +1,121 @@
+"""On the pseudo-terminal virtual unit with the firmware bundle: a host sets the clock, a
+treatment runs (the watchdog is armed), the host's next session ends with the watchdog reset
+and the clock carries on; then a treatment is cut by a power loss at a moment of virtual time:
+no flash write happened while current flowed, and the next boot closes the session with its
+dose, treatment time and trace from the FRAM journal."""
+import binascii
+import json
+import time
+
+import pytest
+
+import config
+import logstore as LS
+import records as R
+import session as S
+from ionto import link
+from ionto.scripted import press, wait_for, wait_virtual_s
+from ionto.simctl import SimError, VirtualUnit
+
+pytestmark = pytest.mark.slow
+
+
+def ready(c):
+    for _ in range(600):
+        try:
+            if c.eval("app is not None and app.ticks > 50 and app.s.state == 0") is True:
+                c.usb(host_present=False)  # isolated supply in the clinic: START allowed
+                return
+        except SimError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the unit's application did not come back")
+
+
+def unit_file(c, name):
+    return binascii.unhexlify(c.eval("__import__('binascii').hexlify(open('/log/%s', 'rb').read()).decode()" % name))
+
+
+def host_session(vu, *calls):
+    """A host command's session: enter, hostcmd calls, leave (a soft reboot; after a
+    treatment the watchdog is armed and the host resets the unit: wait for that boot)."""
+    c = vu.ctl
+    armed = c.eval("_b.wdt is not None")
+    boots = c.status()["boots"]
+    with link.Link.open(vu.port) as u:
+        u.enter()
+        out = [u.hostcmd(*call) for call in calls]
+    deadline = time.monotonic() + 60
+    while armed and c.status()["boots"] == boots:
+        assert time.monotonic() < deadline, "the unit did not restart after the host session"
+        time.sleep(0.05)
+    ready(c)
+    return out
+
+
+def test_clock_kept_after_a_treatment_and_a_power_cut_loses_no_dose(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, accel=0) as vu:
+        c = vu.ctl
+        ready(c)
+        cfg = config.defaults()
+        cfg["presets"][0].update(target_ua=8000, ramp_up_s=10, ramp_down_s=5, reverse=False)
+        now = int(time.time())
+        put, clk = host_session(vu, ("config_put", json.dumps(cfg)), ("clock_set", now))
+        assert put["ok"] and clk["new"] >= now
+        assert c.eval("log.rtc_valid") is True
+        # A treatment: the watchdog is armed from START and cannot be stopped.
+        press(c, "START")
+        press(c, "START")
+        wait_for(c, "app.s.state == %d" % S.TREAT, timeout=120)
+        wait_virtual_s(c, 2)
+        press(c, "STOP")
+        wait_for(c, "app.s.state == %d and not log.pending()" % S.STOPPED, timeout=60)
+        assert c.eval("_b.wdt is not None") is True
+        t_before = c.eval("__import__('time').time()")
+        # The next host session ends with a watchdog reset: the RTC restarts at 2021 on rp2,
+        # and main.py puts the kept time back before anything is logged.
+        host_session(vu, ("info",))
+        st = c.state()["unit"]
+        assert st["reset_cause"] == 3
+        t_after = c.eval("__import__('time').time()")
+        assert t_after >= t_before and c.eval("__import__('time').gmtime()[0]") >= 2026
+        assert c.eval("log.rtc_valid") is True
+        evs = R.read(unit_file(c, "events.log"))
+        assert any(r["type"] == "text" and r["code"] == LS.L_CLOCK and "kept" in r["text"] for r in evs)
+        boot = c.eval("log.boot")
+        sums = [r for r in R.read(unit_file(c, "s%06d.sum" % c.eval("log.session")))]
+        assert sums[0]["rtc_valid"] is True  # the treatment before was dated too
+
+        # A treatment cut by a power loss.
+        press(c, "START")
+        press(c, "START")
+        wait_for(c, "app.s.state == %d" % S.TREAT, timeout=120)
+        n = c.eval("log.open_session")
+        ops = c.state()["unit"]["flash"]["ops"]
+        wait_virtual_s(c, 6)
+        assert c.state()["unit"]["flash"]["ops"] == ops  # no flash write while current flows
+        dose0, treat0, sec0 = c.eval("[app.s.sup.dose_uas, app.s.treat_ms // 1000, log._sec]")
+        c.power_cut(after_ms=700)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if c.eval("log is not None and log.boot") == boot + 1:
+                    break
+            except SimError:
+                pass
+            assert time.monotonic() < deadline, "no reboot after the power cut"
+            time.sleep(0.05)
+        ready(c)
+        assert c.state()["unit"]["reset_cause"] == 1
+        recs = R.read(unit_file(c, "s%06d.sum" % n))
+        assert [r["type"] for r in recs] == ["summary", "end"]
+        end = recs[1]
+        assert end["reason"] == LS.END_POWER_LOST
+        # What flowed until the cut (0.7 s after dose0), to within the second in progress.
+        assert dose0 - 8000 <= end["dose_uas"] <= dose0 + 2 * 8000
+        assert treat0 - 1 <= end["treat_s"] <= treat0 + 2
+        samples = [x for r in R.read(unit_file(c, "s%06d.trc" % n)) if r["type"] == "samples" for x in r["samples"]]
+        assert end["samples"] == len(samples) >= sec0 - 1
+        assert max(x[1] for x in samples) > 7000
+        # A power-on clears the watchdog scratch: the clock is not invented.
+        assert c.eval("__import__('time').gmtime()[0]") == 2021
