@@ -144,11 +144,12 @@ def test_boot_selftest_fails_and_start_is_refused(bundle, case, item, words, scr
         assert r["refuse"] == L.B_SELFTEST
         assert "a button is held or stuck" in " ".join(r["screen"])
     _off_after(r)
-    if case == "stuck_on":
-        # The welded switch leaks whatever the firmware does: that is why it must not treat.
-        assert r["true_ua_after"] > L.ZERO_TOL_UA
-    else:
+    if case != "stuck_on":
         assert r["true_ua_after"] == 0
+    # stuck_on: the welded switch leaks whatever the firmware does (that is why it must not
+    # treat); the self-test saw it with the clamp at its open level. Off, the model's clamp is
+    # an ideal 0 V sink, so what the true current is afterwards says nothing about the board
+    # (there R12 limits the sink): not asserted either way.
 
 
 def test_boot_invalid_config_refuses_start(bundle):
