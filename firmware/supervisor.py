@@ -265,6 +265,14 @@ class Supervisor:
             self._frozen = False
         cond[_R_FROZEN] = self._frozen
 
+        # Both readings above the command by the over-setpoint margin: the current really is
+        # too high, whatever the two say in detail. In a fast rise (the skin's capacitance
+        # charging) they differ by when each sampled it: the INA219's conversion ends up to a
+        # conversion time before the ADC reads at the tick, so they may disagree while both
+        # are right. Then the current rule is named, not the sensing fault.
+        lo = ua2 if ua2 < ua else ua
+        both_over = ok and en and dc and lo > sp_eff + L.OVER_SETPOINT_MARGIN_UA
+
         acc = self._acc
         win = self._windows
         # Staleness is judged on the reads: the driver's age runs from the read that last
@@ -289,9 +297,10 @@ class Supervisor:
                 acc[i] = a
                 if a >= win[i] and self.fault == 0:
                     code = self._codes[i]
-                    if i <= _R_SHORT and cond[_R_MISMATCH]:
-                        # A current or load rule tripped while the channels disagree:
-                        # the sensing chain is at fault (the output is cut either way).
+                    if i <= _R_SHORT and cond[_R_MISMATCH] and not both_over:
+                        # A current or load rule tripped while the channels disagree and
+                        # the lower one shows nothing wrong: the sensing chain is at fault
+                        # (the output is cut either way).
                         code = L.F_SENSE_MISMATCH
                     elif i == _R_HW and self._en:
                         # With the clamp holding the voltage near what the load needs, no

@@ -454,6 +454,11 @@ def test_a_current_rule_tripping_on_one_channel_is_named_a_sensing_fault():
     s = armed()  # the second channel alone sees over 30 mA: cut at once
     let(s, True, 5_000)
     assert s.check(P, meas(5_000, ua2=31_000), False) != 0
+    # A real over-current in a fast rise: the two sampled it at different moments and differ
+    # by more than the tolerance, but both are well over the command: named for the current.
+    s = armed(ceiling=8_000)
+    let(s, True, 5_000)
+    assert s.check(P, meas(9_500, mv=34_000, ua2=7_800), False) == L.F_OVER_CEIL
 
 
 def test_open_circuit_seen_in_the_same_period_from_voltage_at_the_clamp():
