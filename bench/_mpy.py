@@ -48,3 +48,21 @@ def run_many(jobs, workers=2):
     with ThreadPoolExecutor(max_workers=workers) as ex:
         futs = [ex.submit(run, s, *a, **kw) for s, a, kw in jobs]
         return [f.result() for f in futs]
+
+
+def run_r(path, *args, timeout=900):
+    """Run a MicroPython script that prints "@R [key, value]" lines (tests/mpy/fw_*.py);
+    returns their dict, or None if it died."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(str(ROOT / p) for p in ("hw/sim", "firmware", "tests/mpy", "bench")) + ":.frozen"
+    r = subprocess.run([micropython(), str(ROOT / path)] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout, env=env, cwd=str(ROOT))
+    out = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("@R "):
+            k, v = json.loads(line[3:])
+            out[k] = v
+    if r.returncode != 0:
+        say("  %s %s: exit %d: %s" % (path, " ".join(map(str, args)), r.returncode, r.stderr[-300:]))
+        return None
+    return out

@@ -72,6 +72,34 @@ def run(quick=None):
             add(("fw_reg_%s_err_true_ua" % n, r["err_true_ua"], "uA mean |true - target| in TREAT"))
             add(("fw_reg_%s_overshoot_ua" % n, r["overshoot_ua"], "uA true current above target, from START"))
             add(("fw_reg_%s_settling_s" % n, r["settling_s"], "s from TREAT entry to within 1 %% (-1: not settled; TREAT entered at %.0f s)" % r["treat_entry_s"]))
+    # --- the sensing chain (tests/mpy/fw_sensing.py): re-contact and sensing faults ----------
+    # quick (the suite's smoke test): the cheap contact-check sweep only
+    states = ("contact",) if q else ("contact", "ramp_up", "treat", "rev_down", "rev_up", "ramp_down")
+    jobs = [("splash", st) for st in states] + ([] if q else [("fault", "treat")])
+    M.say("firmware: contact broken in %d states, sensing faults in TREAT (2 at a time)" % len(states))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        sens = list(ex.map(lambda j: M.run_r("tests/mpy/fw_sensing.py", *j), jobs))
+    cases = []
+    for r in sens:
+        if r and "splash" in r:
+            cases += r["splash"]
+    if cases:
+        worst = max(cases, key=lambda c: c["peak_ua"] - c["limit_ua"])
+        add(("fw_recontact_peak_ua", worst["peak_ua"], "uA instantaneous, worst re-contact over %d breaks of 1 ms..%d s in %d states (setpoint %d uA)"
+             % (len(cases), max(c["d_ms"] for c in cases) // 1000, len(states), worst["sp"])))
+        add(("fw_recontact_peak_charge_nc", max(c["spike_nc"] for c in cases), "nC above the source's current, worst re-contact spike"))
+        add(("fw_recontact_worst_1ms_over_setpoint_ua", max(c["worst_1ms_ua"] - c["limit_ua"] + 500 for c in cases),
+             "uA, worst 1 ms mean of the true current minus the setpoint (bound 500)"))
+        add(("fw_recontact_faults", sum(len(c["faults"]) for c in cases), "faults over all breaks (0: a splash is no fault)"))
+    fr = sens[-1]
+    if not q and fr and "fault" in fr:
+        for c in fr["fault"]:
+            add(("fw_sensing_detect_ms_%s" % c["fault"].replace(".", "_"), c["detect_ms"],
+                 "virtual ms from injection in TREAT to enable low (%.0f periods; fault %d)"
+                 % (c["detect_ms"] * 1000 / fr["period_us"], c["code"])))
+        add(("fw_sensing_worst_1ms_over_setpoint_ua", max(c["worst_1ms_ua"] - c["sp"] for c in fr["fault"]),
+             "uA, worst 1 ms mean of the true current above the setpoint while a sensing fault is on (bound 500)"))
     if not q:
         s128 = res[-1]
         done128 = 1 if (s128 and s128["completed"]) else 0

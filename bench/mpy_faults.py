@@ -1,5 +1,6 @@
 # Fault reaction: virtual ms from the onset of a fault in TREAT to the output enable pin low
-# (contact_lost: to the setpoint PWM at 0, since a lifted hand pauses, it does not fault).
+# (contact_lost: to the setpoint PWM at or below the contact-test current, since a lifted
+# hand drops the command and pauses, it does not fault).
 #
 #   micropython bench/mpy_faults.py KIND [settle_s=3]
 #
@@ -12,6 +13,7 @@ import vclock
 import fwsim
 import pins
 import session as S
+import limits as L
 from app import PERIOD_US
 
 pos, opt = C.args()
@@ -29,8 +31,12 @@ def on_enable(pid, level):
         seen["en_low"] = vclock.now_us()
 
 
+_TEST_DUTY = (L.CONTACT_TEST_UA * 65535 + pins.SETPOINT_FULL_SCALE_UA - 1) // pins.SETPOINT_FULL_SCALE_UA
+
+
 def on_setpoint(pid, mean):
-    if mean == 0 and seen["sp_zero"] is None:
+    # contact lost: the command drops to the contact-test current (or 0) at once
+    if mean <= _TEST_DUTY and seen["sp_zero"] is None:
         seen["sp_zero"] = vclock.now_us()
 
 

@@ -81,9 +81,32 @@ def adc_to_mv(u16):
     return u16 * _Q + ((u16 * _K + _HALF) >> _S)
 
 
+def _sense_scale():
+    # Second current channel: ADC1 reads RS2's drop, I x SENSE_MILLIOHM (read_u16: 0..65535
+    # for 0..VREF):
+    #   V_adc = u16 x VREF / 65535;  I = V_adc / (SENSE_MILLIOHM / 1000)
+    #   I_uA = u16 x VREF_mV x 1e6 / (65535 x SENSE_MILLIOHM) = u16 x 1.0714 (3300 mV, 47 ohm)
+    # As (u16 x K) >> S, K the factor scaled by 2**S, S the largest shift keeping u16 x K
+    # below 2**30 (no big int on rp2, tick or not: computed once at import). Within 1 uA.
+    num = pins.ADC_VREF_MV * 1_000_000
+    den = 65535 * pins.SENSE_MILLIOHM
+    s = 0
+    while 65535 * ((num << (s + 1)) // den + 1) < 1 << 30 and s < 29:
+        s += 1
+    return ((num << s) + den // 2) // den, s
+
+
+_SK, _SS = _sense_scale()
+
+
+def adc_to_sense_ua(u16):
+    """ADC1 read_u16 -> the load current through RS2 in uA (integer, no allocation)."""
+    return (u16 * _SK) >> _SS
+
+
 def make_safe():
-    """Output off at the pins without building anything: enable, setpoint and gate low."""
-    for p in (pins.PIN_OUTPUT_ENABLE, pins.PIN_SETPOINT_PWM, pins.PIN_PULSE_GATE):
+    """Output off at the pins without building anything: enable, setpoint, gate and clamp low."""
+    for p in (pins.PIN_OUTPUT_ENABLE, pins.PIN_SETPOINT_PWM, pins.PIN_PULSE_GATE, pins.PIN_CLAMP_PWM):
         try:
             Pin(p, Pin.OUT, value=0)
         except Exception:
@@ -182,6 +205,9 @@ class Board:
         self.buzzer = Buzzer(PWM(Pin(pins.PIN_BUZZER), freq=2_700, duty_u16=0))
         self.led = Pin(pins.PIN_LED, Pin.OUT, value=0)
         self.adc = ADC(Pin(pins.PIN_ELECTRODE_ADC))
+        # The second current channel (RS2 through an RC into ADC1): one read a tick.
+        self.adc_sense = ADC(Pin(pins.PIN_SENSE_ADC))
+        self._sense_read = self.adc_sense.read_u16
         self.vbus = Pin(pins.PIN_VBUS_SENSE, Pin.IN)
         self.hw_limit = Pin(pins.PIN_HW_LIMIT, Pin.IN, Pin.PULL_UP)
         self.wdt = None
@@ -279,6 +305,7 @@ class Board:
         loop_us. No allocation; an I2C error shows in meas.err, never as an exception."""
         self.ina.fill(meas)
         meas.mv = adc_to_mv(self.adc.read_u16())
+        meas.ua2 = (self._sense_read() * _SK) >> _SS
         meas.hw_limit = self.hw_limit.value() == 0
         meas.vbus = self.vbus.value() == 1
         meas.loop_us = loop_us

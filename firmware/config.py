@@ -21,7 +21,15 @@ Document (what the technician edits, stored as JSON)::
               "electrode_area_cm2": 120,  # per electrode: ceiling <= 0.5 mA/cm2 x area
               "pulsed": false,        # or {"freq_hz": 1000..10000, "duty_pct": 30..90}
               "step_ua": 500,         # UP/DOWN step, 100..2000
-              "dose_cap_mamin": 600}  # treatment ends at this dose; <= 1200
+              "dose_cap_mamin": 600,  # treatment ends at this dose; <= 1200
+              "solution": "tap_water"}  # or {"drug": "glycopyrrolate", "charge": 1}
+
+    "solution" (optional, "tap_water" when absent) says what is in the trays or pads. A drug
+    (charge 1: a cation, -1: an anion) makes the preset a drug preset, with rules that are data
+    (limits.DRUGS and DRUG_*), not a name: it never reverses; its starting polarity keeps the
+    drug pad, on electrode A, at the electrode of its charge's polarity (a cation under the
+    anode: polarity 0); its ceiling and dose cap are at most the drug's. A preset named like a
+    known drug must declare that drug: a drug cannot be treated as tap water by leaving it out.
 
 Decisions:
 - Armpits default to plain DC, not pulsed: the tap-water efficacy data for the axillae is
@@ -31,7 +39,8 @@ Decisions:
 - Glycopyrrolate: 4 mA for 20 min meets its 80 mA*min cap; the ceiling is 8 mA (side effects
   rise above 8 mA). Raised by the nurse, the session ends early on the dose cap, not on time.
 - Polarity reversal is skipped below 10 min (never the case within 20..40 min, but the
-  firmware checks it regardless) and never for glycopyrrolate (a cation: stays under the anode).
+  firmware checks it regardless) and never for a drug preset (glycopyrrolate, a cation, stays
+  under the anode): decided by the preset's declared solution, not by its name.
 
 API:
 - ``defaults()``: a fresh copy of the built-in configuration.
@@ -67,12 +76,16 @@ _PRESET_KEYS = (
     "pulsed",
     "step_ua",
     "dose_cap_mamin",
+    "solution",
 )
 _PULSE_KEYS = ("freq_hz", "duty_pct")
+_DRUG_KEYS = ("drug", "charge")
+TAP_WATER = "tap_water"
 
 
-def _preset(name, target, ceiling, duration, up, down, reverse, area, dose, pulsed=False):
+def _preset(name, target, ceiling, duration, up, down, reverse, area, dose, pulsed=False, solution=TAP_WATER):
     return {
+        "solution": solution,
         "name": name,
         "target_ua": target,
         "ceiling_ua": ceiling,
@@ -101,7 +114,7 @@ def defaults():
             # Sponge pads in the armpits: about 40 cm2 -> 20 mA density limit, ceiling 15 mA.
             _preset("armpits", 8_000, 15_000, 1_200, 60, 30, True, 40, 400),
             # Drug pad about 20 cm2 -> 10 mA density limit; ceiling 8 mA.
-            _preset(GLYCO, 4_000, 8_000, 1_200, 60, 30, False, 20, 80),
+            _preset(GLYCO, 4_000, 8_000, 1_200, 60, 30, False, 20, 80, solution={"drug": GLYCO, "charge": 1}),
         ],
     }
 
@@ -197,9 +210,22 @@ def _validate_preset(p, where, errors):
         errors.append("%s.reverse: missing; allowed: true or false" % where)
     elif not _is_bool(rev):
         errors.append("%s.reverse: %s is not a boolean; allowed: true or false" % (where, _short(rev)))
-    elif rev and name == GLYCO:
-        errors.append("%s.reverse: true is not allowed for glycopyrrolate (a cation: it stays under the anode); allowed: false" % where)
-    _int_field(p, "polarity", where, 0, 1, errors, " (0: electrode A is the anode)")
+    pol = _int_field(p, "polarity", where, 0, 1, errors, " (0: electrode A is the anode)")
+    drug = _check_solution(p, name, where, errors)
+    if drug is not None:
+        dname, charge, dceil, ddose = drug
+        ion = "a cation: it stays under the anode" if charge > 0 else "an anion: it stays under the cathode"
+        if rev is True:
+            errors.append("%s.reverse: true is not allowed for %s (%s); allowed: false" % (where, dname, ion))
+        want = 0 if charge > 0 else 1
+        if pol is not None and pol != want:
+            errors.append("%s.polarity: %d puts %s under the wrong electrode (%s; its pad goes on electrode A); allowed: %d"
+                          % (where, pol, dname, ion, want))
+        if ceiling is not None and ceiling > dceil:
+            errors.append("%s.ceiling_ua: %d is above the %s ceiling; allowed: <= %d uA" % (where, ceiling, dname, dceil))
+        dose = p.get("dose_cap_mamin")
+        if _is_int(dose) and dose > ddose:
+            errors.append("%s.dose_cap_mamin: %d is above the %s dose cap; allowed: <= %d mA*min" % (where, dose, dname, ddose))
     area = _int_field(p, "electrode_area_cm2", where, L.ELECTRODE_AREA_MIN_CM2, L.ELECTRODE_AREA_MAX_CM2, errors, " cm2")
     if area is not None and ceiling is not None and ceiling > area * L.DENSITY_MAX_UA_PER_CM2:
         errors.append(
@@ -223,6 +249,45 @@ def _validate_preset(p, where, errors):
     _int_field(p, "step_ua", where, L.STEP_UA_MIN, L.STEP_UA_MAX, errors, " uA")
     _int_field(p, "dose_cap_mamin", where, 1, L.DOSE_MAX_MAMIN, errors, " mA.min (hard cap %d)" % L.DOSE_MAX_MAMIN)
     return name
+
+
+def _known_drug(name):
+    for row in L.DRUGS:
+        if row[0] == name:
+            return row
+    return None
+
+
+def _check_solution(p, name, where, errors):
+    """The preset's solution -> None (tap water, or not valid) or (drug, charge, ceiling uA,
+    dose cap mA*min): the rules a drug preset must keep."""
+    sol = p.get("solution", TAP_WATER)
+    allowed = 'allowed: "%s" or {"drug": NAME, "charge": 1 or -1}' % TAP_WATER
+    if sol == TAP_WATER:
+        if name is not None and _known_drug(name) is not None:
+            errors.append('%s.solution: a preset named %s must declare the drug: {"drug": "%s", "charge": %d}; %s'
+                          % (where, name, name, _known_drug(name)[1], allowed))
+        return None
+    w = where + ".solution"
+    if type(sol) is not dict:
+        errors.append("%s: %s is not a solution; %s" % (w, _short(sol), allowed))
+        return None
+    _unknown(sol, _DRUG_KEYS, w, errors)
+    dname = sol.get("drug")
+    charge = sol.get("charge")
+    if type(dname) is not str or _check_name(dname, w + ".drug", []) is None:
+        errors.append("%s.drug: %s is not a drug name; allowed: 1..%d of a-z, 0-9, _" % (w, _short(dname), NAME_MAX))
+        return None
+    if charge != 1 and charge != -1 or not _is_int(charge):
+        errors.append("%s.charge: %s is not allowed; allowed: 1 (a cation) or -1 (an anion)" % (w, _short(charge)))
+        return None
+    known = _known_drug(dname)
+    if known is not None:
+        if known[1] != charge:
+            errors.append("%s.charge: %d is wrong for %s; allowed: %d" % (w, charge, dname, known[1]))
+            return None
+        return known
+    return (dname, charge, L.DRUG_CEILING_MAX_UA, L.DRUG_DOSE_MAX_MAMIN)
 
 
 def _validate(cfg, errors):
@@ -283,7 +348,8 @@ class Preset:
     """A validated preset as integers, ready for the session (no dict lookups per tick).
 
     Attributes: name, target_ua, ceiling_ua, duration_ms, slew_up (uA/s), slew_down (uA/s),
-    reverse (bool, already False where the rules forbid it), polarity, area_cm2,
+    reverse (bool, already False where the rules forbid it), polarity, area_cm2, drug (the
+    drug's name, "" for tap water), charge (+1/-1, 0 for tap water),
     gate_hz (0: plain DC), gate_duty_pct (100 for DC), step_ua, dose_cap_uas.
     """
 
@@ -294,7 +360,10 @@ class Preset:
         self.duration_ms = p["duration_s"] * 1000
         self.slew_up = max(1, min(L.RAMP_UP_MAX_UA_S, _ceil_div(p["target_ua"], p["ramp_up_s"])))
         self.slew_down = max(1, min(L.RAMP_DOWN_MAX_UA_S, _ceil_div(p["target_ua"], p["ramp_down_s"])))
-        self.reverse = bool(p["reverse"]) and p["name"] != GLYCO and p["duration_s"] >= L.REVERSE_MIN_S
+        sol = p.get("solution", TAP_WATER)
+        self.drug = sol["drug"] if type(sol) is dict else ""
+        self.charge = sol["charge"] if type(sol) is dict else 0
+        self.reverse = bool(p["reverse"]) and not self.drug and p["duration_s"] >= L.REVERSE_MIN_S
         self.polarity = p["polarity"]
         self.area_cm2 = p["electrode_area_cm2"]
         pu = p["pulsed"]

@@ -79,6 +79,49 @@ IMPLAUSIBLE_WINDOW_MS = const(100)  # 10 periods
 DEAD_MAX_MV = const(1_500)
 DEAD_WINDOW_MS = const(500)  # 50 periods
 
+# Same-period open circuit: the command drops in the first period whose readings show the
+# circuit open (the electrode voltage has run up to the clamp, within CLAMP_NEAR_MV of it,
+# while the second channel, read at the tick, shows below OPEN_FRACTION_PCT of the command;
+# or both readings that low with the voltage far above any skin); the pause itself (timer,
+# beeps, display) still waits for CONTACT_LOST_MS of it. A sensor stuck high hides no lift
+# for long: the cross-check cuts the output within SENSE_WINDOW_MS.
+CLAMP_NEAR_MV = const(1_500)
+
+# --- Adaptive compliance (the output clamp, hw/README.md) ----------------------------------
+# The clamp follows the voltage the present load needs plus headroom, so the output
+# capacitance (C3, 10 nF) never holds more than headroom x C3 above what the current needs:
+# at most (5 V + 3/16 x 60 V) x 10 nF = 0.16 uC, against 0.5 mA x 1 ms = 0.5 uC.
+#   regulating:        clamp = V + CLAMP_HEADROOM_MV + V x 3/16  (skin noise, slow ramps)
+#   short of command:  clamp rises by CLAMP_STEP_MV a period (the load needs more: a rise)
+#   open, off, or at the contact-test current with the circuit open: CLAMP_FLOOR_MV
+# Pulsed DC keeps the rail (the averaged readings cannot follow the gate).
+CLAMP_HEADROOM_MV = const(5_000)
+CLAMP_STEP_MV = const(5_000)
+CLAMP_FLOOR_MV = const(3_000)
+
+# --- Second current channel (ADC1 on the return-path sense resistor RS2) ----------------------
+# Cross-checked with the INA219 every period (plain DC). They disagree when they differ by
+# more than SENSE_TOL_UA + SENSE_TOL_PCT of the larger (RP2040 ADC: offset and INL of a few
+# counts, ~17 uA each, plus RS2 0.1 % and the INA219's 0.5 %); a leaky count (up by the period
+# while they disagree, down by half of it while they agree) past SENSE_WINDOW_MS is a fault,
+# so noisy readings that disagree more than a third of the time are caught too.
+# Regulation and the over-current rules use the HIGHER reading: a sensor that reads low
+# (frozen, zero, a gain below 1, drift down) cannot make the regulator raise the true current,
+# and one that reads high only lowers it. So the true current stays within target + 0.5 mA
+# whatever one channel does, and detection only has to name the fault and cut the output.
+SENSE_TOL_UA = const(500)
+SENSE_TOL_PCT = const(6)
+SENSE_WINDOW_MS = const(20)
+# Frozen: the INA219's fresh readings identical for FROZEN_WINDOW_MS while the second
+# channel shows at least FROZEN_MIN_UA flowing (a live 12-bit reading moves by a count or
+# more from one conversion to the next; one frozen at the true value is harmless until the
+# current changes, which the cross-check then sees).
+FROZEN_MIN_UA = const(1_000)
+FROZEN_WINDOW_MS = const(500)
+# USB host plugged in during a treatment on a non-isolated unit: debounced, then the
+# treatment ends with the STOP ramp (at most 3 s) and says why (HZ18).
+USB_DEBOUNCE_MS = const(100)
+
 # --- Contact check (before the ramp and while paused) -----------------------------------
 # The test current is 50 uA, not the 0.5 mA one might expect. With the circuit open the
 # source charges the output capacitance to test current x 105 kohm (the divider): 0.5 mA
@@ -134,6 +177,18 @@ DOSE_MAX_UAS = const(72_000_000)
 DOSE_FAULT_PCT = const(110)
 DOSE_FAULT_EXTRA_UAS = const(60_000)
 
+# --- Drugs (config.py: a preset's "solution") --------------------------------------------
+# A drug preset never reverses, keeps the drug under the electrode of its charge's polarity
+# (the drug pad goes on electrode A: a cation needs A as the anode, polarity 0; an anion A as
+# the cathode, polarity 1), and its ceiling and dose cap can only be tightened below these.
+# (name, charge: +1 cation / -1 anion, ceiling uA, dose cap mA*min)
+DRUG_CEILING_MAX_UA = const(8_000)
+DRUG_DOSE_MAX_MAMIN = const(80)
+DRUGS = (
+    # Glycopyrrolate: a cation; side effects rise above 8 mA; caps of 80 mA*min are used.
+    ("glycopyrrolate", 1, 8_000, 80),
+)
+
 # --- Ramps ------------------------------------------------------------------------------
 # Slews in uA per second. The fastest allowed ramp up is 1 mA/s (15 mA in 15 s); down 2 mA/s.
 RAMP_UP_MAX_UA_S = const(1_000)
@@ -179,6 +234,8 @@ F_DOSE_CAP = const(12)
 F_OVERRUN = const(13)
 F_OUTPUT_DEAD = const(14)
 F_IMPLAUSIBLE = const(15)
+F_SENSE_MISMATCH = const(16)
+F_SENSE_FROZEN = const(17)
 B_USB = const(20)
 B_CONFIG = const(21)
 B_SELFTEST = const(22)
@@ -203,6 +260,8 @@ FAULTS = (
     (F_OVERRUN, "loop_overrun", "CONTROL FAULT", "loop too slow", "Control loop too slow: restart the unit; service if it recurs."),
     (F_OUTPUT_DEAD, "output_dead", "OUTPUT FAULT", "no current", "No current and no voltage at the electrodes: check cables; service."),
     (F_IMPLAUSIBLE, "sensor_implausible", "SENSOR FAULT", "reads no current", "Output cut. Voltage shows current the sensor does not see: service the unit."),
+    (F_SENSE_MISMATCH, "sensor_mismatch", "SENSOR FAULT", "readings differ", "Output cut. The two current measurements disagree: service the unit."),
+    (F_SENSE_FROZEN, "sensor_frozen", "SENSOR FAULT", "reading frozen", "Output cut. The current sensor's reading stopped changing: service the unit."),
     (B_USB, "usb_connected", "USB CONNECTED", "unplug to treat", "Unplug the USB cable before treating (patient isolation)."),
     (B_CONFIG, "config_invalid", "CONFIG INVALID", "see technician", "Configuration is invalid: the technician must fix it."),
     (B_SELFTEST, "selftest", "SELF-TEST FAILED", "see technician", "Self-test failed: the unit may not treat; call the technician."),
@@ -239,7 +298,14 @@ RULES = (
     (F_OVERRUN, 0),
     (F_OUTPUT_DEAD, DEAD_WINDOW_MS),
     (F_IMPLAUSIBLE, IMPLAUSIBLE_WINDOW_MS),
+    (F_SENSE_MISMATCH, SENSE_WINDOW_MS),
+    (F_SENSE_FROZEN, FROZEN_WINDOW_MS),
 )
+
+
+def periods(ms):
+    """A window in ms as whole loop periods (rounded up): how bounds are also stated."""
+    return (ms * 1000 + LOOP_PERIOD_US - 1) // LOOP_PERIOD_US
 
 # Why a target is out of reach ("x of y mA"), for display (16 chars) and log.
 LIM_NONE = const(0)

@@ -13,6 +13,8 @@
 # (session start, pulsed start, after safe()).
 import pins
 
+L_CLAMP_FLOOR_MV = 3_000  # = limits.CLAMP_FLOOR_MV (output.py stands on pins.py alone)
+
 _FS_UA = pins.SETPOINT_FULL_SCALE_UA
 
 
@@ -39,6 +41,20 @@ def ua_to_duty(ua):
 def duty_to_ua(duty):
     return duty * _DEN // _NUM
 
+# Clamp mV -> duty_u16 = mv x 65535 / CLAMP_FULL_SCALE_MV, reduced the same way (60 V:
+# 4369/4000, 60000 x 4369 = 2.6e8 < 2**30).
+_GC = _gcd(65535, pins.CLAMP_FULL_SCALE_MV)
+_CNUM = 65535 // _GC
+_CDEN = pins.CLAMP_FULL_SCALE_MV // _GC
+
+
+def mv_to_clamp_duty(mv):
+    if mv <= 0:
+        return 0
+    if mv >= pins.CLAMP_FULL_SCALE_MV:
+        return 65535
+    return mv * _CNUM // _CDEN
+
 class Output:
     def __init__(self, Pin, PWM, freq=pins.SETPOINT_PWM_FREQ):
         self._Pin = Pin
@@ -49,6 +65,9 @@ class Output:
         self._gate_pin = Pin(pins.PIN_PULSE_GATE, Pin.OUT, value=0)
         self._sp_pin = Pin(pins.PIN_SETPOINT_PWM, Pin.OUT, value=0)
         self._pol = Pin(pins.PIN_POLARITY, Pin.OUT, value=0)
+        self._cl_pin = Pin(pins.PIN_CLAMP_PWM, Pin.OUT, value=0)  # clamp at 0 V until set
+        self._cl = None  # the clamp's PWM once created (prepare)
+        self.clamp_duty = 0
         self._sp = None  # setpoint PWM while running; None: the pin is a GPIO held low
         self._gate_pwm = None  # gate PWM while pulsing
         self.enabled = False
@@ -84,10 +103,24 @@ class Output:
     def prepare(self):
         """Create the setpoint PWM (at duty 0) ahead of a treatment: constructing it allocates,
         so the loop does it while idle, never in the first tick of a session. safe() removes it
-        again (deinit and drive the pin low)."""
+        again (deinit and drive the pin low). The clamp's PWM likewise, at the floor."""
         if self._sp is None:
             self._sp = self._PWM(self._sp_pin, freq=self._freq, duty_u16=0)
             self.duty = 0
+        if self._cl is None:
+            d = mv_to_clamp_duty(L_CLAMP_FLOOR_MV)
+            self._cl = self._PWM(self._cl_pin, freq=pins.CLAMP_PWM_FREQ, duty_u16=d)
+            self.clamp_duty = d
+
+    def set_clamp(self, mv):
+        """Adaptive compliance: the output clamp's voltage (a PWM duty write when it moves)."""
+        d = mv_to_clamp_duty(mv)
+        if d != self.clamp_duty:
+            if self._cl is None:  # normally made by prepare(), while idle
+                self._cl = self._PWM(self._cl_pin, freq=pins.CLAMP_PWM_FREQ, duty_u16=d)
+            else:
+                self._cl.duty_u16(d)
+            self.clamp_duty = d
 
     def set_polarity(self, p):
         """0: electrode A is the anode, 1: reversed. Refused (False) while enabled with a
@@ -146,6 +179,8 @@ class Output:
         if not cmd.enable:
             if self.enabled:
                 self.set_enable(False)  # enable first, as in safe()
+            if self._cl is not None:  # (no PWM yet: its pin is held low, a 0 V clamp)
+                self.set_clamp(cmd.clamp_mv)
             if self.duty:
                 self.set_ua(0)
             if self.gate:
@@ -155,6 +190,7 @@ class Output:
             return True
         ok = True
         ua = cmd.ua
+        self.set_clamp(cmd.clamp_mv)  # before the setpoint: a lower clamp first bleeds C3
         if cmd.polarity != self.polarity:
             if ua == 0 and self.ua:
                 self.set_ua(0)  # down to zero first: then the change is allowed
@@ -223,6 +259,18 @@ class Output:
         self._gate_pwm = None
         try:
             self._gate_pin.init(Pin.OUT, value=0)
+        except Exception:
+            self.safe_errors += 1
+        try:
+            if self._cl is not None:
+                self._cl.duty_u16(0)
+                self._cl.deinit()
+        except Exception:
+            self.safe_errors += 1
+        self._cl = None
+        self.clamp_duty = 0
+        try:
+            self._cl_pin.init(Pin.OUT, value=0)  # clamp at 0 V: the node cannot hold charge
         except Exception:
             self.safe_errors += 1
         self.gate = False

@@ -30,10 +30,18 @@ PIN_POLARITY = const(18)
 PIN_PULSE_GATE = const(19)
 # Hardware current limiter (trips near 35 mA without the MCU): open-drain flag, low = tripped.
 PIN_HW_LIMIT = const(20)
+# Adaptive compliance: PWM -> RC -> the set voltage of the output clamp (hw/README.md).
+# duty 65535 = CLAMP_FULL_SCALE_MV; duty 0 (reset, a stopped PWM driven low) clamps at 0 V.
+PIN_CLAMP_PWM = const(21)
+CLAMP_PWM_FREQ = const(50_000)
 
 # --- Analog ----------------------------------------------------------------------------
 # Electrode voltage through a divider into ADC0 (GP26).
 PIN_ELECTRODE_ADC = const(26)
+# Second, independent current channel: its own sense resistor RS2 in the return path (in
+# series with the INA219's shunt, so it carries the load current only: not the divider's, not
+# the clamp's) through an RC into ADC1 (GP27).
+PIN_SENSE_ADC = const(27)
 # Pico GP24 senses VBUS: high while a USB host powers the port.
 PIN_VBUS_SENSE = const(24)
 
@@ -57,5 +65,10 @@ SHUNT_MILLIOHM = const(10_000)
 DIVIDER_TOP_OHM = const(100_000)
 DIVIDER_BOTTOM_OHM = const(5_100)
 ADC_VREF_MV = const(3_300)
+# RS2 for the second channel: 47 ohm -> 30 mA reads 1.41 V, the ADC's 3.3 V is 70 mA, one
+# 12-bit count 17 uA; 1.4 V of the rail's headroom at 30 mA.
+SENSE_MILLIOHM = const(47_000)
+# The output clamp's full scale (duty 65535): the rail.
+CLAMP_FULL_SCALE_MV = const(60_000)
 # Hardware limiter trip point (for the model and the documentation; the MCU never sets it).
 HW_LIMIT_UA = const(35_000)

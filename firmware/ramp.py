@@ -41,6 +41,12 @@ class Ramp:
             self.value = ua if ua > 0 else 0
             self._rem = 0
 
+    def drop_to(self, ua):
+        """Cut the value (not the target) down to ua at once; it then climbs at the slew."""
+        if self.value > ua:
+            self.value = ua if ua > 0 else 0
+            self._rem = 0
+
     def at_target(self):
         return self.value == self.target
 

@@ -37,6 +37,7 @@ def switch_opens(board):
     err = 0
     try:
         out.safe()  # enable low first
+        out.set_clamp(L.CLAMP_FLOOR_MV)  # the open level: a 0 V clamp would sink a closed switch
         out.set_gate(True)  # DC: held high, ANDed with enable in hardware
         out.set_ua(_SWITCH_TEST_UA)
         if out.enabled or out.enable_level():
@@ -75,18 +76,25 @@ def run(board, config_ok, config_text=""):
     res.append(("sensor", sensor, "INA219 calibrated" if sensor else
                 "current sensor not answering (I2C error %d)" % board.ina.error))
     if sensor:
-        # Let the output settle off, then look for current that should not be there.
-        sleep_ms(20)
+        # Let the output settle off, then look for current that should not be there. Off,
+        # the clamp's pin is held low (a 0 V clamp) and would sink a welded switch's current
+        # out of sight: the check runs with the clamp at its open-circuit level, where a
+        # closed switch drives the skin as it would in a treatment.
         worst = 0
         err = 0
-        for _ in range(_SAMPLES):
-            sleep_ms(2)
-            ua = board.ina.read_shunt_ua()
-            if board.ina.error:
-                err = board.ina.error
-                break
-            if ua > worst:
-                worst = ua
+        try:
+            board.output.set_clamp(L.CLAMP_FLOOR_MV)
+            sleep_ms(L.OFF_SETTLE_MS)
+            for _ in range(_SAMPLES):
+                sleep_ms(2)
+                ua = board.ina.read_shunt_ua()
+                if board.ina.error:
+                    err = board.ina.error
+                    break
+                if ua > worst:
+                    worst = ua
+        finally:
+            board.output.safe()  # the clamp back to 0 V and its PWM gone
         if err:
             res.append(("zero current", False, "current sensor read failed (error %d)" % err))
         else:

@@ -88,7 +88,9 @@ END_STOP = const(3)
 END_NO_CONTACT = const(4)
 END_PAUSE_TIMEOUT = const(5)
 END_FAULT = const(6)
-END_TEXT = ("", "time complete", "dose reached", "stopped by nurse", "no skin contact", "paused too long", "fault")
+END_USB = const(7)
+END_TEXT = ("", "time complete", "dose reached", "stopped by nurse", "no skin contact", "paused too long", "fault",
+            "USB connected")
 
 # Events: (code, a, b)
 EV_STATE = const(1)  # a = new state, b = old state
@@ -113,6 +115,8 @@ EVENT_NAMES = (
 _RUN_MASK = const((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9))
 _TREAT_MASK = const((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6))  # treatment time counts
 _ADJ_MASK = const((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8))
+# States whose command drops at once when the circuit opens
+_DROP_MASK = const((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 9))
 _TICKS_HALF = const(1 << 29)
 _TICKS_MASK = const((1 << 30) - 1)
 
@@ -204,6 +208,8 @@ class Session:
         self._stable = 0  # ms of steady contact
         self._paused_from = IDLE
         self._end_after_stop = END_STOP
+        self._usb_ms = 0  # a USB host present this long during a treatment
+        self._drop_ua = 0  # the setpoint when the circuit opened (the pause event reports it)
 
     # --- helpers (no allocation) ---------------------------------------------------------
     def _go(self, st):
@@ -269,7 +275,8 @@ class Session:
         self._go(st)
 
     def _pause(self):
-        self.events.push(EV_PAUSE, self.treat_ms // 1000, self.ramp.value)
+        v = self.ramp.value
+        self.events.push(EV_PAUSE, self.treat_ms // 1000, self._drop_ua if self._drop_ua > v else v)
         self._paused_from = self.state
         self.ramp.reset(0)  # setpoint to zero at once
         self.ramp.set_slew(self.preset.slew_up, self.preset.slew_down)
@@ -279,6 +286,8 @@ class Session:
         self._go(PAUSED)
 
     def _flip(self):
+        if self.preset.drug:
+            return  # a drug stays under the electrode of its charge's polarity, always
         self.polarity ^= 1
         self.reversed = True
         self.reg.reset()
@@ -287,7 +296,9 @@ class Session:
     def _contact(self, meas, dt):
         """Skin closes the circuit: enough current, load below the open limit, steadily."""
         load = self.sup.load_ohm
-        if meas.err == 0 and meas.ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
+        # the higher reading: a sensor reading low must not hold the contact check (the
+        # cross-check names it once the ramp makes the difference visible)
+        if meas.err == 0 and self.sup.hi_ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
             self._stable += dt
         else:
             self._stable = 0
@@ -391,8 +402,11 @@ class Session:
         elif buttons & BTN_STOP:
             # Running: STOP wins over anything else pressed in the same tick.
             self._stop(END_STOP)
+        elif self._usb(meas, dt, st):
+            pass
         else:
-            self._run(st, dt, meas)
+            self._open(st)
+            self._run(self.state, dt, meas)
 
         st = self.state
         if (1 << st) & _ADJ_MASK:
@@ -421,7 +435,7 @@ class Session:
                 out = sp
             else:
                 valid = meas.err == 0 and meas.fresh
-                out = self.reg.update(sp, meas.ua, valid, dt, sup.cmd_max, sup.at_compliance)
+                out = self.reg.update(sp, sup.hi_ua, valid, dt, sup.cmd_max, sup.at_compliance)
             cmd.enable = True
             cmd.ua = out
             cmd.polarity = self.polarity
@@ -452,6 +466,44 @@ class Session:
         left = p.duration_ms - self.treat_ms
         self.time_left_s = (left + 999) // 1000 if left > 0 else 0
         return cmd
+
+    def _usb(self, meas, dt, st):
+        """A USB host on a non-isolated unit during a treatment (HZ18): debounced, then the
+        STOP ramp-down and "USB connected" on the end screen. True when it ended the run."""
+        if not meas.vbus or self.isolated_usb or st == STOPPING:
+            self._usb_ms = 0
+            return False
+        self._usb_ms += dt
+        if self._usb_ms < L.USB_DEBOUNCE_MS:
+            return False
+        self._usb_ms = 0
+        self.refuse = L.B_USB
+        self.events.push(EV_REFUSED, L.B_USB, st)
+        self._stop(END_USB)
+        return True
+
+    def _open(self, st):
+        """The circuit is open in this period (supervisor.open_now): the command drops to the
+        contact-test level now, not after the pause's debounce; back in contact, it climbs
+        again from there at the preset's slew (never a jump back). The pause (timer, beeps,
+        display) still waits for contact_lost."""
+        sup = self.sup
+        if not sup.open_now:
+            if not sup.contact_lost:
+                self._drop_ua = 0
+            return
+        if not (1 << st) & _DROP_MASK:
+            return
+        ramp = self.ramp
+        v = ramp.value
+        lvl = 0 if st == RAMP_DOWN or st == STOPPING else L.CONTACT_TEST_UA
+        if v > lvl:
+            if v > self._drop_ua:
+                self._drop_ua = v
+            ramp.drop_to(lvl)
+            self.reg.reset()
+            if st == TREAT:
+                self._go(RAMP_UP)  # back to TREAT when the ramp reaches the target again
 
     def _run(self, st, dt, meas):
         """One tick of a running state (CONTACT .. STOPPING), no STOP pressed."""

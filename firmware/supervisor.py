@@ -16,7 +16,14 @@ The rules are data (limits.RULES: code and window); the conditions are computed 
 line each, in the same order. Not faults, but reported for the session:
 - `contact_lost`: open circuit (hand out of the water) for CONTACT_LOST_MS;
 - `limited` with `limited_ua` and `limit_reason`: the target is out of reach (compliance);
-- `load_ohm`: electrode voltage / current, -1 when unknown.
+- `load_ohm`: electrode voltage / current, -1 when unknown;
+- `open_now`: the circuit is open in THIS period (the session drops the command at once;
+  `contact_lost` is the debounced pause);
+- `hi_ua`: the higher of the two current readings (regulation uses it);
+- the adaptive compliance: `veto` sets `cmd.clamp_mv` from what `check` saw (limits.py).
+Second channel: `Meas.ua2` (ADC1 on RS2) is cross-checked with the INA219 every period
+(F_SENSE_MISMATCH, F_SENSE_FROZEN); a current rule that trips while the two disagree is
+named as the sensing fault it is, and a hardware-limiter trip with the output on as a short.
 It also integrates the dose (`dose_uas`, uA*s) and the time with current flowing (`active_ms`).
 
 Watchdog: `ok_to_feed()` is True once per `check` and only if every check ran and the output
@@ -36,7 +43,7 @@ from micropython import const
 import limits as L
 from regulator import ua_to_duty
 
-_N = const(15)  # len(limits.RULES)
+_N = const(17)  # len(limits.RULES)
 _R_OVER_ABS = const(0)
 _R_OVER_CEIL = const(1)
 _R_OVER_SET = const(2)
@@ -52,6 +59,8 @@ _R_DOSE = const(11)
 _R_OVERRUN = const(12)
 _R_DEAD = const(13)
 _R_IMPL = const(14)
+_R_MISMATCH = const(15)
+_R_FROZEN = const(16)
 _PERIOD_MS = L.LOOP_PERIOD_MS  # one loop period: what a first-seen condition counts
 _OFF_MS_MAX = const(1_000_000)
 
@@ -68,6 +77,9 @@ class Meas:
         # driver's ina219.age_us; 0 when fresh). -1: not timed, the ticks' dt counts instead.
         self.age_us = -1
         self.mv = -1  # electrode voltage, mV; -1 when not known
+        # The second current channel (ADC1 on the return-path sense resistor RS2), uA; -1 when
+        # the board has none (the cross-check rules then do not apply).
+        self.ua2 = -1
         self.hw_limit = False  # hardware limiter tripped (GP20 low)
         self.vbus = False  # a USB host powers the port (GP24)
         self.loop_us = 0  # duration of the previous loop iteration, us
@@ -89,6 +101,9 @@ class Cmd:
         self.gate = False
         self.gate_hz = 0
         self.gate_duty_u16 = 0
+        # Adaptive compliance: the output clamp's voltage. The veto always sets it; a bare
+        # command (driver tests) leaves the clamp at the rail, the stage as it was without one.
+        self.clamp_mv = L.COMPLIANCE_MV
 
     def off(self):
         self.enable = False
@@ -119,6 +134,12 @@ class Supervisor:
         self._reset_conditions()  # contact_lost, limited and their timers
         self.load_ohm = -1
         self.at_compliance = False
+        self.open_now = False  # the circuit is open in this period (the command drops now)
+        self.hi_ua = 0  # the higher of the two current readings: what regulation uses
+        self.clamp_mv = L.CLAMP_FLOOR_MV  # the clamp let out on the previous tick
+        self._clamp_next = L.CLAMP_FLOOR_MV
+        self._last_ua = -1  # INA219's last fresh reading (frozen rule)
+        self._frozen = False
         # What was let out on the previous tick: the measurement reflects it.
         self._en = False
         self._cmd_ua = 0
@@ -182,9 +203,17 @@ class Supervisor:
             self._off_ms = 0
         elif self._off_ms < _OFF_MS_MAX:
             self._off_ms += dt
+        # Two current channels: regulation and the over-current rules take the higher
+        # (limits.py, "Second current channel" says why).
+        ua2 = meas.ua2
+        dc = duty == 100
+        hi = ua
+        if ua2 > hi and dc:
+            hi = ua2
+        self.hi_ua = hi if ok else ua2 if ua2 > 0 else 0
         load = -1
-        if ok and mv >= 0 and ua > 0:
-            load = mv * 1000 // ua
+        if ok and mv >= 0 and hi > 0:
+            load = mv * 1000 // hi
         self.load_ohm = load
         # Pulsed DC: an averaged voltage at the rail reads about rail x duty.
         near = mv >= (L.COMPLIANCE_MV - L.OPEN_NEAR_COMPLIANCE_MV) * duty // 100
@@ -198,10 +227,12 @@ class Supervisor:
                 self.active_ms += dt
 
         # One condition per rule, in limits.RULES order.
-        cond[_R_OVER_ABS] = ok and ua > L.ABS_MAX_UA
+        cond[_R_OVER_ABS] = ok and hi > L.ABS_MAX_UA
         cond[_R_OVER_CEIL] = ok and ua > self.ceiling_ua + L.CEILING_TOL_UA
-        cond[_R_OVER_SET] = ok and en and ua > sp_eff + L.OVER_SETPOINT_MARGIN_UA
-        cond[_R_DENSITY] = ok and ua > self.density_ua
+        cond[_R_OVER_SET] = ok and en and hi > sp_eff + L.OVER_SETPOINT_MARGIN_UA
+        clamp = self.clamp_mv
+        at_clamp = dc and mv >= clamp - L.CLAMP_NEAR_MV
+        cond[_R_DENSITY] = ok and hi > self.density_ua
         cond[_R_SHORT] = ok and en and ua >= L.SHORT_MIN_UA and 0 <= load < L.SHORT_LOAD_OHM
         cond[_R_I2C] = not ok
         cond[_R_OVF] = ok and meas.ovf
@@ -212,12 +243,35 @@ class Supervisor:
         cond[_R_DOSE] = self.armed and self.dose_uas > self.dose_limit_uas
         cond[_R_OVERRUN] = en and meas.loop_us > L.LOOP_OVERRUN_US
         cond[_R_DEAD] = (
-            ok and en and sp_eff >= L.DEAD_MIN_UA and ua * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
+            ok and en and sp_eff >= L.DEAD_MIN_UA and hi * 10 < sp_eff and 0 <= mv < L.DEAD_MAX_MV
         )
         cond[_R_IMPL] = (
             ok and en and self.duty_pct == 100 and sp >= L.IMPLAUSIBLE_MIN_UA and ua * 10 < sp
             and mv >= L.DEAD_MAX_MV and not near and mv * 1000 // sp < L.OPEN_LOAD_OHM
         )
+        # Cross-check (plain DC, both readings good): they differ beyond the tolerance.
+        d = ua - ua2
+        if d < 0:
+            d = -d
+        cond[_R_MISMATCH] = (
+            ok and dc and ua2 >= 0 and d > L.SENSE_TOL_UA + hi * L.SENSE_TOL_PCT // 100
+        )
+        # Frozen: fresh INA219 readings that do not move while current flows (held between
+        # fresh reads: a reading not yet renewed is the stale rule's).
+        if ok and meas.fresh:
+            self._frozen = dc and ua2 >= L.FROZEN_MIN_UA and ua == self._last_ua
+            self._last_ua = ua
+        elif not ok:
+            self._frozen = False
+        cond[_R_FROZEN] = self._frozen
+
+        # Both readings above the command by the over-setpoint margin: the current really is
+        # too high, whatever the two say in detail. In a fast rise (the skin's capacitance
+        # charging) they differ by when each sampled it: the INA219's conversion ends up to a
+        # conversion time before the ADC reads at the tick, so they may disagree while both
+        # are right. Then the current rule is named, not the sensing fault.
+        lo = ua2 if ua2 < ua else ua
+        both_over = ok and en and dc and lo > sp_eff + L.OVER_SETPOINT_MARGIN_UA
 
         acc = self._acc
         win = self._windows
@@ -242,8 +296,22 @@ class Supervisor:
                     a = L.DT_MAX_MS
                 acc[i] = a
                 if a >= win[i] and self.fault == 0:
-                    self.fault = self._codes[i]
-                    self.fault_ua = ua
+                    code = self._codes[i]
+                    if i <= _R_SHORT and cond[_R_MISMATCH] and not both_over:
+                        # A current or load rule tripped while the channels disagree and
+                        # the lower one shows nothing wrong: the sensing chain is at fault
+                        # (the output is cut either way).
+                        code = L.F_SENSE_MISMATCH
+                    elif i == _R_HW and self._en:
+                        # With the clamp holding the voltage near what the load needs, no
+                        # skin can draw the limiter's 35 mA: a trip under current is a short.
+                        code = L.F_SHORT
+                    self.fault = code
+                    self.fault_ua = hi
+            elif i == _R_MISMATCH and acc[i] > 0:
+                # leaky: readings that disagree more than a third of the time add up
+                a = acc[i] - (dt >> 1)
+                acc[i] = a if a > 0 else 0
             else:
                 acc[i] = 0
 
@@ -252,9 +320,15 @@ class Supervisor:
         # measured load itself is huge. An unknown voltage with no current counts as open.
         open_now = False
         if ok and en and sp_eff >= L.CONTACT_TEST_UA:
-            open_now = load > L.OPEN_LOAD_OHM
-            if not open_now and ua * 100 < sp_eff * L.OPEN_FRACTION_PCT:
-                open_now = mv < 0 or near or mv * 1000 // sp_eff > L.OPEN_LOAD_OHM
+            # The voltage ran to the clamp and the fast channel (ADC1, read at the tick) sees
+            # no current: open in this very period, even while the INA219's conversion still
+            # averages in the current from before the lift. Otherwise on the higher reading,
+            # so one sensor reading low (a fault the cross-check names) cannot fake a lift.
+            open_now = load > L.OPEN_LOAD_OHM or (
+                at_clamp and 0 <= ua2 and ua2 * 100 < sp_eff * L.OPEN_FRACTION_PCT)
+            if not open_now and hi * 100 < sp_eff * L.OPEN_FRACTION_PCT:
+                open_now = mv < 0 or near or at_clamp or mv * 1000 // sp_eff > L.OPEN_LOAD_OHM
+        self.open_now = open_now
         if open_now:
             self._open_ms += dt
             if self._open_ms >= L.CONTACT_LOST_MS:
@@ -265,10 +339,25 @@ class Supervisor:
 
         # Compliance: short of the target at the rail (or the trim at its limit): "limited".
         comp = mv >= (L.COMPLIANCE_MV - L.LIMITED_NEAR_COMPLIANCE_MV) * duty // 100
-        self.at_compliance = comp
+        self.at_compliance = comp or at_clamp
+        # The clamp for the next period (adaptive compliance, limits.py): open -> floor; short
+        # of the command with the load present -> a step up; else the need plus headroom.
+        if not dc or mv < 0:
+            c = L.COMPLIANCE_MV
+        elif open_now or not en:
+            c = L.CLAMP_FLOOR_MV
+        elif ok and hi + L.LIMITED_TOL_UA < sp_eff and at_clamp:
+            c = clamp + L.CLAMP_STEP_MV
+        else:
+            c = mv + L.CLAMP_HEADROOM_MV + (mv >> 4) * 3
+        if c < L.CLAMP_FLOOR_MV:
+            c = L.CLAMP_FLOOR_MV
+        elif c > L.COMPLIANCE_MV:
+            c = L.COMPLIANCE_MV
+        self._clamp_next = c
         lim_now = (
             ok and en and not open_now and sp_eff >= L.CONTACT_TEST_UA
-            and ua + L.LIMITED_TOL_UA < sp_eff and (comp or sat)
+            and hi + L.LIMITED_TOL_UA < sp_eff and (comp or sat)
         )
         if lim_now:
             self._lim_clr_ms = 0
@@ -277,7 +366,7 @@ class Supervisor:
                 if self._lim_set_ms >= L.LIMITED_SET_MS:
                     self.limited = True
             if self.limited:
-                self.limited_ua = ua
+                self.limited_ua = hi
                 self.limit_reason = L.LIM_COMPLIANCE if comp else L.LIM_REGULATOR
         else:
             self._lim_set_ms = 0
@@ -304,6 +393,16 @@ class Supervisor:
             cmd.duty = ua_to_duty(u)
         self._en = cmd.enable
         self._cmd_ua = cmd.ua
+        # The clamp: what check() worked out, the floor while off (a welded switch then
+        # pushes at most the floor into the patient), the rail for pulsed DC.
+        if not cmd.enable:
+            c = L.CLAMP_FLOOR_MV
+        elif cmd.gate_hz:
+            c = L.COMPLIANCE_MV
+        else:
+            c = self._clamp_next
+        cmd.clamp_mv = c
+        self.clamp_mv = c
         if cmd.gate_hz and cmd.enable:
             self.duty_pct = (cmd.gate_duty_u16 * 100 + 32767) // 65535
         else:

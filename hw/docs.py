@@ -102,6 +102,12 @@ def block_diagram(p):
     div = _box(d, (jx, -4.5), "Divider 100k / 5.1k\n-> ADC0 %s" % _gp(p, "PIN_ELECTRODE_ADC"), w=3.4,
                color=C_SENSE)
     _path(d, [(jx, 0), div.N], C_SENSE)
+    clamp = _box(d, (jx + 3.0, 2.0), "Adaptive clamp + C3 10 nF: V <= need\n+ headroom, set by PWM %s" % _gp(p, "PIN_CLAMP_PWM"),
+                 w=5.0, h=1.2, color=C_SAFE)
+    _path(d, [(jx, 0), (jx, 2.0), clamp.W], C_SAFE)
+    rs2 = _box(d, (30.0, -9.0), "RS2 %g Ohm\n-> ADC1 %s\n2nd channel" % (p["SENSE_MILLIOHM"] / 1000,
+               _gp(p, "PIN_SENSE_ADC")), w=3.4, color=C_SENSE)
+    _path(d, [(sh.E[0], sh.S[1] - 0.3), (rs2.N[0], sh.S[1] - 0.3), rs2.N], C_SENSE)
 
     # Hardware limiter above the path: watches the shunt, opens K1 itself, flags the MCU.
     lim = _box(d, (14.5, 3.9), "Hardware limiter: comparator\ntrips ~%g mA, latches K1 open\nwithout the MCU" % lim_ma,
@@ -207,7 +213,13 @@ def output_stage(p):
     d.add(elm.Line().down(1.4))
     sh_top = d.add(elm.Dot())
     shunt = d.add(elm.Resistor().down().label("R_SH\n%g Ohm\n0.1%%" % shunt_ohm, loc="bottom").color(C_SENSE))
+    # RS2 in series: the second, independent current channel, straight into ADC1 through an RC.
+    rs2_top = d.add(elm.Dot().color(C_SENSE))
+    d.add(elm.Resistor().down().label("RS2\n%g Ohm" % (p["SENSE_MILLIOHM"] / 1000), loc="bottom").color(C_SENSE))
     d.add(elm.Ground())
+    d.add(elm.Line().at(rs2_top.center).left(1.2).color(C_SENSE))
+    _note(d, (rs2_top.center[0] - 1.3, rs2_top.center[1]), "RC -> ADC1 %s\n2nd current channel" % _gp(p, "PIN_SENSE_ADC"),
+          C_SENSE, "right", fs=8)
 
     # INA219 across the shunt: both inputs sit within ~0.35 V of ground, far below its 26 V limit.
     x_ina = sh_top.center[0] + 3.0
@@ -279,6 +291,14 @@ def output_stage(p):
     d.add(elm.Ground())
     d.add(elm.Line().at(adc.center).left(1.0).color(C_SENSE))
     _note(d, (adc.center[0] - 1.1, adc.center[1]), "ADC0 %s" % _gp(p, "PIN_ELECTRODE_ADC"), C_SENSE, "right", fs=8)
+
+    # C3 and the adaptive clamp on the node: it holds V at what the load needs plus headroom.
+    d.add(elm.Line().at(node_a.center).right(1.2).color(C_SAFE))
+    cn = d.add(elm.Dot().color(C_SAFE))
+    d.add(elm.Capacitor().at(cn.center).down().label("C3\n10 nF", loc="bottom", fontsize=8).color(C_SAFE))
+    d.add(elm.Ground())
+    _note(d, (cn.center[0] + 0.3, cn.center[1] + 1.6), "C3 + adaptive clamp (shunt to ground, set by PWM %s -> RC):\n"
+          "the node never holds more than the load's need + headroom" % _gp(p, "PIN_CLAMP_PWM"), C_SAFE, "left", fs=7)
 
     _note(d, (-1.0, -4.6), "Output stage of the reference design (not built, not measured). "
           "Grounds are the isolated patient-side ground.\n"

@@ -343,3 +343,20 @@ def test_damaged_config_json_shows_the_previous_one_and_a_push_repairs_it(vu, tm
     ready(vu.ctl)
     rc, out, err = ionto(capsys, "config", "show", "--port", vu.port)
     assert "configuration from config.json" in out
+
+
+@pytest.mark.parametrize("change, words", [
+    (("reverse", True), "reverse: true is not allowed for glycopyrrolate"),
+    (("ceiling_ua", 9_000), "above the glycopyrrolate ceiling"),
+    (("dose_cap_mamin", 100), "above the glycopyrrolate dose cap"),
+    (("polarity", 1), "under the wrong electrode"),
+])
+def test_a_drug_preset_breaking_its_rules_is_refused_in_one_line(tmp_path, capsys, change, words):
+    cfg = config.defaults()
+    g = cfg["presets"][3]
+    g["name"] = "drug_pad"  # the rules follow the declared solution, not the name
+    g[change[0]] = change[1]
+    rc, out, err = ionto(capsys, "config", "validate", write(tmp_path, "c.json", cfg))
+    assert rc == EXIT_CONFIG
+    lines = [ln for ln in err.strip().splitlines() if words in ln]
+    assert len(lines) == 1, err

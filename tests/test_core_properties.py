@@ -97,6 +97,7 @@ def check_sequence(bench, steps):
                     down <= allow_down
                     or cmd.ua <= allow_up  # cutoff to (near) zero
                     or s.limited  # compliance hold: the current is already below
+                    or (s.sup.open_now and cmd.ua <= L.CONTACT_TEST_UA + allow_up)  # open: to the test level
                 ), (S.STATE_NAMES[prev_state], S.STATE_NAMES[st_], prev_cmd_ua, cmd.ua)
             elif cmd.enable:
                 # switching on: from zero (contact check or resume ramp), never a jump

@@ -144,11 +144,12 @@ def test_boot_selftest_fails_and_start_is_refused(bundle, case, item, words, scr
         assert r["refuse"] == L.B_SELFTEST
         assert "a button is held or stuck" in " ".join(r["screen"])
     _off_after(r)
-    if case == "stuck_on":
-        # The welded switch leaks whatever the firmware does: that is why it must not treat.
-        assert r["true_ua_after"] > L.ZERO_TOL_UA
-    else:
+    if case != "stuck_on":
         assert r["true_ua_after"] == 0
+    # stuck_on: the welded switch leaks whatever the firmware does (that is why it must not
+    # treat); the self-test saw it with the clamp at its open level. Off, the model's clamp is
+    # an ideal 0 V sink, so what the true current is afterwards says nothing about the board
+    # (there R12 limits the sink): not asserted either way.
 
 
 def test_boot_invalid_config_refuses_start(bundle):
@@ -230,26 +231,30 @@ def test_sensor_stale_conversions_cut_the_output():
 
 
 def test_sensor_stuck_is_found_implausible_when_the_command_falls():
-    # A sensor frozen at the treatment current looks plausible until the command changes:
-    # during STOP's ramp-down the reading stays high against a falling setpoint.
+    # A sensor stuck at the treatment current looks plausible until the current changes:
+    # during STOP's ramp-down the second channel falls away from it (readings differ).
     r = fault("sensor_stuck")
-    assert r["fault"] == "over_setpoint" and r["state"] == "FAULT"
-    assert r["react_us"] is not None and r["react_us"] < 2_500_000  # before the STOP ramp ends
+    assert r["fault"] == "sensor_mismatch" and r["state"] == "FAULT"
+    assert r["react_us"] is not None and r["react_us"] < 1_000_000  # well before the STOP ramp ends
     assert r["enable_pin"] == 0 and r["true_ua_50ms"] == 0
-    assert r["screen"][0] == "CURRENT TOO HIGH"
+    assert r["screen"][0] == "SENSOR FAULT" and r["screen"][1] == "readings differ"
     assert r["after_stop_present"] == "FAULT" and r["after_stop_gone"] == "IDLE"
 
 
 def test_over_current_read_by_the_sensor_cuts_at_once():
+    # The INA219 reads 31 mA while the second channel reads the true 5 mA: cut at once, and
+    # named for what it is, a sensing fault.
     r = fault("sensor_over")
-    _cut(r, "over_abs", 2 * TICK_US, "OVERCURRENT")
-    assert r["screen"][1] == "above 30 mA"
+    _cut(r, "sensor_mismatch", 2 * TICK_US, "SENSOR FAULT")
+    assert r["screen"][1] == "readings differ"
     assert r["after_stop_present"] == "FAULT" and r["after_stop_gone"] == "IDLE"
 
 
 def test_over_current_in_the_plant_cuts_before_it_grows():
     # The source runs at twice its command: the true current crosses the ceiling and the
-    # output is cut within a tick of the reading showing it.
+    # output is cut within a few ticks of the reading showing it. (The clamp follows the
+    # voltage up a period at a time, and the skin's capacitance draws the source's full
+    # current while it charges: a few ms above the ceiling.)
     r = fault("plant_over")
     _cut(r, "over_ceiling", 5 * TICK_US, "OVERCURRENT")
     # The doubled source heads for 2 x 5 mA = 10 mA (tau ~1.6 ms): within the one period
@@ -259,9 +264,9 @@ def test_over_current_in_the_plant_cuts_before_it_grows():
 
 
 def test_hardware_limiter_trip_cuts_the_output_in_one_tick():
+    # Under current only a collapsed load draws 35 mA through the clamp: SHORT CIRCUIT.
     r = fault("hw_limit")
-    _cut(r, "hw_limiter", TICK_US, "HW LIMITER")
-    assert r["peak_during"] > 35_000  # the discharge spike the limiter caught
+    _cut(r, "short", TICK_US, "SHORT CIRCUIT")
     # The limiter latch opens with enable low: the cause is gone, STOP clears.
     assert r["after_stop_present"] == "IDLE"
 

@@ -206,3 +206,37 @@ def test_config_runs_under_micropython(mpy):
         "print('ok', len(config.compile_presets(c2)))\n"
     )
     assert "ok 4" in r.stdout
+
+
+def test_drug_rules_are_data_not_a_name():
+    # A preset named otherwise, with the same solution, keeps every drug rule.
+    def renamed(**kw):
+        def m(cfg):
+            cfg["presets"][3]["name"] = "drug_pad"
+            cfg["default_preset"] = "hands_feet"
+            cfg["presets"][3].update(kw)
+        return m
+    assert any("drug_pad" not in e and "reverse" in e for e in _bad(renamed(reverse=True)))
+    assert any("ceiling_ua" in e and "8000" in e for e in _bad(renamed(ceiling_ua=8_500)))
+    assert any("dose_cap_mamin" in e for e in _bad(renamed(dose_cap_mamin=81)))
+    assert any("polarity" in e for e in _bad(renamed(polarity=1)))
+    # an anion goes under the cathode: polarity 1 with electrode A holding the pad
+    ok, errors = config.validate(_apply(renamed(solution={"drug": "anion_x", "charge": -1}, polarity=1)))
+    assert ok, errors
+    assert any(".charge" in e for e in _bad(renamed(solution={"drug": "glycopyrrolate", "charge": -1})))
+    # tightened is fine, and compiles to a preset that never reverses
+    ok, errors = config.validate(_apply(renamed(ceiling_ua=6_000, target_ua=3_000, dose_cap_mamin=60)))
+    assert ok, errors
+    ps = config.compile_presets(_apply(renamed(ceiling_ua=6_000, target_ua=3_000, dose_cap_mamin=60)))
+    assert ps[3].drug == "glycopyrrolate" and ps[3].charge == 1 and ps[3].reverse is False
+    # a drug cannot be treated as tap water by leaving the solution out of a preset named for it
+    def plain(cfg):
+        del cfg["presets"][3]["solution"]
+    assert any("must declare the drug" in e for e in _bad(plain))
+    assert all(r[2] <= L.DRUG_CEILING_MAX_UA and r[3] <= L.DRUG_DOSE_MAX_MAMIN for r in L.DRUGS)
+
+
+def _apply(mutate):
+    cfg = config.defaults()
+    mutate(cfg)
+    return cfg

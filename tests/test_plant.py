@@ -91,8 +91,15 @@ def test_short_gives_low_voltage_at_full_current():
     assert p.load_ohm() == 200
 
 
+def _big_cout():
+    # An output stage with 100 nF on its node (the design before the adaptive clamp and C3).
+    from scenario import load
+    sc = load("palms")
+    return {"name": "palms_100nF", "description": "", "load": dict(sc["load"], c_out_nf=100.0), "events": []}
+
+
 def test_lift_charges_output_to_compliance_and_reimmersion_trips_limiter():
-    p, clk = make()
+    p, clk = make(_big_cout())
     trips = []
     p.on_trip = trips.append
     run(p, clk, 1_000_000)
@@ -131,8 +138,37 @@ def test_limiter_trips_on_steady_overcurrent():
     assert p.current_ua() == 0
 
 
-def test_polarity_swap_under_current_spikes():
+def test_reimmersion_spike_of_the_10nF_node_is_short_and_small():
+    # The reference design (C3 = 10 nF): the same unprotected re-immersion at the 60 V rail
+    # spikes for a few us only (below the limiter's filter), and carries at most C3 x 60 V.
     p, clk = make()
+    run(p, clk, 1_000_000)
+    p.lift()
+    run(p, clk, 1_010_000, step=100)
+    assert p.electrode_mv() == pins.COMPLIANCE_MV
+    p.peak_ua = 0
+    t0 = clk.t
+    p.immerse()
+    assert p.peak_ua > pins.HW_LIMIT_UA and not p.hw_limit_tripped
+    run(p, clk, t0 + 1_000, step=1_000)
+    q_nc = (p.mean_ua(t0, t0 + 1_000) - 10_000) * 1_000 / 1_000  # uA x ms = nC above the source's 10 mA
+    assert q_nc <= 10 * 60 + 50  # C3 x 60 V = 600 nC (+ the skin's share)
+
+
+def test_clamp_holds_the_node_and_sinks_its_charge_when_lowered():
+    p, clk = make()
+    p.set_clamp(20_000)
+    run(p, clk, 1_000_000)
+    p.lift()
+    run(p, clk, 1_010_000, step=100)
+    assert p.electrode_mv() == 20_000
+    p.set_clamp(3_000)
+    assert p.electrode_mv() == 3_000
+    assert p.sense_ua() == 0
+
+
+def test_polarity_swap_under_current_spikes():
+    p, clk = make(_big_cout())
     run(p, clk, 1_000_000)
     p.set_polarity(1)
     assert p.hw_limit_tripped
@@ -224,3 +260,27 @@ def test_load_by_dict_and_state():
     p = plant.Plant({"name": "x", "load": {"r_series_ohm": 1000, "r_skin_ohm": 1000, "r_skin_final_ohm": 1000}}, clock=clk)
     s = p.state()
     assert s["scenario"] == "x" and s["load_ohm"] == 2000 and s["true_ua"] == 0 and s["hw_limit"] is False
+
+
+def _worst_1ms_after_drop(p, clk):
+    p.set_load(r_skin_ohm=3_000, r_skin_final_ohm=3_000)
+    run(p, clk, 1_000_000)
+    t0 = clk.t
+    p.peak_ua = 0
+    p.set_load(r_skin_ohm=500, r_skin_final_ohm=500)
+    worst = 0
+    while clk.t < t0 + 20_000:  # every 100 us, the mean over the last 1 ms (within the history)
+        clk.t += 100
+        worst = max(worst, p.mean_ua(clk.t - 1_000, clk.t))
+    return worst
+
+
+def test_resistance_drop_overshoot_is_within_half_a_milliamp():
+    # 15 mA into hydrated palms, then the skin's resistance falls to 500 ohm at once (a cut,
+    # a ring in the water): the node's voltage falls with the skin's charge, and C3's charge
+    # goes into the skin too. With C3 = 10 nF that is at most 0.5 mA over any 1 ms.
+    p, clk = make(ua=15_000)
+    assert _worst_1ms_after_drop(p, clk) - 15_000 <= 500
+    assert p.peak_ua - 15_000 <= 500
+    q, cq = make(_big_cout(), ua=15_000)  # with the 100 nF of the older design: well over
+    assert _worst_1ms_after_drop(q, cq) - 15_000 > 1_000

@@ -47,6 +47,7 @@ SECTION = re.compile(r"^([\w/.-]+\.md) § (.+)$")
 # except those listed here with the reason they are not safety tests.
 SAFETY_FILES = {
     "tests/test_supervisor.py": {},
+    "tests/test_sensing.py": {},
     "tests/test_firmware_e2e.py": {
         "test_mode_cycles_presets_in_idle_only": "panel behaviour in IDLE: no current flows",
         "test_pulsed_preset_gates_the_output_and_shows_the_average": "pulsed DC works and is shown; its "

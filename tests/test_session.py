@@ -296,9 +296,10 @@ def test_fault_cuts_at_once_and_clears_only_when_the_cause_is_gone():
     events(b)
     b.p.hw_limit = True
     cmd = b.tick()
-    assert b.s.state == S.FAULT and b.s.fault == L.F_HW_LIMIT and not cmd.enable and cmd.ua == 0
+    # the limiter tripped under current: the nurse reads SHORT CIRCUIT
+    assert b.s.state == S.FAULT and b.s.fault == L.F_SHORT and not cmd.enable and cmd.ua == 0
     evs = events(b)
-    assert (S.EV_FAULT, L.F_HW_LIMIT, b.p.ua) in evs or S.EV_FAULT in codes(evs)
+    assert (S.EV_FAULT, L.F_SHORT, b.p.ua) in evs or S.EV_FAULT in codes(evs)
     assert (S.EV_END, S.END_FAULT, b.s.dose_uas) in evs
     b.tick(S.BTN_START)
     assert b.s.state == S.FAULT
@@ -308,7 +309,7 @@ def test_fault_cuts_at_once_and_clears_only_when_the_cause_is_gone():
     b.run(10)
     b.tick(S.BTN_STOP)
     assert b.s.state == S.IDLE and b.s.fault == 0
-    assert (S.EV_CLEARED, L.F_HW_LIMIT, 0) in events(b)
+    assert (S.EV_CLEARED, L.F_SHORT, 0) in events(b)
     b.start()
     assert b.s.state == S.CONTACT
 
@@ -483,3 +484,69 @@ def test_plant_soft_water_is_limited_with_its_reason():
     assert s.set_ua <= s.limited_ua + L.LIMITED_HEADROOM_UA + 300
     lim = [e for e in log if e[1] == S.EV_LIMITED]
     assert len(lim) == 1 and lim[0][3] == 15_000
+
+
+def test_open_circuit_drops_the_command_in_the_same_tick_and_a_splash_does_not_pause():
+    b = treating(Bench())
+    b.run(2_000)
+    events(b)
+    b.p.load = 0
+    b.p.apply(b.s.cmd)  # the hand is out from this reading on
+    cmd = b.tick()
+    # the very tick that sees the open circuit: down to the contact-test current, no pause yet
+    assert cmd.ua <= L.CONTACT_TEST_UA and b.s.state == S.RAMP_UP
+    assert S.EV_PAUSE not in codes(events(b))
+    b.run(L.CONTACT_LOST_MS // 2)  # back within the debounce: a splash
+    b.p.load = 3_000
+    b.run(200)
+    assert b.s.state == S.RAMP_UP and b.s.fault == 0
+    assert S.EV_PAUSE not in codes(events(b))
+    assert b.s.set_ua <= L.CONTACT_TEST_UA + 100  # climbing again from the test level, slowly
+    until(b, lambda s: s.state == S.TREAT, 70_000)
+
+
+def test_usb_plugged_in_during_treatment_ramps_down_unless_isolated():
+    b = treating(Bench())
+    events(b)
+    b.p.vbus = True
+    b.run(L.USB_DEBOUNCE_MS - 10)
+    assert b.s.state == S.TREAT  # a bounce of the VBUS contact is not a host
+    b.run(20)
+    assert b.s.state == S.STOPPING and b.s.refuse == L.B_USB
+    evs = events(b)
+    assert (S.EV_REFUSED, L.B_USB, S.TREAT) in evs
+    t = until(b, lambda s: s.state == S.STOPPED, L.STOP_RAMP_MS + 500)
+    assert t >= 1_000  # a ramp, not a cut
+    assert b.s.end_reason == S.END_USB and S.END_TEXT[S.END_USB] == "USB connected"
+    cfg = config.defaults()
+    cfg["isolated_usb"] = True
+    b = treating(Bench(cfg))
+    b.p.vbus = True
+    b.run(2_000)
+    assert b.s.state == S.TREAT  # the isolated variant carries on
+
+
+def test_drug_preset_never_reverses_whatever_its_name():
+    cfg = config.defaults()
+    g = dict(cfg["presets"][3], name="my_drug", duration_s=1_200)
+    cfg["presets"] = [g]
+    cfg["default_preset"] = "my_drug"
+    b = Bench(cfg, tick_ms=10)
+    assert b.s.preset.drug == "glycopyrrolate" and b.s.preset.reverse is False
+    b.start()
+    until(b, lambda s: s.state == S.TREAT, 200_000)
+    b.s.treat_ms = b.s.preset.duration_ms // 2 + 1_000  # past half time
+    b.run(2_000)
+    assert b.s.state == S.TREAT and b.s.polarity == 0
+    b.s._flip()  # even if asked: the drug stays under the anode
+    assert b.s.polarity == 0
+
+
+def test_a_drug_preset_that_reverses_is_refused_on_the_unit():
+    cfg = config.defaults()
+    cfg["presets"][3]["name"] = "drug_pad"
+    cfg["presets"][3]["reverse"] = True
+    b = Bench(cfg)
+    assert not b.s.config_ok and any("reverse" in e for e in b.s.config_errors)
+    b.tick(S.BTN_START)
+    assert b.s.state == S.IDLE and b.s.refuse == L.B_CONFIG

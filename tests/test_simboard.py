@@ -37,6 +37,8 @@ def outputs(duty_ua=10_000):
     en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
     machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
     machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
+    # The adaptive clamp at the rail (the firmware sets it to what the load needs).
+    machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)
     en.value(1)
     pwm.duty_u16(duty_ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
     return pwm, en
@@ -172,3 +174,34 @@ def test_plant_and_board_under_micropython(mpy):
 
     r = mpy(str(MPY_TESTS / "plant_checks.py"))
     assert r.stdout.strip().endswith("OK")
+
+
+def test_sensing_faults_and_the_second_channel(board):
+    pwm, en = outputs()
+    vclock.advance(300_000)
+    s = board.state()
+    assert s["true_ua"] == pytest.approx(10_000, abs=20)
+    assert s["sense_ua"] == pytest.approx(10_000, abs=20)  # RS2 / ADC1: the load current
+    adc1 = machine.ADC(machine.Pin(pins.PIN_SENSE_ADC)).read_u16()
+    assert adc1 * pins.ADC_VREF_MV * 1_000_000 // (65535 * pins.SENSE_MILLIOHM) == pytest.approx(10_000, abs=30)
+    src = board.ina219.source
+    t = vclock.now_us()
+    assert board.handle({"cmd": "fault", "kind": "sensor_gain", "value": 0.5})["ok"]
+    assert src((t - 1000, t))[0] == pytest.approx(5_000 * pins.SHUNT_MILLIOHM // 1000, abs=20)
+    board.handle({"cmd": "fault", "kind": "sensor_gain", "value": 1.5})
+    assert src((t - 1000, t))[0] == pytest.approx(15_000 * pins.SHUNT_MILLIOHM // 1000, abs=30)
+    board.handle({"cmd": "clear_faults"})
+    board.handle({"cmd": "fault", "kind": "sensor_noise", "value": 3_000})
+    v = {src((t - 1000, t))[0] for _ in range(20)}
+    assert len(v) > 5 and all(abs(x - 100_000) <= 30_000 for x in v)
+    board.handle({"cmd": "clear_faults"})
+    board.handle({"cmd": "fault", "kind": "sensor_drift", "value": 1_000})
+    vclock.advance(1_000_000)
+    t = vclock.now_us()
+    assert src((t - 1000, t))[0] == pytest.approx(11_000 * pins.SHUNT_MILLIOHM // 1000, abs=50)
+    board.handle({"cmd": "fault", "kind": "sensor_frozen", "value": 2_000})
+    assert board.ina219.stuck_shunt_reg == 2_000 * pins.SHUNT_MILLIOHM // 10_000
+    assert {"sensor_drift", "sensor_frozen"} <= set(board.state()["faults"])
+    board.handle({"cmd": "clear_faults"})
+    assert board.state()["faults"] == []
+    assert board.state()["sense_ua"] == pytest.approx(10_000, abs=20)  # untouched by them all

@@ -69,6 +69,8 @@ def test_over_setpoint_only_beyond_its_window():
     assert run(s, m, P) == L.F_OVER_SET
     s = armed()
     let(s, True, 10_000)
+    s.check(P, meas(10_000), False)  # in regulation: the clamp set above what the load needs
+    let(s, True, 10_000)
     assert run(s, meas(12_000), 10_000) == 0
     # a brief spike (re-contact, filter settling) that ends in time does not trip
     s = armed()
@@ -195,8 +197,14 @@ def test_stuck_check_waits_for_the_output_to_settle_after_disabling():
 
 
 def test_hardware_limiter_flag():
+    # Output on: the clamp keeps the voltage near what the load needs, so only a collapsed
+    # load draws the limiter's current: the nurse reads SHORT CIRCUIT, in the same tick.
     s = armed()
     let(s, True, 5_000)
+    assert s.check(P, meas(0, hw_limit=True), False) == L.F_SHORT
+    # Output off (self-test, a stuck switch): the limiter's own name.
+    s = armed()
+    let(s, False, 0)
     assert s.check(P, meas(0, hw_limit=True), False) == L.F_HW_LIMIT
 
 
@@ -264,12 +272,12 @@ def test_sensor_reading_nothing_while_the_voltage_shows_current_is_implausible()
 
 def test_faults_latch_until_cleared_with_the_cause_gone():
     s = armed()
-    let(s, True, 5_000)
-    assert run(s, meas(5_000, hw_limit=True), P) == L.F_HW_LIMIT
-    assert run(s, meas(0, mv=0), 1_000) == L.F_HW_LIMIT  # latched
+    let(s, True, 5_000)  # a limiter trip under current is named a short (see the flag test)
+    assert run(s, meas(5_000, hw_limit=True), P) == L.F_SHORT
+    assert run(s, meas(0, mv=0), 1_000) == L.F_SHORT  # latched
     assert not let(s, True, 5_000).enable
     s.check(P, meas(0, mv=0, hw_limit=True), False)
-    assert s.cause_present() and s.clear() is False and s.fault == L.F_HW_LIMIT
+    assert s.cause_present() and s.clear() is False and s.fault == L.F_SHORT
     s.check(P, meas(0, mv=0), False)
     assert s.clear() is True and s.fault == 0 and not s.armed
     assert not let(s, True, 5_000).enable  # disarmed: still no output until armed again
@@ -383,3 +391,104 @@ def test_disarmed_veto_is_off():
     s = Supervisor()
     c = let(s, True, 5_000)
     assert not c.enable and c.ua == 0
+
+
+# --- the second current channel and the adaptive clamp ------------------------------------
+def test_two_channels_that_disagree_fault_within_the_window():
+    s = armed()
+    let(s, True, 10_000)
+    s.check(P, meas(10_000, ua2=10_000), False)  # in regulation: the clamp above the need
+    let(s, True, 10_000)
+    tol = L.SENSE_TOL_UA + 10_000 * L.SENSE_TOL_PCT // 100
+    for i in range(500):  # within the tolerance (a live reading: it moves by a count)
+        assert s.check(P, meas(10_000 + (i & 1), ua2=10_000 + tol - 10), False) == 0
+    assert s.hi_ua == 10_000 + tol - 10  # regulation takes the higher reading
+    s = armed()
+    let(s, True, 10_000)
+    m = meas(5_000, mv=30_000, ua2=10_000)  # the INA219 reads half the truth
+    assert run(s, m, L.SENSE_WINDOW_MS - P) == 0
+    assert s.hi_ua == 10_000
+    assert run(s, m, P) == L.F_SENSE_MISMATCH
+    assert L.periods(L.SENSE_WINDOW_MS) == L.SENSE_WINDOW_MS * 1000 // L.LOOP_PERIOD_US
+
+
+def test_noisy_reading_that_disagrees_half_the_time_adds_up():
+    s = armed()
+    let(s, True, 10_000)
+    good, bad = meas(10_000, ua2=10_000), meas(13_000, ua2=10_000)
+    f = 0
+    for i in range(200):
+        f = s.check(P, bad if i % 2 == 0 else good, False)
+        if f:
+            break
+    assert f == L.F_SENSE_MISMATCH
+    s = armed()
+    let(s, True, 10_000)
+    for i in range(600):  # one in four: not enough to add up
+        f = s.check(P, bad if i % 4 == 0 else good, False)
+    assert f == 0
+
+
+def test_frozen_reading_is_a_fault_while_current_flows():
+    s = armed()
+    let(s, True, 10_000)
+    m = meas(10_000, ua2=10_010)
+    assert run(s, m, L.FROZEN_WINDOW_MS - P) == 0
+    assert run(s, m, 2 * P) == L.F_SENSE_FROZEN
+    s = armed()  # a live reading moves: no fault
+    let(s, True, 10_000)
+    for i in range(1_000):
+        assert s.check(P, meas(10_000 + (i & 1), ua2=10_000), False) == 0
+    s = armed()  # without the second channel's current (< 1 mA) a steady reading is fine
+    let(s, True, 500)
+    assert run(s, meas(500, ua2=500), 2_000) == 0
+
+
+def test_a_current_rule_tripping_on_one_channel_is_named_a_sensing_fault():
+    s = armed(ceiling=8_000)
+    let(s, True, 5_000)
+    assert s.check(P, meas(20_000, mv=15_000, ua2=5_000), False) == L.F_SENSE_MISMATCH
+    s = armed(ceiling=8_000)  # both agree: a real over-current
+    let(s, True, 5_000)
+    assert s.check(P, meas(20_000, mv=60_000, ua2=20_000), False) == L.F_OVER_CEIL
+    s = armed()  # the second channel alone sees over 30 mA: cut at once
+    let(s, True, 5_000)
+    assert s.check(P, meas(5_000, ua2=31_000), False) != 0
+    # A real over-current in a fast rise: the two sampled it at different moments and differ
+    # by more than the tolerance, but both are well over the command: named for the current.
+    s = armed(ceiling=8_000)
+    let(s, True, 5_000)
+    assert s.check(P, meas(9_500, mv=34_000, ua2=7_800), False) == L.F_OVER_CEIL
+
+
+def test_open_circuit_seen_in_the_same_period_from_voltage_at_the_clamp():
+    s = armed()
+    let(s, True, 10_000)
+    s.check(P, meas(10_000, mv=30_000, ua2=10_000), False)
+    c = let(s, True, 10_000).clamp_mv
+    assert c == 30_000 + L.CLAMP_HEADROOM_MV + (30_000 >> 4) * 3  # the need plus headroom
+    # the hand is out: the voltage runs to the clamp, the fast channel sees nothing, while the
+    # INA219's conversion still averages in the current from before the lift
+    s.check(P, meas(6_000, mv=c, ua2=0), False)
+    assert s.open_now and not s.contact_lost
+    assert let(s, True, 10_000).clamp_mv == L.CLAMP_FLOOR_MV  # C3 bled at once
+    assert run(s, meas(0, mv=L.CLAMP_FLOOR_MV, ua2=0), L.CONTACT_LOST_MS) == 0 and s.contact_lost
+    s = armed()  # a sensor stuck at zero does not fake a lift (the cross-check names it)
+    let(s, True, 10_000)
+    s.check(P, meas(0, mv=30_000, ua2=10_000), False)
+    assert not s.open_now
+
+
+def test_clamp_follows_the_load_and_steps_up_when_it_needs_more():
+    s = armed()
+    let(s, True, 10_000)
+    s.check(P, meas(10_000, mv=20_000, ua2=10_000), False)
+    c = let(s, True, 10_000).clamp_mv
+    assert c < 20_000 + 10_000
+    # the skin's resistance rose: short of the command at the clamp, not open
+    s.check(P, meas(7_000, mv=c, ua2=7_000), False)
+    assert not s.open_now
+    assert let(s, True, 10_000).clamp_mv == c + L.CLAMP_STEP_MV
+    assert let(s, False, 0).clamp_mv == L.CLAMP_FLOOR_MV  # off: the floor
+    s.check(P, meas(10_000, mv=59_000, ua2=10_000), False)
+    assert let(s, True, 10_000, gate_hz=1_000, duty_u16=32_768).clamp_mv == L.COMPLIANCE_MV  # pulsed: the rail

@@ -30,7 +30,8 @@ A request is an object with "cmd" (and optionally "id", echoed). Replies have "o
                   fault {"kind": "power_cut", "at": N} (the N-th block write/erase from now),
                   fault {"kind": "wdt_starve"} (the firmware's loop hangs at its next clock step)
   on the board:   press, hold, release, scenario, fault (i2c_nack, i2c_stuck, sensor_stuck,
-                  output_stuck_on, output_dead), clear_faults, usb, state, frame
+                  sensor_frozen, sensor_gain, sensor_noise, sensor_drift, output_stuck_on,
+                  output_dead), clear_faults, usb, state, frame
                   (see hw/sim/simboard.py Board.handle)
 The board outlives the MCU: the scenario, board faults, usb and accel set over the channel
 are replayed into the unit after every restart. host_tools/ionto/simctl.py is the client.
@@ -62,7 +63,8 @@ _HOST_BUF_MAX = 64 * 1024  # unit output waiting for a host before the oldest is
 _UNIT_BUF_MAX = 1024 * 1024  # host input waiting for the unit
 _CRASH_LIMIT = 5  # quick crashes in a row before the unit stays off
 _BOARD_STICKY = ("scenario", "usb")  # board settings replayed after a restart
-_BOARD_FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_stuck_on", "output_dead")
+_BOARD_FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "sensor_frozen", "sensor_gain", "sensor_noise",
+                 "sensor_drift", "output_stuck_on", "output_dead")
 
 
 class SimError(Exception):

@@ -110,7 +110,9 @@ class SimClient:
         return self.request("scenario", **f)
 
     def fault(self, kind, **kw):
-        """Board faults (i2c_nack, i2c_stuck, sensor_stuck value=uA, output_stuck_on,
+        """Board faults (i2c_nack, i2c_stuck, sensor_stuck value=uA, sensor_frozen value=uA
+        (the INA219's register frozen; default: what it reads now), sensor_gain value=x,
+        sensor_noise value=+-uA, sensor_drift value=uA/s, output_stuck_on,
         output_dead, limiter_trip) and unit faults (power_cut at=N, wdt_starve)."""
         return self.request("fault", kind=kind, **kw)
 

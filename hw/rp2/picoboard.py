@@ -131,9 +131,16 @@ class PicoBoard:
         v = mv * pins.DIVIDER_BOTTOM_OHM * 4095 // ((pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV)
         return max(0, min(4095, int(v)))
 
+    def _adc12_sense(self):
+        # The second current channel: RS2's drop (I x SENSE_MILLIOHM) on ADC1, 12 bits of VREF.
+        mv = self.plant.sense_ua(self.now_us()) * pins.SENSE_MILLIOHM / 1_000_000
+        return max(0, min(4095, int(mv * 4095 / pins.ADC_VREF_MV)))
+
     def _pwm(self, pin, en, freq, duty):
         if pin == pins.PIN_SETPOINT_PWM:
             self.plant.set_duty(duty)
+        elif pin == pins.PIN_CLAMP_PWM:  # the adaptive clamp's set voltage (after its RC filter)
+            self.plant.set_clamp(duty * pins.CLAMP_FULL_SCALE_MV / 65535 if en else 0)
         elif pin == pins.PIN_PULSE_GATE:
             if en and 0 < duty < 65535:
                 self.plant.set_gate_pwm(freq, duty)
@@ -147,6 +154,8 @@ class PicoBoard:
             self.plant.set_polarity(level)
         elif pin == pins.PIN_PULSE_GATE:
             self.plant.set_gate(level)
+        elif pin == pins.PIN_CLAMP_PWM:  # driven as a plain pin: 0 V or the full scale
+            self.plant.set_clamp(pins.CLAMP_FULL_SCALE_MV if level else 0)
 
     # --- the chip's requests -------------------------------------------------------------------
     def handle(self, line):
@@ -164,7 +173,9 @@ class PicoBoard:
             dev = self.devices.get(int(addr))
             reply = dev.i2c_read(int(n)).hex() if dev else "ffff"
         elif op == "a":
-            reply = str(self._adc12() if int(rest) == _ADC_CH0_PIN - 26 else 0)
+            ch = int(rest)
+            reply = str(self._adc12() if ch == _ADC_CH0_PIN - 26 else
+                        self._adc12_sense() if ch == pins.PIN_SENSE_ADC - 26 else 0)
         elif op == "w":
             addr, data = rest.split()
             dev = self.devices.get(int(addr))

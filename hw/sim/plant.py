@@ -13,11 +13,21 @@ Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
   no current and pushes). Back in the water, C_out dumps V/R_s through the skin: a spike far
   above the setpoint for tens of us. That is the shock users feel on re-immersion, and the
   firmware prevents it by zeroing its setpoint when contact is lost: the divider then bleeds
-  C_out (tau = C_out * R_d, about 10 ms).
+  C_out (tau = C_out * R_d, about 1 ms with the 10 nF of C3); the adaptive clamp, lowered to
+  the floor when the firmware sees the circuit open, sinks it at once.
 - Swapping polarity under current turns the charged skin capacitance around against the
   source: another real spike, unless the firmware ramps to zero and waits first.
 - The hardware limiter compares the shunt current with HW_LIMIT_UA and opens the return path
-  (current 0) until enable goes low; PIN_HW_LIMIT reads low meanwhile.
+  (current 0) until enable goes low; PIN_HW_LIMIT reads low meanwhile. Its comparator is
+  filtered (LIMIT_RESPONSE_US): a spike that stays above the limit for less (the few-us
+  discharge of C_out on re-contact) does not trip it; anything sustained does.
+- Adaptive compliance: a shunt clamp on the node holds V at or below `clamp_mv`, set by the
+  firmware (PIN_CLAMP_PWM, duty x CLAMP_FULL_SCALE_MV / 65535) to what the present load needs
+  plus headroom; lowered, it sinks the excess charge of C_out at once (its sink is far faster
+  than any other time constant here). Unset (a bare plant), it is the 60 V rail.
+- Second current channel: `sense_ua(now)` is what the RP2040's ADC reads on RS2, in series
+  with the shunt in the return path: the load current through an anti-alias RC, modelled as
+  the mean over the last SENSE_WINDOW_US.
 - electrode_mv is V at the bridge input, what the divider sees, whatever the polarity.
 - A gate PWM is modelled on average: the dynamics run as if the gate were on; the
   instantaneous current is the on-current in the PWM's high phase and 0 in its low phase
@@ -47,6 +57,8 @@ _H_MAX = const(1000)  # us, longest integration step while anything moves
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 _HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 _EPS = 0.01  # uA or mV: below this per step, the state is settled
+LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
+SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
 
 OPEN = "lifted"
 IMMERSED = "immersed"
@@ -91,6 +103,8 @@ class Plant:
         self.output_dead = False
         self._busy = False
         self.peak_ua = 0.0  # highest on-current seen (spikes included); reset at will
+        self.clamp_mv = _VC  # adaptive compliance (set_clamp); the rail until set
+        self.spike_nc = 0.0  # largest charge of a contact/polarity jump above the source's current
         self._hist_reset(self._clock())
         self.load(scenario)
 
@@ -161,7 +175,7 @@ class Plant:
         self._noise_k = None
         self._refresh_noise(self._t)
         self._i = self._load_current()
-        self._check_limit()
+        self._check_limit(jump=True)
         self._unsettle()
 
     def lift(self):
@@ -218,6 +232,27 @@ class Plant:
             self._gate_t0 = t
         self._unsettle()
 
+    def set_clamp(self, mv):
+        """Adaptive compliance: the node is held at or below mv (capped at the rail)."""
+        mv = float(mv)
+        if mv > _VC:
+            mv = _VC
+        if mv < 0.0:
+            mv = 0.0
+        if mv != self.clamp_mv:
+            self._sync()
+            self.clamp_mv = mv
+            if self._v > mv:
+                self._v = mv  # the clamp sinks the excess charge of C_out
+                self._i = self._load_current()
+            self._unsettle()
+
+    def sense_ua(self, now_us=None):
+        """The second current channel: mean shunt current over the last SENSE_WINDOW_US."""
+        if now_us is None:
+            now_us = self._clock()
+        return self.mean_ua(now_us - SENSE_WINDOW_US, now_us)
+
     def set_polarity(self, b):
         b = 1 if b else 0
         if b == self.polarity:
@@ -227,7 +262,7 @@ class Plant:
         # The bridge turns the charged skin around: it now adds to the drive.
         self._vp = -self._vp
         self._i = self._load_current()
-        self._check_limit()
+        self._check_limit(jump=True)
         self._unsettle()
 
     @property
@@ -374,9 +409,26 @@ class Plant:
             return self._v * 1000.0 / self.r_short_ohm
         return (self._v - self._vp) * 1000.0 / self._rl()
 
-    def _check_limit(self):
+    def _spike_us(self):
+        # How long a jump of the load current (re-contact, a short, polarity) stays above the
+        # limit: C_out discharges through the load's series part, tau = C_out x R.
+        i = self._i
+        if i <= _LIMIT:
+            return 0.0
+        tau = self.c_out_nf * self._rl() / 1000.0
+        return tau * math.log(i / _LIMIT)
+
+    def _check_limit(self, jump=False):
         if self._i > self.peak_ua:
             self.peak_ua = self._i
+        if jump and self._active() and self._i > self._x > 0.0:
+            # The jump decays with C_out through the series resistance: its charge above the
+            # source's own current is (i0 - x) x tau.
+            q = (self._i - self._x) * self.c_out_nf * self._rl() / 1e6
+            if q > self.spike_nc:
+                self.spike_nc = q
+        if jump and self._i > _LIMIT and self._spike_us() < LIMIT_RESPONSE_US and self._active():
+            return  # shorter than the comparator's filter: the source's own current follows
         if self._i > _LIMIT and not self.hw_limit_tripped:
             self.hw_limit_tripped = True
             self._i = 0.0
@@ -522,8 +574,8 @@ class Plant:
         if i < 0.0:
             i = 0.0
         v = i * (rs + rp) / 1000.0
-        if v > _VC:
-            v = _VC
+        if v > self.clamp_mv:
+            v = self.clamp_mv
             i = v * 1000.0 / (rs + rp)
         self._v = v
         self._vp = i * rp / 1000.0
@@ -536,10 +588,16 @@ class Plant:
             h = end - t
             if h > _H_MAX:
                 h = _H_MAX
+            tripped = self.hw_limit_tripped
             i0 = self._i if self._i > 0.0 else 0.0
             self._step(h)
-            i1 = self._i if self._i > 0.0 else 0.0
-            self._acc(t, t + h, (i0 + i1) * 0.5)  # trapezoid over the step
+            ia = self._iavg
+            if ia is None:
+                i1 = self._i if self._i > 0.0 else 0.0
+                ia = (i0 + i1) * 0.5  # trapezoid over the step
+            if tripped or self.hw_limit_tripped:
+                ia = 0.0
+            self._acc(t, t + h, ia if ia > 0.0 else 0.0)
             t += h
             if self._settled:
                 self._acc(t, end, self._i)
@@ -595,13 +653,14 @@ class Plant:
         nr = self._n_r
         v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
         vavg = (vi0 + vi1) * 0.5 + (v0 - vi0) * nr - (vi1 - vi0) * tau / h * (1.0 - nr)
-        if active and v1 > _VC:
-            v1 = _VC
-            if v0 >= _VC or vi1 <= _VC:
-                vavg = _VC
+        vc = self.clamp_mv  # adaptive compliance (the rail at most)
+        if active and v1 > vc:
+            v1 = vc
+            if v0 >= vc or vi1 <= vc:
+                vavg = vc
             else:  # reached compliance within the step
-                tc = tau * math.log((vi1 - v0) / (vi1 - _VC))
-                vavg = (vi1 * tc - (vi1 - v0) * tau * (1.0 - (vi1 - _VC) / (vi1 - v0)) + _VC * (h - tc)) / h
+                tc = tau * math.log((vi1 - v0) / (vi1 - vc))
+                vavg = (vi1 * tc - (vi1 - v0) * tau * (1.0 - (vi1 - vc) / (vi1 - v0)) + vc * (h - tc)) / h
         self._v = v1
         # Skin capacitance: fed by V through R_s when in the water, else it discharges in R_p.
         rp = self._rp
@@ -619,16 +678,28 @@ class Plant:
             self._s_e = math.exp(-h / taup)
         vp1 = target + (vp0 - target) * self._s_e
         self._vp = vp1
-        if conn and self.contact == IMMERSED and not (active and v1 >= _VC):
+        if conn and self.contact == IMMERSED and not (active and v1 >= vc):
             # Second pass: the node follows Vp as it ramps vp0 -> vp1 over the step.
             if active:
                 vi1 = (x1 + vp1 * 1000.0 / self._rl()) / g
             else:
                 vi1 = vp1 * 1000.0 / self._rl() / g
             v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
-            if active and v1 > _VC:
-                v1 = _VC
+            if active and v1 > vc:
+                v1 = vc
             self._v = v1
+        # Mean load current over the step by charge balance at the node (what the source put
+        # in, less what C_out kept, less the divider's share while off): exact for the fast
+        # discharge of C_out on re-contact, where a trapezoid of the end points is not. At the
+        # clamp the sink takes an unknown share: the trapezoid then (the node is held still).
+        if not conn:
+            self._iavg = 0.0
+        elif active and self._v >= vc:
+            self._iavg = None
+        elif active:
+            self._iavg = (x0 + x1) * 0.5 - self.c_out_nf * (self._v - v0) / h
+        else:
+            self._iavg = -self.c_out_nf * (self._v - v0) / h - vavg * 1000.0 / _R_DIV
         self._i = self._load_current()
         self._check_limit()
         if (

@@ -33,7 +33,7 @@ DEFAULTS = {
     "noise_period_ms": 10.0,
     "noise_dropout": 0.0,
     "seed": 1,
-    "c_out_nf": 100.0,
+    "c_out_nf": 10.0,  # C3: small, so a re-contact or a falling load gets little of its charge
 }
 LOAD_KEYS = tuple(DEFAULTS)
 # (min, max) for the numeric parameters; the model divides by the ones with min > 0.

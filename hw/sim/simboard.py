@@ -8,7 +8,15 @@
   sits at ground, so bus voltage reads 0), the SSD1306 model at SSD1306_ADDR, the FRAM
   journal chip (fram_model.FRAM) at FRAM_ADDR: over `fram_path` so it persists across the
   virtual unit's restarts, sharing the flash's Power (`power`) so a cut can land in its writes.
-- ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider.
+- ADC PIN_ELECTRODE_ADC: the electrode voltage through the divider; ADC PIN_SENSE_ADC: the
+  second current channel (RS2's drop, plant.sense_ua); PWM PIN_CLAMP_PWM sets the plant's
+  adaptive compliance clamp.
+- Sensing faults of the INA219 path (the second channel is not touched): `sensor_stuck`
+  (its analog input stuck at value uA, default what flows now; 0 is "stuck at zero"; the
+  chip's own noise still shows), `sensor_frozen` (its shunt register frozen: the same reading
+  every conversion, value uA, default what it reads now), `sensor_gain` (reads
+  value x the truth), `sensor_noise` (+- value uA, a fresh draw per conversion),
+  `sensor_drift` (reading drifts by value uA per second from the moment of injection).
 - PIN_VBUS_SENSE: high while `usb_host_present`. `isolated_usb` is the board's declaration
   that its USB port is isolated (issue 6 interlock); both can be changed on the fly.
 - Nurse panel: panel.Panel (buttons, buzzer, LED).
@@ -28,7 +36,10 @@ _HOOK_STEP = 1000  # us: the limiter is watched at least this often while time r
 _DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
 _DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
 
-FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "output_stuck_on", "output_dead", "clear")
+FAULTS = ("i2c_nack", "i2c_stuck", "sensor_stuck", "sensor_frozen", "sensor_gain", "sensor_noise", "sensor_drift",
+          "output_stuck_on", "output_dead", "clear")
+_SENSE_NUM = pins.SENSE_MILLIOHM * 65535
+_SENSE_DEN = pins.ADC_VREF_MV * 1_000_000
 
 
 _ram_fram = None
@@ -68,6 +79,10 @@ class Board:
         self.fram = _fram(fram_path, power)
         self.bus.attach(pins.FRAM_ADDR, self.fram)
         self.sensor_stuck_ua = None
+        self.sensor_gain = None  # reading = gain x truth
+        self.sensor_noise_ua = 0  # +- amplitude per conversion
+        self.sensor_drift = None  # (uA per s, since us)
+        self._noise_x = 0x2545F491
         self.usb_host_present = True
         self.isolated_usb = False
         self._last_hook = vclock.now_us()
@@ -78,6 +93,8 @@ class Board:
         m.sim_pin(pins.PIN_POLARITY).on_change(self._on_polarity)
         m.sim_pwm(pins.PIN_PULSE_GATE).on_change(self._on_gate)
         m.sim_adc(pins.PIN_ELECTRODE_ADC, self._adc)
+        m.sim_adc(pins.PIN_SENSE_ADC, self._adc_sense)
+        m.sim_pwm(pins.PIN_CLAMP_PWM).on_change(self._on_clamp)
         self.panel = _panel.Panel(machine, vclock, seed)
         vclock.add_hook(self._hook)
         self._sync_inputs()
@@ -88,7 +105,31 @@ class Board:
         i = self.sensor_stuck_ua
         if i is None:
             i = self.plant.current_ua(now_us)
+            if self.sensor_gain is not None:
+                i = int(i * self.sensor_gain)
+            if self.sensor_drift is not None:
+                rate, t0 = self.sensor_drift
+                t = now_us[1] if type(now_us) is tuple else now_us
+                i += int(rate * (t - t0) / 1_000_000)
+            if self.sensor_noise_ua:
+                x = self._noise_x  # xorshift32: repeatable runs
+                x ^= (x << 13) & 0xFFFFFFFF
+                x ^= x >> 17
+                x ^= (x << 5) & 0xFFFFFFFF
+                self._noise_x = x
+                a = self.sensor_noise_ua
+                i += x % (2 * a + 1) - a
         return (i * pins.SHUNT_MILLIOHM // 1000, 0)
+
+    def _adc_sense(self):
+        ua = self.plant.sense_ua(self._vc.now_us())
+        v = ua * _SENSE_NUM // _SENSE_DEN
+        return 65535 if v > 65535 else v
+
+    def _on_clamp(self, pid, mean):
+        if self._closed:
+            return
+        self.plant.set_clamp(mean * pins.CLAMP_FULL_SCALE_MV / 65535)
 
     def _adc(self):
         mv = self.plant.electrode_mv(self._vc.now_us())
@@ -138,6 +179,7 @@ class Board:
         p.set_duty(m.sim_pwm(pins.PIN_SETPOINT_PWM).mean_u16)
         p.set_enable(m.sim_pin(pins.PIN_OUTPUT_ENABLE).value)
         p.set_polarity(m.sim_pin(pins.PIN_POLARITY).value)
+        p.set_clamp(m.sim_pwm(pins.PIN_CLAMP_PWM).mean_u16 * pins.CLAMP_FULL_SCALE_MV / 65535)
         self._on_gate(pins.PIN_PULSE_GATE, m.sim_pwm(pins.PIN_PULSE_GATE).mean_u16)
 
     def _drive_outputs(self):
@@ -165,6 +207,7 @@ class Board:
         self.bus.detach(pins.INA219_ADDR)
         self.bus.detach(pins.SSD1306_ADDR)
         self._m.sim_adc(pins.PIN_ELECTRODE_ADC, None)
+        self._m.sim_adc(pins.PIN_SENSE_ADC, None)
 
     def set_usb(self, host_present=None, isolated=None):
         if host_present is not None:
@@ -181,6 +224,19 @@ class Board:
         elif kind == "sensor_stuck":
             # The INA219 keeps reading `value` uA (default: what flows now) whatever flows.
             self.sensor_stuck_ua = int(value) if value is not None else self.plant.current_ua()
+        elif kind == "sensor_frozen":
+            ina = self.ina219
+            if value is None:
+                raw = ina.peek(1) if hasattr(ina, "peek") else 0
+            else:
+                raw = int(value) * pins.SHUNT_MILLIOHM // 10_000  # uV / 10 uV per LSB
+            ina.stuck_shunt_reg = raw & 0xFFFF
+        elif kind == "sensor_gain":
+            self.sensor_gain = float(value) if value is not None else 0.5
+        elif kind == "sensor_noise":
+            self.sensor_noise_ua = int(value) if value is not None else 2_000
+        elif kind == "sensor_drift":
+            self.sensor_drift = (float(value) if value is not None else 1_000.0, self._vc.now_us())
         elif kind == "output_stuck_on":
             self.plant.set_faults(stuck_on=True)
         elif kind == "output_dead":
@@ -194,6 +250,11 @@ class Board:
         self.bus.fault = None
         self.bus.fault_addr = None
         self.sensor_stuck_ua = None
+        self.sensor_gain = None
+        self.sensor_noise_ua = 0
+        self.sensor_drift = None
+        if getattr(self.ina219, "stuck_shunt_reg", None) is not None:
+            self.ina219.stuck_shunt_reg = None
         self.plant.set_faults(stuck_on=False, dead=False)
 
     def faults(self):
@@ -202,6 +263,14 @@ class Board:
             f.append("i2c_" + self.bus.fault)
         if self.sensor_stuck_ua is not None:
             f.append("sensor_stuck")
+        if getattr(self.ina219, "stuck_shunt_reg", None) is not None:
+            f.append("sensor_frozen")
+        if self.sensor_gain is not None:
+            f.append("sensor_gain")
+        if self.sensor_noise_ua:
+            f.append("sensor_noise")
+        if self.sensor_drift is not None:
+            f.append("sensor_drift")
         return f
 
     # --- views -----------------------------------------------------------------------------
@@ -215,6 +284,8 @@ class Board:
         s["isolated_usb"] = self.isolated_usb
         s["display_on"] = self.display.on
         s["sensor_stuck_ua"] = self.sensor_stuck_ua
+        s["sense_ua"] = self.plant.sense_ua(now)
+        s["clamp_mv"] = int(self.plant.clamp_mv)
         return s
 
     def frame(self):
