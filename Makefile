@@ -39,12 +39,18 @@ $(EMU_STAMP): $(EMU)/package.json $(EMU)/package-lock.json
 	touch $(EMU_STAMP)
 
 ## test: the whole suite, CPython and MicroPython unix port, and the emulated Pico
+## Tests run in a random order (pytest-randomly) so none can lean on another; the seed is printed
+## and `make test SEED=N` repeats an order (or: pytest -p randomly --randomly-seed=N).
+TEST_ORDER = seed=$${SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; \
+	echo "test order: random, seed $$seed (repeat it with: make test SEED=$$seed)"; \
+	$(BIN)/python -m pytest -p randomly --randomly-seed=$$seed
+
 test: $(STAMP) $(EMU_STAMP) system-deps
-	$(BIN)/python -m pytest
+	@$(TEST_ORDER)
 
 ## test-fast: skip the slow end-to-end tests
 test-fast: $(STAMP) $(EMU_STAMP)
-	$(BIN)/python -m pytest -m 'not slow'
+	@$(TEST_ORDER) -m 'not slow'
 
 ## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
 test-interrupts: $(STAMP)
