@@ -7,7 +7,6 @@ import fcntl
 import io
 import os
 import threading
-import time
 import tty
 
 import pytest
@@ -17,6 +16,8 @@ from ionto import cli, firmware_build, link, monitor
 from ionto.errors import EXIT_BUSY, EXIT_NO_DEVICE, EXIT_UNIT, IontoError
 from ionto.scripted import press, wait_for
 from ionto.simctl import VirtualUnit
+
+from helpers import bytes_received, to_idle
 
 TREATING = (2, 3, 4)  # CONTACT, RAMP UP, TREAT (firmware session.py)
 
@@ -45,6 +46,25 @@ def ionto(monkeypatch, capsys):
 
 def args(port, duration, plot=False, csv_path=None):
     return argparse.Namespace(port=port, plot=plot, duration=duration, csv=csv_path)
+
+
+@pytest.fixture
+def listening(monkeypatch):
+    """An event set once the monitor has skipped what waited in the port and listens live (its
+    first quiet read), and a `stop` event that ends it as Ctrl-C would, at its next read."""
+    real = monitor.ReadOnlyPort.read
+    live, stop = threading.Event(), threading.Event()
+
+    def read(self, timeout):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        data = real(self, timeout)
+        if not data:
+            live.set()
+        return data
+
+    monkeypatch.setattr(monitor.ReadOnlyPort, "read", read)
+    return live, stop
 
 
 def host_bytes_waiting(ctl):
@@ -110,27 +130,46 @@ def test_silent_port_is_exit_unit_and_missing_port_no_device(ionto, tmp_path):
     assert rc == EXIT_NO_DEVICE and "ttyACM9" in err
 
 
-def test_redraws_in_place_on_a_terminal(monkeypatch):
+def test_redraws_in_place_on_a_terminal(listening):
+    live, stop = listening
     master, slave = os.openpty()
     tty.setraw(slave)
+    drawn = threading.Condition()
 
     class Term(io.StringIO):
         def isatty(self):
             return True
 
+        def write(self, s):
+            with drawn:
+                n = super().write(s)
+                drawn.notify_all()
+            return n
+
+    term = Term()
+
+    def shown(text):
+        with drawn:
+            assert drawn.wait_for(lambda: text in term.getvalue(), timeout=30), text
+
     def feed():
-        time.sleep(0.4)
-        for i in range(4):
-            os.write(master, b"noise\r\n@ST TREAT %d 10000 10000 9500 0 0 -1 20000 %d 2\r\n" % (600 - i, i * 9500))
-            time.sleep(0.05)
-        os.write(master, b"@EV 99 pause 75 9000\r\n")
+        try:
+            assert live.wait(30)  # the monitor skipped the (empty) backlog: what comes now is live
+            # One line at a time, each drawn before the next: every one is a redraw in place.
+            for i in range(4):
+                os.write(master, b"noise\r\n@ST TREAT %d 10000 10000 9500 0 0 -1 20000 %d 2\r\n" % (600 - i, i * 9500))
+                shown("time left %d:%02d" % divmod(600 - i, 60))
+            os.write(master, b"@EV 99 pause 75 9000\r\n")
+            shown("paused: skin contact lost")
+        finally:
+            stop.set()
 
     th = threading.Thread(target=feed)
     th.start()
-    term = Term()
     try:
-        assert monitor.run(args(os.ttyname(slave), 1.2, plot=None), stream=term) == 0
+        assert monitor.run(args(os.ttyname(slave), None, plot=None), stream=term) == 0
     finally:
+        stop.set()
         th.join()
         os.close(master)
         os.close(slave)
@@ -162,6 +201,7 @@ def test_port_is_opened_read_only_and_locked(vu):
 
 
 def test_monitor_idle_unit_with_plot_at_the_end(ionto, vu):
+    to_idle(vu.ctl)
     rc, out, err = ionto("monitor", "--port", vu.port, "--duration", "3", "--plot")
     assert rc == 0, err
     st_lines = [ln for ln in out.splitlines() if " IDLE " in ln]
@@ -171,10 +211,13 @@ def test_monitor_idle_unit_with_plot_at_the_end(ionto, vu):
     assert vu.ctl.eval("app.s.state") == 0
 
 
-def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
+def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path, listening):
+    live, _stop = listening
     c = vu.ctl
+    to_idle(c)
     boots = c.state()["unit"]["boots"]
     assert host_bytes_waiting(c) == 0
+    received = bytes_received(c)
     out = io.StringIO()
     csv_path = tmp_path / "mon.csv"
     result = {}
@@ -182,7 +225,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
                                                                             stream=out)))
     th.start()
     try:
-        time.sleep(0.6)  # the monitor has the port and has skipped what waited in it
+        assert live.wait(30)  # the monitor has the port and has skipped what waited in it
         press(c, "START")
         press(c, "START")
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1000", timeout=30)
@@ -209,7 +252,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
     assert c.state()["true_ua"] > 1000
     unit = c.state()["unit"]
     assert unit["state"] == "main" and unit["repl"] == "friendly" and unit["boots"] == boots
-    assert host_bytes_waiting(c) == 0
+    assert host_bytes_waiting(c) == 0 and bytes_received(c) == received
     # Into full treatment (fast), then a second look through the command itself.
     c.accel(0)
     wait_for(c, "app.s.state == 4", timeout=40)
@@ -222,7 +265,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
     assert c.eval("app.s.state") == 4 and c.eval("app.s.fault") == 0 and c.state()["true_ua"] > 10_000
     unit = c.state()["unit"]
     assert unit["state"] == "main" and unit["repl"] == "friendly" and unit["boots"] == boots
-    assert host_bytes_waiting(c) == 0
+    assert host_bytes_waiting(c) == 0 and bytes_received(c) == received
     press(c, "STOP")  # the nurse ends it; the unit is left idle for whoever comes next
 
 

@@ -3,7 +3,6 @@ treatment runs (the watchdog is armed), the host's next session ends with the wa
 and the clock carries on; then a treatment is cut by a power loss at a moment of virtual time:
 no flash write happened while current flowed, and the next boot closes the session with its
 dose, treatment time and trace from the FRAM journal."""
-import binascii
 import json
 import time
 
@@ -13,44 +12,12 @@ import config
 import logstore as LS
 import records as R
 import session as S
-from ionto import link
 from ionto.scripted import press, wait_for, wait_virtual_s
-from ionto.simctl import SimError, VirtualUnit
+from ionto.simctl import VirtualUnit
+
+from helpers import boots, host_session, ready, run_treatment, unit_file, wait_restart
 
 pytestmark = pytest.mark.slow
-
-
-def ready(c):
-    for _ in range(600):
-        try:
-            if c.eval("app is not None and app.ticks > 50 and app.s.state == 0") is True:
-                c.usb(host_present=False)  # isolated supply in the clinic: START allowed
-                return
-        except SimError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the unit's application did not come back")
-
-
-def unit_file(c, name):
-    return binascii.unhexlify(c.eval("__import__('binascii').hexlify(open('/log/%s', 'rb').read()).decode()" % name))
-
-
-def host_session(vu, *calls):
-    """A host command's session: enter, hostcmd calls, leave (a soft reboot; after a
-    treatment the watchdog is armed and the host resets the unit: wait for that boot)."""
-    c = vu.ctl
-    armed = c.eval("_b.wdt is not None")
-    boots = c.status()["boots"]
-    with link.Link.open(vu.port) as u:
-        u.enter()
-        out = [u.hostcmd(*call) for call in calls]
-    deadline = time.monotonic() + 60
-    while armed and c.status()["boots"] == boots:
-        assert time.monotonic() < deadline, "the unit did not restart after the host session"
-        time.sleep(0.05)
-    ready(c)
-    return out
 
 
 def test_clock_kept_after_a_treatment_and_a_power_cut_loses_no_dose(fw_bundle):
@@ -64,12 +31,7 @@ def test_clock_kept_after_a_treatment_and_a_power_cut_loses_no_dose(fw_bundle):
         assert put["ok"] and clk["new"] >= now
         assert c.eval("log.rtc_valid") is True
         # A treatment: the watchdog is armed from START and cannot be stopped.
-        press(c, "START")
-        press(c, "START")
-        wait_for(c, "app.s.state == %d" % S.TREAT, timeout=120)
-        wait_virtual_s(c, 2)
-        press(c, "STOP")
-        wait_for(c, "app.s.state == %d and not log.pending()" % S.STOPPED, timeout=60)
+        run_treatment(c)
         assert c.eval("_b.wdt is not None") is True
         t_before = c.eval("__import__('time').time()")
         # The next host session ends with a watchdog reset: the RTC restarts at 2021 on rp2,
@@ -95,17 +57,11 @@ def test_clock_kept_after_a_treatment_and_a_power_cut_loses_no_dose(fw_bundle):
         wait_virtual_s(c, 6)
         assert c.state()["unit"]["flash"]["ops"] == ops  # no flash write while current flows
         dose0, treat0, sec0 = c.eval("[app.s.sup.dose_uas, app.s.treat_ms // 1000, log._sec]")
+        n_boots = boots(c)
         c.power_cut(after_ms=700)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if c.eval("log is not None and log.boot") == boot + 1:
-                    break
-            except SimError:
-                pass
-            assert time.monotonic() < deadline, "no reboot after the power cut"
-            time.sleep(0.05)
+        wait_restart(c, n_boots)
         ready(c)
+        assert c.eval("log.boot") == boot + 1
         assert c.state()["unit"]["reset_cause"] == 1
         recs = R.read(unit_file(c, "s%06d.sum" % n))
         assert [r["type"] for r in recs] == ["summary", "end"]
