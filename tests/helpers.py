@@ -90,3 +90,20 @@ def run_treatment(c, treat_s=2):
     press(c, "STOP")
     wait_for(c, "app.s.state == %d and not log.pending()" % S.STOPPED, timeout=60)
     return c.eval("log.session"), c.eval("app.s.end_reason")
+
+
+def drive_outputs(ua=10_000):
+    """Drive the analog output stage through the machine mock's pins as the firmware would:
+    setpoint PWM for `ua`, pulse gate open, polarity A, the adaptive clamp at the rail (the
+    firmware sets it to what the load needs), output enabled. -> (setpoint PWM, enable pin)"""
+    import machine
+    import pins
+
+    pwm = machine.PWM(machine.Pin(pins.PIN_SETPOINT_PWM), freq=pins.SETPOINT_PWM_FREQ, duty_u16=0)
+    en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
+    machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
+    machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
+    machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)
+    en.value(1)
+    pwm.duty_u16(ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
+    return pwm, en

@@ -10,8 +10,10 @@ import serial
 from ionto import firmware_build, link
 from ionto.cli import main as ionto
 from ionto.errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
-from ionto.scripted import app_ready, press, wait_for
+from ionto.scripted import app_ready, press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
+
+from helpers import boots, bytes_received, run_treatment, to_idle, wait_restart
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,8 @@ def test_status_lines_parse_old_and_new_formats():
 
 
 def test_listen_is_read_only_and_sees_the_application(vu):
+    _ready(vu)
+    to_idle(vu.ctl)
     with link.Link.open(vu.port) as u:
         st = u.listen(3)
         assert st is not None and st.state == "IDLE"
@@ -102,19 +106,23 @@ def test_clock_set_is_logged_and_marks_the_rtc_valid(vu):
 def test_refuses_while_treating_without_sending_a_byte(vu):
     # VBUS sense low, as behind a USB isolator: the USB interlock (tested with the firmware)
     # would otherwise refuse START while a host is attached.
+    _ready(vu)
+    to_idle(vu.ctl)
     vu.ctl.usb(host_present=False)
-    wait_for(vu.ctl, "app is not None and app.ticks > 50", timeout=60)
     press(vu.ctl, "START")
     press(vu.ctl, "START")
     wait_for(vu.ctl, "app.s.state in (3, 4)", timeout=60)
     before = vu.ctl.eval("app.ticks")
+    sent = bytes_received(vu.ctl)
     with pytest.raises(IontoError) as e:
         with link.Link.open(vu.port) as u:
             u.enter()
     assert e.value.code == EXIT_TREATING and "treatment is running" in e.value.message
+    assert bytes_received(vu.ctl) == sent  # not one byte reached the unit
     assert vu.ctl.eval("app.ticks") > before and vu.ctl.eval("app.s.state") in (3, 4)  # carried on
     press(vu.ctl, "STOP")
     wait_for(vu.ctl, "app.s.state == 11", timeout=60)  # STOPPED: ramped down, output off
+    press(vu.ctl, "STOP")  # back to IDLE for whatever comes next
     vu.ctl.usb(host_present=True)
 
 
@@ -133,15 +141,28 @@ def _boots(vu):
 
 
 def test_leaving_after_a_treatment_is_one_clean_restart_logged_as_a_host_session(vu):
-    # The previous test ran a treatment: the watchdog is armed and cannot be stopped.
-    import time
-
+    # A host session first, so the boot before is one after a host session whatever ran before.
     _ready(vu)
+    armed, restarts = vu.ctl.eval("_b.wdt is not None"), boots(vu.ctl)
+    _boots(vu)
+    if armed:
+        wait_restart(vu.ctl, restarts)
+    _ready(vu)
+    to_idle(vu.ctl)
+    # After a treatment the watchdog is armed and cannot be stopped.
+    vu.ctl.usb(host_present=False)
+    run_treatment(vu.ctl, treat_s=1)
+    press(vu.ctl, "STOP")  # STOPPED -> IDLE
+    vu.ctl.usb(host_present=True)
     assert vu.ctl.eval("_b.wdt is not None") is True
+    restarts = boots(vu.ctl)
     before = _boots(vu)  # this session itself ends with a restart: count from after it
-    time.sleep(1.0)
+    wait_restart(vu.ctl, restarts)
+    _ready(vu)
+    wait_virtual_s(vu.ctl, 3)  # a watchdog (1 s) would have bitten by now
     n0 = len(_boots(vu))
-    time.sleep(1.0)  # seconds of virtual time at accel 0: a watchdog would have bitten
+    _ready(vu)
+    wait_virtual_s(vu.ctl, 3)
     after = _boots(vu)
     _ready(vu)
     assert len(after) == n0 + 1  # one restart per host session, no watchdog bite after it

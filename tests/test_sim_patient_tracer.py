@@ -12,6 +12,8 @@ import vclock
 from patient import Patient
 from tracer import COLUMNS, Tracer
 
+from helpers import drive_outputs
+
 
 @pytest.fixture
 def board():
@@ -21,14 +23,7 @@ def board():
     b.close()
 
 
-def drive(ua=10_000):
-    pwm = machine.PWM(machine.Pin(pins.PIN_SETPOINT_PWM), freq=pins.SETPOINT_PWM_FREQ, duty_u16=0)
-    en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
-    machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
-    machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
-    en.value(1)
-    pwm.duty_u16(ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
-    return pwm, en
+drive = drive_outputs
 
 
 def test_either_tray_out_opens_the_circuit_and_one_tray_shorts_it(board):

@@ -7,6 +7,8 @@ import pytest
 import simboard
 import vclock
 
+from helpers import drive_outputs
+
 try:  # the INA219 register model (its own engineer's file); a recorder until it exists
     from ina219_model import INA219 as _INA
 except ImportError:
@@ -32,16 +34,7 @@ def board():
     b.close()
 
 
-def outputs(duty_ua=10_000):
-    pwm = machine.PWM(machine.Pin(pins.PIN_SETPOINT_PWM), freq=pins.SETPOINT_PWM_FREQ, duty_u16=0)
-    en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
-    machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
-    machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
-    # The adaptive clamp at the rail (the firmware sets it to what the load needs).
-    machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)
-    en.value(1)
-    pwm.duty_u16(duty_ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
-    return pwm, en
+outputs = drive_outputs
 
 
 def test_pins_drive_plant_and_sensors_read_it(board):
