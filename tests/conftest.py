@@ -78,3 +78,25 @@ def fw_bundle(tmp_path_factory):
     d = tmp_path_factory.mktemp("fw") / "bundle"
     firmware_build.build(d)
     return d
+
+
+@pytest.fixture
+def new_unit(fw_bundle):
+    """A virtual unit of its own, as it leaves the factory with the firmware on it (no clock set,
+    no session, no configuration written), its application running: for the tests that need a
+    unit nothing else has touched."""
+    from ionto.scripted import app_ready
+    from ionto.simctl import VirtualUnit
+
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
+        app_ready(v.ctl)
+        yield v
+
+
+@pytest.fixture
+def empty_unit():
+    """A virtual unit of its own with an empty flash (no firmware), at its REPL."""
+    from ionto.simctl import VirtualUnit
+
+    with VirtualUnit(seed_from=None, accel=0) as v:
+        yield v

@@ -169,10 +169,24 @@ ready = app_ready
 
 
 @pytest.fixture(scope="module")
-def vu(fw_bundle):
+def unit(fw_bundle):
     with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
         ready(v.ctl)
         yield v
+
+
+@pytest.fixture
+def vu(unit):
+    """The module's unit with the built-in defaults on it again, whatever ran before."""
+    ready(unit.ctl)
+    with Link.open(unit.port) as u:
+        u.enter()
+        names = {n for n, _s, _d in u.listdir("/")}
+        for f in ("config.json", "config.bak", "config.btm", "config.tmp"):
+            if f in names:
+                u.remove("/" + f)
+    ready(unit.ctl)
+    return unit
 
 
 def unit_events(port):

@@ -22,6 +22,8 @@ from ionto.simctl import VirtualUnit
 
 from conftest import FIRMWARE, run_mpy
 
+from helpers import bytes_received
+
 N_FILES = len([p for p in FIRMWARE.glob("*.py") if p.name not in mpy_build.FROZEN_ONLY])
 UNIX_MPY = 2822  # the virtual unit's sys.implementation._mpy: .mpy 6.3, x64
 
@@ -148,7 +150,8 @@ def test_stale_names_never_include_data():
 
 
 # --- onto the virtual unit --------------------------------------------------------------------
-def test_flash_onto_an_empty_unit_then_it_boots_the_app(vu, capsys):
+def test_flash_onto_an_empty_unit_then_it_boots_the_app(empty_unit, capsys):
+    vu = empty_unit
     with link.Link.open(vu.port) as u:
         assert u.listen(1.0) is None  # nothing runs: an empty flash
         u.enter()
@@ -334,12 +337,14 @@ def test_refuses_while_a_treatment_runs_and_sends_nothing(vu, capsys):
     press(c, "START")
     wait_for(c, "app.s.state in (3, 4)", timeout=60)
     before = c.eval("app.ticks")
+    sent = bytes_received(c)
     rc = flash("--port", vu.port)
     err = capsys.readouterr().err
     assert rc == EXIT_TREATING and "treatment is running" in err and "nothing was sent" in err
     with pytest.raises(IontoError) as e:  # a dry run is refused alike
         flash_cmd.deploy(vu.port, dry_run=True)
     assert e.value.code == EXIT_TREATING
+    assert bytes_received(c) == sent  # not one byte reached the unit
     assert c.eval("app.ticks") > before and c.eval("app.s.state") in (3, 4)  # carried on, never interrupted
     press(c, "STOP")
     wait_for(c, "app.s.state == 11", timeout=60)

@@ -17,6 +17,8 @@ from ionto.link import Link
 from ionto.scripted import app_ready, press, wait_for
 from ionto.simctl import VirtualUnit
 
+from helpers import bytes_received
+
 for _name, _mod in (("status", "ionto.status_cmd"), ("clock", "ionto.clock_cmd"), ("config", "ionto.config_cmd")):
     cli.COMMANDS.setdefault(_name, (_mod, _name))
 
@@ -46,7 +48,8 @@ def status_json(capsys, vu):
     return json.loads(out)
 
 
-def test_status_of_an_idle_unit(vu, capsys):
+def test_status_of_an_idle_unit(new_unit, capsys):
+    vu = new_unit  # as it left the factory: no clock, no session, no fault logged yet
     ready(vu.ctl)
     rc, out, err = ionto(capsys, "status", "--port", vu.port)
     assert rc == 0, err
@@ -115,6 +118,7 @@ def test_status_during_a_treatment_does_not_disturb_it(vu, capsys):
     press(c, "START")
     wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=60)
     before = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms)")
+    sent = bytes_received(c)
     rc, out, err = ionto(capsys, "status", "--port", vu.port)
     assert rc == 0, err
     assert "a treatment is running" in out and "Nothing was sent to the unit" in out
@@ -131,6 +135,7 @@ def test_status_during_a_treatment_does_not_disturb_it(vu, capsys):
     assert rc == EXIT_TREATING and "a treatment is running" in err
     rc, out, err = ionto(capsys, "config", "set", "presets[0].target_ua", "9000", "--yes", "--port", vu.port)
     assert rc == EXIT_TREATING
+    assert bytes_received(c) == sent  # none of them sent the unit a single byte
     # The treatment carried on: same session, still delivering, its clock and ramp moving on.
     after = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms, app.s.end_reason)")
     assert after[0] in TREATING and after[1] > before[1] and after[3] > before[3]
