@@ -100,3 +100,35 @@ def empty_unit():
 
     with VirtualUnit(seed_from=None, accel=0) as v:
         yield v
+
+
+# --- MicroPython check scripts, one pytest case per section ---------------------------------
+# A check script (tests/mpy/*_checks.py) registers its sections with checkrun.section and runs
+# them all in one interpreter, printing "@CHECK ok|FAIL NAME" for each: the script runs once per
+# test session and each section is reported as its own case, so one failure hides no other.
+_SECTION_RUNS = {}
+
+
+def mpy_sections(script):
+    """The names of a check script's sections, in order, read from its source (collection time)."""
+    import ast
+
+    tree = ast.parse((MPY_TESTS / script).read_text())
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+            and any(ast.unparse(d) == "checkrun.section" for d in n.decorator_list)]
+
+
+def mpy_section(script, name, **kw):
+    """Fail unless section `name` of `script` passed under the unix port (the script runs once)."""
+    if script not in _SECTION_RUNS:
+        _SECTION_RUNS[script] = run_mpy(MPY_TESTS / script, **kw)
+    r = _SECTION_RUNS[script]
+    lines = r.stdout.splitlines()
+    if "@CHECK ok %s" % name in lines:
+        return r
+    for i, ln in enumerate(lines):
+        if ln.startswith("@CHECK FAIL %s:" % name):
+            rest = [x for x in lines[i + 1:] if not x.startswith("@CHECK")][:30]
+            pytest.fail("%s: %s\n%s" % (script, ln, "\n".join(rest)), pytrace=False)
+    pytest.fail("%s: section %s never ran (exit %d)\n--- stdout\n%s\n--- stderr\n%s"
+                % (script, name, r.returncode, r.stdout[-3000:], r.stderr[-3000:]), pytrace=False)

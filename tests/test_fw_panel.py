@@ -5,7 +5,7 @@ import pytest
 import machine
 import pins
 import vclock
-from conftest import MPY_TESTS
+from conftest import MPY_TESTS, mpy_section, mpy_sections
 from test_fw_output import install_fake_framebuf
 
 install_fake_framebuf()
@@ -229,6 +229,6 @@ def test_buzzer_catches_up_after_a_long_gap(panel):
 
 
 # --- under MicroPython ------------------------------------------------------------------------
-def test_driver_checks_under_micropython(mpy):
-    r = mpy(MPY_TESTS / "driver_checks.py")
-    assert "driver_checks: all ok" in r.stdout
+@pytest.mark.parametrize("section", mpy_sections("driver_checks.py"))
+def test_driver_checks_under_micropython(section):
+    mpy_section("driver_checks.py", section)

@@ -16,6 +16,7 @@ import ina219_model
 from ina219_model import INA219, REG_BUS, REG_CAL, REG_CONFIG, REG_CURRENT, REG_POWER, REG_SHUNT
 
 from adafruit_bus import SimI2C
+from conftest import mpy_section, mpy_sections
 
 T_12 = 532  # one 12-bit conversion, us
 CYCLE = 2 * T_12  # default config: shunt and bus, 12 bit, continuous
@@ -730,11 +731,9 @@ def test_adapter_scan_lock_and_missing_device():
 
 
 # --- MicroPython ------------------------------------------------------------------------
-def test_model_under_micropython(mpy):
-    from conftest import MPY_TESTS
-
-    r = mpy(str(MPY_TESTS / "ina219_model_checks.py"))
-    assert r.stdout.strip().endswith("ina219_model_checks: all ok")
+@pytest.mark.parametrize("section", mpy_sections("ina219_model_checks.py"))
+def test_model_under_micropython(section):
+    mpy_section("ina219_model_checks.py", section)
 
 
 def test_model_compiles_with_mpy_cross(tmp_path):

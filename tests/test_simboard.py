@@ -8,6 +8,7 @@ import simboard
 import vclock
 
 from helpers import drive_outputs
+from conftest import mpy_section, mpy_sections
 
 try:  # the INA219 register model (its own engineer's file); a recorder until it exists
     from ina219_model import INA219 as _INA
@@ -162,11 +163,9 @@ def test_with_the_ina219_model_when_present():
         b.close()
 
 
-def test_plant_and_board_under_micropython(mpy):
-    from conftest import MPY_TESTS
-
-    r = mpy(str(MPY_TESTS / "plant_checks.py"))
-    assert r.stdout.strip().endswith("OK")
+@pytest.mark.parametrize("section", mpy_sections("plant_checks.py"))
+def test_plant_and_board_under_micropython(section):
+    mpy_section("plant_checks.py", section)
 
 
 def test_sensing_faults_and_the_second_channel(board):

@@ -15,6 +15,7 @@ except ImportError:
     def const(x):
         return x
 
+import checkrun
 import limits as L
 import session as S
 
@@ -114,10 +115,11 @@ class Bench:
 
 def _check(name, ok):
     if not ok:
-        raise SystemExit("FAIL " + name)
+        raise AssertionError("FAIL " + name)
     print("OK", name)
 
 
+@checkrun.section
 def check_config():
     import config
 
@@ -128,6 +130,7 @@ def check_config():
         _check("config junk rejected", not ok and len(errs) > 0)
 
 
+@checkrun.section
 def check_heap_lock_works():
     import micropython
 
@@ -143,6 +146,7 @@ def check_heap_lock_works():
     _check("heap_lock catches allocation", locked)
 
 
+@checkrun.section
 def check_locked_session():
     import micropython
 
@@ -184,6 +188,7 @@ def check_locked_session():
     _check("output off when done", not b.s.cmd.enable)
 
 
+@checkrun.section
 def check_locked_fault():
     import micropython
 
@@ -203,6 +208,7 @@ def check_locked_fault():
     _check("fault cuts the output in the same tick", off and s.state == S.FAULT and s.fault == L.F_OVER_ABS)
 
 
+@checkrun.section
 def check_locked_variants():
     """Pulsed DC, the compliance hold, STOP, a fault and its clearing: all under heap_lock."""
     import config
@@ -245,10 +251,5 @@ def check_locked_variants():
     _check("stop, fault, clear under heap_lock", stopped and faulted and cleared)
 
 
-if __name__ == "__main__":
-    check_config()
-    check_heap_lock_works()
-    check_locked_session()
-    check_locked_fault()
-    check_locked_variants()
+if __name__ == "__main__" and checkrun.run():
     print("ALL OK")
