@@ -8,8 +8,8 @@ import csv
 import io
 import json
 import sqlite3
+import contextlib
 import struct
-import time
 
 import config
 import pytest
@@ -19,7 +19,9 @@ import session as S
 from ionto import archive, cli, firmware_build, link, logs_cmd
 from ionto.errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_TREATING, EXIT_USAGE
 from ionto.scripted import press, wait_for, wait_virtual_s
-from ionto.simctl import SimError, VirtualUnit
+from ionto.simctl import VirtualUnit
+
+from helpers import boots, ready, unit_file, wait_restart
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +33,6 @@ def registered():
     mp.setitem(cli.COMMANDS, "logs", ("ionto.logs_cmd", "session logs: pull, list, show, export, plot"))
     yield
     mp.undo()
-
-
-def ready(c):
-    """After a pull the unit soft-reboots: wait for main.py's app to run again."""
-    for _ in range(400):
-        try:
-            if c.eval("app is not None and app.ticks > 50 and app.s.state == 0") is True:
-                c.usb(host_present=False)  # isolated supply in the clinic: START allowed
-                return
-        except SimError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the unit's application did not come back")
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +71,6 @@ def run_session(c):
     return n, reason
 
 
-def unit_file(c, name):
-    return binascii.unhexlify(c.eval("__import__('binascii').hexlify(open('/log/%s', 'rb').read()).decode()" % name))
-
-
 def end_record(c, n):
     return [r for r in R.read(unit_file(c, "s%06d.sum" % n)) if r["type"] == "end"][-1]
 
@@ -96,19 +81,25 @@ def ionto(capsys, *argv):
     return rc, out, err
 
 
-def pull(vu, capsys, db_path):
+def ionto_captured(*argv):
+    """`ionto logs ARGV` with its output captured here (for module fixtures, where capsys is not)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(["logs"] + list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def pull(vu, db_path, capsys=None):
     """`ionto logs pull`, then wait for the unit to be back at IDLE. After a treatment its
     watchdog stays armed: the soft reboot that ends the host session becomes a watchdog reset
     (firmware/main.py), so wait for that boot too."""
     c = vu.ctl
     armed = c.eval("_b.wdt is not None")
-    boots = c.status()["boots"]
-    r = ionto(capsys, "pull", "--port", vu.port, "--archive", db_path)
+    n = boots(c)
+    argv = ("pull", "--port", vu.port, "--archive", db_path)
+    r = ionto(capsys, *argv) if capsys is not None else ionto_captured(*argv)
     if armed:
-        deadline = time.monotonic() + 30
-        while c.status()["boots"] == boots:
-            assert time.monotonic() < deadline, "no watchdog reset after the host session"
-            time.sleep(0.05)
+        wait_restart(c, n, timeout=30)
     ready(c)
     return r
 
@@ -125,24 +116,41 @@ def rows(db_path, q, *p):
 LOGGED = {}  # session -> end reason, as the firmware had it
 
 
-def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, capsys):
+def _snapshot(c, db_path, sessions):
+    return {"sessions": [dict(r) for r in rows(db_path, "SELECT * FROM sessions WHERE session IN (%s) ORDER BY session"
+                                            % ",".join(map(str, sessions)))],
+            "events": [e["name"] for e in rows(db_path, "SELECT name FROM events ORDER BY seq")],
+            "acked": c.eval("open('/log/acked').read().strip()")}
+
+
+@pytest.fixture(scope="module")
+def first_pull(vu, db_path):
+    """Two sessions run on the new unit and pulled into an empty archive: what that first pull
+    said and what the archive and the unit held right after it (the tests that follow in any
+    order add their own sessions and pulls)."""
     c = vu.ctl
     for _ in range(2):
         n, reason = run_session(c)
         LOGGED[n] = reason
-    assert sorted(LOGGED) == [1, 2] and set(LOGGED.values()) == {S.END_STOP}
-    rc, out, err = pull(vu, capsys, db_path)
+    rc, out, err = pull(vu, db_path)
+    return dict(rc=rc, out=out, err=err, logged=dict(LOGGED), **_snapshot(c, db_path, sorted(LOGGED)))
+
+
+def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, first_pull):
+    c = vu.ctl
+    logged, rc, out, err = first_pull["logged"], first_pull["rc"], first_pull["out"], first_pull["err"]
+    assert sorted(logged) == [1, 2] and set(logged.values()) == {S.END_STOP}
     assert rc == 0, err
     assert "2 sessions new, 0 updated" in out and "0 damaged records" in out
     assert "acknowledged sessions up to 2" in out
     # The unit's clock was never set: the pull says these sessions have no date, and what to do.
     assert "warning: 2 sessions without a date (sessions 1-2)" in out and "ionto clock sync" in out
     serial = c.eval("__import__('binascii').hexlify(__import__('machine').unique_id()).decode().upper()")
-    got = rows(db_path, "SELECT * FROM sessions ORDER BY session")
+    got = first_pull["sessions"]
     assert [(r["serial"], r["session"]) for r in got] == [(serial, 1), (serial, 2)]
     for r in got:
         end = end_record(c, r["session"])  # what the firmware wrote at the session's end
-        assert (r["end_reason"], r["end_name"]) == (LOGGED[r["session"]], S.END_TEXT[S.END_STOP])
+        assert (r["end_reason"], r["end_name"]) == (logged[r["session"]], S.END_TEXT[S.END_STOP])
         assert r["n_samples"] == end["samples"] > 10 and r["dose_uas"] == end["dose_uas"]
         assert r["complete"] == 1 and r["damaged"] == 0 and r["preset_name"] == "hands_feet"
         assert r["target_ua"] == 8000 and r["max_actual_ua"] > 7000
@@ -150,9 +158,9 @@ def test_pull_archives_what_the_unit_logged_and_acknowledges_it(vu, db_path, cap
         assert r["trc_bytes"] == len(unit_file(c, "s%06d.trc" % r["session"]))
         n = rows(db_path, "SELECT COUNT(*) FROM samples WHERE session = ?", r["session"])[0][0]
         assert n == r["n_samples"]
-    assert c.eval("open('/log/acked').read().strip()") == "2"
-    ev = rows(db_path, "SELECT name FROM events ORDER BY seq")
-    assert [e["name"] for e in ev].count("session") == 2 and "boot" in [e["name"] for e in ev]
+    assert first_pull["acked"] == "2"
+    ev = first_pull["events"]
+    assert ev.count("session") == 2 and "boot" in ev
     assert rows(db_path, "SELECT firmware FROM units WHERE serial = ?", serial)[0][0] == "0.1.0"
 
 
@@ -163,70 +171,86 @@ def test_undated_sessions_are_named_as_ranges():
     assert logs_cmd._ranges([3, 1, 2, 7, 9, 10]) == "sessions 1-3, 7, 9-10"
 
 
-def test_a_second_pull_finds_nothing_new(vu, db_path, capsys):
+def test_a_second_pull_finds_nothing_new(vu, db_path, capsys, first_pull):
     before = [tuple(r) for r in rows(db_path, "SELECT * FROM sessions ORDER BY session")]
-    rc, out, err = pull(vu, capsys, db_path)
+    rc, out, err = pull(vu, db_path, capsys)
     assert rc == 0, err
     assert "0 sessions new, 0 updated, 0 samples" in out and "acknowledged" not in out
     assert [tuple(r) for r in rows(db_path, "SELECT * FROM sessions ORDER BY session")] == before
 
 
-def test_a_new_session_alone_is_pulled(vu, db_path, capsys):
+def test_a_new_session_alone_is_pulled(vu, db_path, capsys, first_pull):
     c = vu.ctl
+    last = max(LOGGED)  # every session run so far is archived
     n, reason = run_session(c)
     LOGGED[n] = reason
-    assert n == 3
+    assert n == last + 1
     pulled = {r["session"]: r["pulled_at"] for r in rows(db_path, "SELECT session, pulled_at FROM sessions")}
-    rc, out, err = pull(vu, capsys, db_path)
+    rc, out, err = pull(vu, db_path, capsys)
     assert rc == 0, err
-    assert "1 session new, 0 updated" in out and "acknowledged sessions up to 3" in out
-    r = rows(db_path, "SELECT * FROM sessions WHERE session = 3")[0]
-    assert r["n_samples"] == end_record(c, 3)["samples"] and r["end_reason"] == reason
+    assert "1 session new, 0 updated" in out and "acknowledged sessions up to %d" % n in out
+    r = rows(db_path, "SELECT * FROM sessions WHERE session = ?", n)[0]
+    assert r["n_samples"] == end_record(c, n)["samples"] and r["end_reason"] == reason
     # The older sessions were not fetched again.
     now = {r["session"]: r["pulled_at"] for r in rows(db_path, "SELECT session, pulled_at FROM sessions")}
     assert {k: now[k] for k in pulled} == pulled
-    assert c.eval("open('/log/acked').read().strip()") == "3"
+    assert c.eval("open('/log/acked').read().strip()") == str(n)
 
 
-def test_torn_and_flipped_records_are_reported_and_the_good_ones_kept(vu, db_path, capsys):
+@pytest.fixture(scope="module")
+def torn(vu, db_path, first_pull):
+    """A session whose trace has a bit flipped in its first session event (START) and its last
+    record (END) torn 5 bytes short, then pulled twice: what each pull said and what was kept."""
     c = vu.ctl
     n, reason = run_session(c)
     LOGGED[n] = reason
     name = "s%06d.trc" % n
     data = unit_file(c, name)
     frames = [(off, R.unpack(t, p)) for t, p, off in R.scan(data)]
-    sevs = [(off, r) for off, r in frames if r["type"] == "sev"]
-    assert frames[-1][1]["type"] == "sev" and len(sevs) >= 4  # samples first, events after
-    # A bit flipped in the first session event (START), and the last record (END) torn 5 bytes short.
     bad = bytearray(data)
-    bad[sevs[0][0] + 20] ^= 0x08
+    sevs = [(off, r) for off, r in frames if r["type"] == "sev"]
+    if sevs:
+        bad[sevs[0][0] + 20] ^= 0x08
     bad = bad[:-5]
     c.exec("f = open('/log/%s', 'wb')\nf.write(__import__('binascii').unhexlify(%r))\nf.close()"
            % (name, binascii.hexlify(bytes(bad)).decode()))
-    rc, out, err = pull(vu, capsys, db_path)
+    first = pull(vu, db_path)
+    snap = _snapshot(c, db_path, [n])
+    samples = [tuple(g) for g in rows(db_path, "SELECT t_s, set_ua, actual_ua FROM samples WHERE session = ? "
+                                               "ORDER BY t_s", n)]
+    sev = [tuple(e) for e in rows(db_path, "SELECT t_s, code, a, b FROM session_events WHERE session = ? "
+                                          "ORDER BY rowid", n)]
+    again = pull(vu, db_path)
+    return dict(n=n, reason=reason, name=name, data=data, frames=frames, sevs=sevs, first=first, again=again,
+                samples=samples, session_events=sev, **snap)
+
+
+def test_torn_and_flipped_records_are_reported_and_the_good_ones_kept(vu, torn):
+    c = vu.ctl
+    n, reason, name, data, frames, sevs = (torn[k] for k in ("n", "reason", "name", "data", "frames", "sevs"))
+    assert frames[-1][1]["type"] == "sev" and len(sevs) >= 4  # samples first, events after
+    rc, out, err = torn["first"]
     assert rc == EXIT_DAMAGED
     assert "1 session new" in out and "2 damaged records" in out
     assert "damaged: %s: 1 damaged record" % name in out and "a torn last record (%d bytes)" % (
         len(data) - 5 - frames[-1][0]) in out
     assert err.startswith("ionto logs: error: 2 damaged records in 1 file") and "good records" in err
-    r = rows(db_path, "SELECT * FROM sessions WHERE session = ?", n)[0]
+    r = torn["sessions"][0]
     assert r["damaged"] == 2 and r["complete"] == 1 and r["end_reason"] == reason
     # Every sample the unit wrote is kept, at its second; the events between the damage too.
     written = [(r0["t0"] + i, s[0], s[1]) for _o, r0 in frames if r0["type"] == "samples"
                for i, s in enumerate(r0["samples"])]
     assert r["n_samples"] == len(written) == end_record(c, n)["samples"]
-    got = rows(db_path, "SELECT t_s, set_ua, actual_ua FROM samples WHERE session = ? ORDER BY t_s", n)
-    assert [tuple(g) for g in got] == written
-    ev = rows(db_path, "SELECT t_s, code, a, b FROM session_events WHERE session = ? ORDER BY rowid", n)
-    assert [tuple(e) for e in ev] == [(x["sec"], x["code"], x["a"], x["b"]) for _o, x in sevs[1:-1]]
+    assert torn["samples"] == written
+    assert torn["session_events"] == [(x["sec"], x["code"], x["a"], x["b"]) for _o, x in sevs[1:-1]]
     # Archived and complete: acknowledged like the others (the damage is on the unit's flash).
-    assert c.eval("open('/log/acked').read().strip()") == str(n)
+    assert torn["acked"] == str(n)
     # Pulled again: nothing new, no damage reported twice.
-    rc, out, err = pull(vu, capsys, db_path)
+    rc, out, err = torn["again"]
     assert rc == 0 and "0 sessions new" in out, err
 
 
-def test_list_show_export_plot(vu, db_path, capsys, tmp_path):
+def test_list_show_export_plot(vu, db_path, capsys, tmp_path, first_pull, torn):
     rc, out, err = ionto(capsys, "list", "--archive", db_path)
     assert rc == 0, err
     lines = out.splitlines()
@@ -234,7 +258,7 @@ def test_list_show_export_plot(vu, db_path, capsys, tmp_path):
     body = lines[2:]
     assert [int(line.split()[1]) for line in body] == sorted(LOGGED)
     assert all("stopped by nurse" in line and "boot " in line and "hands_feet" in line for line in body)
-    assert "[2 damaged]" in body[3]
+    assert "[2 damaged]" in [line for line in body if int(line.split()[1]) == torn["n"]][0]
 
     rc, out, err = ionto(capsys, "show", "1", "--archive", db_path)
     assert rc == 0, err
@@ -269,7 +293,7 @@ def test_list_show_export_plot(vu, db_path, capsys, tmp_path):
     assert struct.unpack(">II", head[16:24]) == (1200, 900)
 
 
-def test_events_shows_the_units_event_log_in_words(vu, db_path, capsys):
+def test_events_shows_the_units_event_log_in_words(vu, db_path, capsys, first_pull):
     rc, out, err = ionto(capsys, "events", "--archive", db_path)
     assert rc == 0, err
     lines = out.splitlines()
@@ -287,7 +311,7 @@ def test_events_shows_the_units_event_log_in_words(vu, db_path, capsys):
     assert rc == EXIT_NOT_FOUND and len(err.strip().splitlines()) == 1
 
 
-def test_unknown_and_ambiguous_sessions(vu, db_path, capsys, tmp_path):
+def test_unknown_and_ambiguous_sessions(vu, db_path, capsys, tmp_path, first_pull):
     rc, _o, err = ionto(capsys, "show", "99", "--archive", db_path)
     assert rc == EXIT_NOT_FOUND and "no session 99" in err
     rc, _o, err = ionto(capsys, "export", "--format", "csv", "--archive", db_path)
@@ -329,8 +353,9 @@ def test_ack_stops_below_a_session_not_archived_whole():
     assert logs_cmd.plan(db, "X", unit) == [(5, True, True), (6, True, False)]
 
 
-def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys):
+def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys, first_pull):
     c = vu.ctl
+    ready(c)
     before = [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")]
     press(c, "START")
     press(c, "START")
@@ -339,8 +364,13 @@ def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys):
     assert rc == EXIT_TREATING and "treatment is running" in err
     assert c.eval("app.s.state") == S.TREAT  # not interrupted
     press(c, "STOP")
-    wait_for(c, "app.s.state == %d" % S.STOPPED, timeout=60)
+    wait_for(c, "app.s.state == %d and not log.pending()" % S.STOPPED, timeout=60)
     assert [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")] == before
+    # Once it has ended, the same pull archives it (so no test after this one finds it new).
+    LOGGED[c.eval("log.session")] = c.eval("app.s.end_reason")
+    press(c, "STOP")  # STOPPED -> IDLE
+    rc, out, err = pull(vu, db_path)
+    assert rc == 0 and "1 session new" in out, err
 
 
 def test_plot_marks_pauses_faults_and_polarity_changes(tmp_path):
