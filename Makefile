@@ -86,8 +86,10 @@ rp2-image:
 bench: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m bench.run
 
+## docs: render the hardware diagrams (hw/diagrams) and the architecture picture (docs/architecture.png)
 docs: $(STAMP)
 	$(BIN)/python -m hw.docs
+	$(BIN)/python docs/architecture_diagram.py
 
 clean:
 	rm -rf $(VENV) .sim .pico out .pytest_cache .hypothesis bench/results.json $(EMU)/node_modules

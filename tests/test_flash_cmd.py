@@ -9,7 +9,6 @@ import argparse
 import json
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -301,30 +300,25 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
                                                                           family=uf2.RP2350_ARM_S)
     (tmp_path / "mp.uf2").write_bytes(data)
     board = VirtualUnit(seed_from=None, accel=0)
-    started = threading.Event()
+    real_copy = flash_cmd.uf2.copy_to
 
-    def restart_as_serial():
+    def copy_then_restart(*a, **kw):
         # The ROM restarts the chip once the last block is in: then the USB serial port appears.
-        for _ in range(500):
-            if (boot / "ionto-runtime.uf2").exists() and (boot / "ionto-runtime.uf2").stat().st_size == len(data):
-                break
-            time.sleep(0.01)
+        r = real_copy(*a, **kw)
+        assert (boot / "ionto-runtime.uf2").stat().st_size == len(data)
         board.start()
-        started.set()
+        return r
 
-    t = threading.Thread(target=restart_as_serial)
-    t.start()
+    monkeypatch.setattr(flash_cmd.uf2, "copy_to", copy_then_restart)
     try:
         rc = flash("--runtime", str(tmp_path / "mp.uf2"), "--bootsel-dir", str(boot))
         out, err = capsys.readouterr()
-        t.join()
         assert rc == 0, err
         assert (boot / "ionto-runtime.uf2").read_bytes() == data
         assert "RP2350 absolute, RP2350 ARM-S" in err and "unit reports 0.1.0 after reboot" in out
         wait_for(board.ctl, "app is not None and app.ticks > 20", timeout=30)
         assert board.ctl.eval("app.s.selftest_ok") is True
     finally:
-        t.join()
         board.stop()
 
 
