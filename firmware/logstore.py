@@ -49,25 +49,16 @@ Figures (virtual flash, same check): OFF_ONLY programs ~680 bytes and erases ~0.
 session-minute; CADENCE ~5500 bytes and ~2.3 erases (each append rewrites the tail block).
 About 32 sessions of 40 min fit on the Pico's 1408 KiB before pruning starts (`capacity`).
 
-Files under the log directory:
-  state          "boot seq_reserved session version crc": boot count, next unused sequence
-                 block, last session number, firmware version (tmp + rename; a new version at
-                 boot is logged as L_FIRMWARE old -> new). Sequence numbers are reserved SEQ_BLOCK at a time,
-                 so they stay monotonic across power cuts (gaps allowed, never repeats).
-  acked          written by the host: the highest session number it has archived.
-  events.log     the event log (T_EVENT, T_TEXT); rotated to events.old at EV_FILE_MAX bytes.
-  sNNNNNN.sum    one session's summary (T_SUMMARY, then T_END when it ends).
-  sNNNNNN.trc    its trace (T_SAMPLES blocks, T_SEV session events).
-Every record carries seq, boot count, RTC-valid flag and time (records.py). No patient data:
-session numbers, settings and measurements only.
+Files under the log directory: events.log (the event log, T_EVENT and T_TEXT, rotated to
+events.old at EV_FILE_MAX bytes), sNNNNNN.sum (a session's summary, then T_END when it ends),
+sNNNNNN.trc (its trace: T_SAMPLES blocks, T_SEV session events), and the small files of
+logfiles.py (state, acked). Every record carries seq, boot count, RTC-valid flag and time
+(records.py). No patient data: session numbers, settings and measurements only.
 
-Retention: before each write, if the filesystem is fuller than BUDGET_PCT (os.statvfs), prune
-one file at a time: acknowledged traces oldest first; then, if there are more summaries than
-max_summaries (about a third of the budget at ~2 KiB of LittleFS each: ~160 on a Pico), the
-oldest summary (its trace first if it still has one); then unacknowledged traces oldest first
-(event L_PRUNED with b = 0: "not archived"); then the old event log; then summaries oldest
-first (b = 2). The newest session (current or just ended) is never pruned. The budget leaves 30 % headroom, so a full budget never stops a
-treatment (nothing is written during one) nor the current summary. A write that still fails
+The module is split by responsibility, behind this one Log: the RAM rings and their writing
+(here), the files and their recovery after a power cut (logfiles.py), retention when the flash
+fills (logretain.py: a budget of BUDGET_PCT leaves 30 % headroom, so a full budget never stops a
+treatment nor the current summary), the event-log codes (logcodes.py). A write that still fails
 (ENOSPC, damage) is counted (write_errors, lost) and never raised to the loop.
 """
 import os
@@ -82,10 +73,15 @@ except ImportError:
         return x
 
 
-from binascii import crc32
 import time
 
 import records as R
+# The event-log codes, the files and their recovery, and retention live in their own modules;
+# their public names stay reachable here (logstore.L_CLOCK, logstore.END_POWER_LOST, ...).
+from logcodes import (END_POWER_LOST, L_BOOT, L_CLOCK, L_CONFIG, L_FAULT, L_FIRMWARE, L_HOST,  # noqa: F401
+                      L_JOURNAL, L_LOST, L_PRUNED, L_RECOVERED, L_REFUSED, L_SELFTEST, L_SESSION, LOG_NAMES)
+from logfiles import HOST_EXIT, SEQ_BLOCK, LogFiles, mark_host_exit  # noqa: F401
+from logretain import Retention
 
 OFF_ONLY = const(0)
 CADENCE = const(1)
@@ -94,26 +90,8 @@ BUDGET_PCT = const(70)
 RING_S = const(3000)  # 50 min of 1 Hz samples (45 min is the hard session limit) = 30 KB
 SEV_N = const(64)
 EVQ_N = const(32)
-SEQ_BLOCK = const(256)
 EV_FILE_MAX = const(8192)
-END_POWER_LOST = const(100)  # end reason written at boot for a session cut by power loss
 
-# Event-log codes (T_EVENT / T_TEXT); a, b as noted
-L_BOOT = const(1)  # text: reset cause, firmware version
-L_CONFIG = const(2)  # text: "path old -> new"
-L_FAULT = const(3)  # a = fault code, b = uA at the trip
-L_SELFTEST = const(4)  # a = 1 passed / 0 failed; text: the first failure
-L_CLOCK = const(5)  # a = old time, b = new time (RTC set by the host)
-L_FIRMWARE = const(6)  # text: old -> new version
-L_PRUNED = const(7)  # a = session, b = 0 unarchived trace / 1 archived trace / 2 summary / 3 old events
-L_LOST = const(8)  # a = records or samples lost, b = write errors
-L_RECOVERED = const(9)  # a = session cut by power loss, b = samples on flash
-L_REFUSED = const(10)  # a = blocking code, b = state
-L_SESSION = const(11)  # a = session, b = end reason
-L_HOST = const(12)  # text: what a host tool did (logs acknowledged, firmware deployed)
-L_JOURNAL = const(13)  # text: the FRAM power-cut journal is missing or failing
-LOG_NAMES = ("", "boot", "config", "fault", "selftest", "clock", "firmware", "pruned", "lost",
-             "recovered", "refused", "session", "host", "journal")
 # rp2 sets the RTC to 2021-01-01 at every boot; a later year means a host has set it since.
 RTC_SET_YEAR = const(2024)
 
@@ -129,23 +107,10 @@ _CONFIRM = const(1)
 _ENOSPC = const(28)
 
 
-def _crc_text(s):
-    return "%08x" % (crc32(s.encode()) & 0xFFFFFFFF)
+class Log(LogFiles, Retention):
+    """The unit's log: RAM rings written out when allowed (here), the files and their recovery
+    (logfiles.LogFiles), retention (logretain.Retention)."""
 
-
-HOST_EXIT = "hostexit"  # marks the next boot as the end of a host session
-
-
-def mark_host_exit(root="/log"):
-    """Before a host restarts the unit (hostcmd.host_done): the next boot is logged as such."""
-    f = open(root + "/" + HOST_EXIT, "w")
-    try:
-        f.write("1\n")
-    finally:
-        f.close()
-
-
-class Log:
     def __init__(self, root="/log", policy=OFF_ONLY, ring_s=RING_S, budget_pct=BUDGET_PCT, clock=None, usage=None,
                  max_summaries=None, journal=None):
         self.root = root
@@ -195,203 +160,6 @@ class Log:
         self.write_errors = 0
         self.bytes_written = 0
         self.pruned = 0
-
-    # --- paths and small files --------------------------------------------------------
-    def _p(self, name):
-        return self.root + "/" + name
-
-    def _sum(self, n):
-        return self._p("s%06d.sum" % n)
-
-    def _trc(self, n):
-        return self._p("s%06d.trc" % n)
-
-    def _statvfs(self):
-        st = os.statvfs(self.root)
-        return (st[2] - st[3]) * st[0], st[2] * st[0]
-
-    def _write_state(self):
-        body = "%d %d %d %s" % (self.boot, self._seq_end, self.session, self.version or "-")
-        f = open(self._p("state.tmp"), "w")
-        try:
-            f.write(body + " " + _crc_text(body) + "\n")
-        finally:
-            f.close()
-        os.rename(self._p("state.tmp"), self._p("state"))
-
-    def _read_state(self):
-        # -> (boot, seq_reserved, session, version) or None
-        try:
-            with open(self._p("state")) as f:
-                w = f.read().split()
-            body = " ".join(w[:4])
-            if len(w) == 5 and _crc_text(body) == w[4]:
-                return int(w[0]), int(w[1]), int(w[2]), w[3]
-        except (OSError, ValueError):
-            pass
-        return None
-
-    def _sessions(self):
-        # -> sorted session numbers that have a summary, and those that have a trace
-        sums = []
-        trcs = []
-        try:
-            names = os.listdir(self.root)
-        except OSError:
-            return sums, trcs
-        for nm in names:
-            if len(nm) == 11 and nm[0] == "s" and nm[1:7].isdigit():
-                if nm.endswith(".sum"):
-                    sums.append(int(nm[1:7]))
-                elif nm.endswith(".trc"):
-                    trcs.append(int(nm[1:7]))
-        sums.sort()
-        trcs.sort()
-        return sums, trcs
-
-    def acked(self):
-        """The highest session number the host has archived (0: none)."""
-        try:
-            with open(self._p("acked")) as f:
-                return int(f.read().strip() or "0")
-        except (OSError, ValueError):
-            return 0
-
-    def ack(self, n):
-        """Record that the host archived sessions up to n (host calls this over the REPL)."""
-        f = open(self._p("acked.tmp"), "w")
-        try:
-            f.write("%d\n" % n)
-        finally:
-            f.close()
-        os.rename(self._p("acked.tmp"), self._p("acked"))
-
-    # --- boot ---------------------------------------------------------------------------
-    def open(self, reset_cause="", version=""):
-        """At boot: count the boot, reserve sequence numbers, close a session cut by power
-        loss, log the boot. Returns the boot count. Raises OSError only if the log directory
-        cannot be written at all (a damaged filesystem: the loop should refuse treatment)."""
-        self.version = version
-        self.rtc_valid = self._rtc_set()
-        try:
-            os.mkdir(self.root)
-        except OSError:
-            pass
-        st = self._read_state()
-        sums, trcs = self._sessions()
-        if st is None:
-            st = self._rebuild_state(sums)
-        self.boot = st[0] + 1
-        self.seq = st[1]
-        self._seq_end = self.seq + SEQ_BLOCK
-        self.session = st[2]
-        if sums and sums[-1] > self.session:
-            self.session = sums[-1]
-        self._write_state()
-        if sums:
-            self._recover(sums[-1])
-        self.text(L_BOOT, "reset %s, firmware %s" % (self._host_exit(reset_cause), version))
-        if st[3] not in ("-", "?", version):
-            self.text(L_FIRMWARE, "%s -> %s" % (st[3], version))
-        self.flush()
-        return self.boot
-
-    def _host_exit(self, reset_cause):
-        # A host session ended with this restart (hostcmd.host_done left the mark): say so,
-        # so an engineer does not read a host's reset as a fault.
-        try:
-            os.remove(self._p(HOST_EXIT))
-        except OSError:
-            return reset_cause
-        # rp2 restarts through its watchdog (machine.reset() too), so the raw cause would
-        # read "watchdog" for what was a deliberate restart by the host tool.
-        return "by the host after a host session (rp2 reports %s)" % reset_cause
-
-    def attach(self, version=""):
-        """For a host session at the REPL when main.py is not running: continue the current
-        boot's log (no boot counted, no recovery) so host actions (configuration, clock,
-        firmware) reach the event log with fresh sequence numbers. Returns the boot count."""
-        st = self._read_state()
-        sums, _t = self._sessions()
-        if st is None:
-            st = self._rebuild_state(sums)
-        self.version = version or st[3]
-        self.rtc_valid = self._rtc_set()
-        self.boot = st[0]
-        # A fresh reservation: the running boot may still hold numbers below st[1].
-        self.seq = st[1]
-        self._seq_end = self.seq + SEQ_BLOCK
-        self.session = max(st[2], sums[-1] if sums else 0)
-        self._write_state()
-        return self.boot
-
-    def _rebuild_state(self, sums):
-        # state lost or damaged: the largest boot and seq found in the records on flash.
-        boot = seq = 0
-        names = ["events.log", "events.old"]
-        if sums:
-            names.append("s%06d.sum" % sums[-1])
-        for nm in names:
-            for r in self._records(self._p(nm)):
-                if r["boot"] > boot:
-                    boot = r["boot"]
-                if r["seq"] >= seq:
-                    seq = r["seq"] + 1
-        return boot, seq + SEQ_BLOCK, sums[-1] if sums else 0, "?"
-
-    def _records(self, path, stats=None):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return []
-        return R.read(data, stats)
-
-    def _recover(self, n):
-        # Session n has no end record: the power went while it was open. Close it with what
-        # was kept: the trace on flash, completed from the FRAM journal, and the journal's last
-        # whole checkpoint of dose and time. Safe to repeat if this too is cut short: samples
-        # already on flash are not copied again.
-        recs = self._records(self._sum(n))
-        if not recs or any(r["type"] == "end" for r in recs):
-            return
-        dose = treat = cnt = nxt = 0
-        for r in self._records(self._trc(n)):
-            if r["type"] == "samples":
-                dose, treat = r["dose_uas"], r["treat_s"]
-                cnt += len(r["samples"])
-                if r["t0"] + len(r["samples"]) > nxt:
-                    nxt = r["t0"] + len(r["samples"])
-        self.open_session = n
-        self._written = cnt
-        self._n = 0
-        jr = self.journal
-        ck = jr.checkpoint(n) if jr is not None else None
-        if ck is not None:
-            jcount, jdose, jtreat = ck
-            if jdose > dose or jtreat > treat:
-                dose, treat = jdose, jtreat
-            k = jcount - nxt
-            if k > self._ring_n:
-                k = self._ring_n
-            if k > 0:
-                try:
-                    step = 100
-                    i = 0
-                    while i < k:
-                        m = k - i if k - i < step else step
-                        jr.read(nxt + i, memoryview(self._ring)[i * R.SAMPLE_BYTES:(i + m) * R.SAMPLE_BYTES])
-                        i += m
-                    self._t0 = nxt
-                    self._sec = nxt + k
-                    self._n = k
-                    self._dose = dose
-                    self._treat_s = treat
-                except OSError:
-                    self._n = 0
-        self._end = (END_POWER_LOST, dose, treat, -1)
-        self.event(L_RECOVERED, n, cnt + self._n)
-        self.flush()
 
     # --- the session --------------------------------------------------------------------
     def begin(self, preset_idx, p, target_ua):
@@ -722,61 +490,3 @@ class Log:
 
     def _now(self):
         return int(self._clock()) & 0xFFFFFFFF
-
-    # --- retention ----------------------------------------------------------------------
-    def _room(self, need):
-        """Prune until used + need fits the budget. False if nothing is left to prune: the
-        budget is soft, the write goes ahead into the headroom above it."""
-        for _ in range(1000):
-            try:
-                used, total = self._usage()
-            except OSError:
-                return False
-            if used + need <= total * self.budget_pct // 100:
-                return True
-            if not self._prune_one():
-                return False
-        return False
-
-    def _prune_one(self):
-        sums, trcs = self._sessions()
-        keep = self.session  # the newest session (current, or just ended) is never pruned
-        ack = self.acked()
-        trcs = [n for n in trcs if n != keep]
-        for n in trcs:
-            if n <= ack:
-                return self._drop(self._trc(n), n, 1)
-        sums = [n for n in sums if n != keep]
-        if self.max_summaries is None:
-            try:
-                # Summaries may hold about a third of the budget (~2 KiB of LittleFS each):
-                # beyond that the oldest go even while unarchived traces remain.
-                self.max_summaries = self._usage()[1] * self.budget_pct // 100 // 3 // 2048
-            except OSError:
-                self.max_summaries = 100
-        if sums and len(sums) > self.max_summaries:
-            n = sums[0]
-            if n in trcs:
-                return self._drop(self._trc(n), n, 0)
-            return self._drop(self._sum(n), n, 2)
-        if trcs:
-            return self._drop(self._trc(trcs[0]), trcs[0], 0)
-        try:
-            os.stat(self._p("events.old"))
-            return self._drop(self._p("events.old"), 0, 3)
-        except OSError:
-            pass
-        if sums:
-            return self._drop(self._sum(sums[0]), sums[0], 2)
-        return False
-
-    def _drop(self, path, n, why):
-        try:
-            os.remove(path)
-        except OSError:
-            return False
-        self.pruned += 1
-        if why != 1:
-            self.event(L_PRUNED, n, why)
-        return True
-

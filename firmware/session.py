@@ -45,6 +45,14 @@ config_ok, config_errors, storage_ok and summary_ok (the loop sets them from the
 
 Dose: integrated by the supervisor in uA*s (see limits.py on why not uA*ms).
 No allocation, no floats, no exceptions in tick().
+
+Why one module of ~580 lines: it is one state machine, and every one of its transitions runs
+inside tick(), on the 10 ms path, under heap_lock. The session's other responsibilities are
+already modules of their own (ramp.py, regulator.py, supervisor.py with the limits as data in
+limits.py). Splitting the transitions across modules would put module-attribute lookups and
+calls into the tick and lose const() folding of the state and event codes, on the path whose
+timing and allocation are measured on the emulated RP2040 (tests/test_rp2_loop.py); the
+per-state handlers (_run, _open, _usb) are methods here so each stays one bound call.
 """
 from micropython import const
 
