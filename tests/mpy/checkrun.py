@@ -5,6 +5,19 @@
 import sys
 
 _sections = []
+_checks = [0]
+
+
+def check(cond, what):
+    """One check inside a section: a failure raises (and ends that section only)."""
+    if not cond:
+        raise AssertionError(what)
+    _checks[0] += 1
+
+
+def count():
+    """How many checks have passed so far."""
+    return _checks[0]
 
 
 def section(fn):

@@ -14,14 +14,7 @@ import buttons
 import buzzer
 from output import ua_to_duty
 
-_n = 0
-
-
-def check(cond, what):
-    global _n
-    if not cond:
-        raise AssertionError(what)
-    _n += 1
+from checkrun import check
 
 
 def cmd(ua, enable=True, polarity=0):
@@ -298,4 +291,4 @@ def check_board_odds_and_ends():
 
 
 if checkrun.run():
-    print("driver_checks: all ok (%d checks)" % _n)
+    print("driver_checks: all ok (%d checks)" % checkrun.count())

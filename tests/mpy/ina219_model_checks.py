@@ -6,14 +6,7 @@ import vclock
 import ina219_model
 from ina219_model import INA219
 
-_n = 0
-
-
-def check(cond, what):
-    global _n
-    if not cond:
-        raise AssertionError(what)
-    _n += 1
+from checkrun import check
 
 
 T = [0]
@@ -180,5 +173,5 @@ def check_on_the_machine_mock_s_bus_timed_by_vclock():
 
 
 if checkrun.run():
-    print("ina219_model_checks: %d checks" % _n)
+    print("ina219_model_checks: %d checks" % checkrun.count())
     print("ina219_model_checks: all ok")

@@ -26,25 +26,16 @@ import journal
 import logstore
 import records as R
 from fram import FRAM
+from logkit import Preset, read as _read
+
+
+class _Preset(Preset):
+    name = "hands"
 
 BLOCKS = 64
 _RING = 600  # treatments here last up to 425 s
 _TREAT = 4
 _PAUSED = 6
-
-
-class _Preset:
-    name = "hands"
-    ceiling_ua = 30000
-    duration_ms = 1_200_000
-    slew_up = 300
-    slew_down = 600
-    reverse = True
-    polarity = 0
-    area_cm2 = 150
-    gate_hz = 0
-    gate_duty_pct = 100
-    dose_cap_uas = 42_000_000
 
 
 class _Sup:
@@ -69,14 +60,6 @@ def _args(n, i, ua, st):
 def _val(a):
     # as records.unpack gives a sample back: (set, act, mv, load, state, polarity)
     return (a[0], a[1], a[2], a[3], a[5], a[4])
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def _recs(path):

@@ -10,9 +10,7 @@ import simboard
 import ssd1306_model
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
+from checkrun import check  # noqa: E402
 
 
 class RecINA:

@@ -25,6 +25,7 @@ import os
 import vfs
 
 import flash
+from logkit import Preset, read
 
 
 def _fresh(img, blocks=flash.BLOCK_COUNT):
@@ -78,18 +79,12 @@ def cfg_on_littlefs(img):
     print("OK cfg")
 
 
-class _Preset:
-    # config.Preset's fields that the summary records (config.compile_presets in real use).
+class _Preset(Preset):
     name = "hands_feet"
     ceiling_ua = 25000
-    duration_ms = 1_200_000
     slew_up = 250
     slew_down = 500
-    reverse = True
-    polarity = 0
     area_cm2 = 120
-    gate_hz = 0
-    gate_duty_pct = 100
     dose_cap_uas = 36_000_000
 
 
@@ -106,8 +101,10 @@ def _session(log, secs, seed=0):
 
 
 def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
+    data = read(path)
+    if data is None:
+        raise OSError(2)  # ENOENT: the callers expect the file to be there
+    return data
 
 
 def log_heap(img):

@@ -14,22 +14,9 @@ import config
 import flash
 import logstore
 import records as R
+from logkit import Preset as _Preset, read as _read
 
 BLOCKS = 64  # 384 KiB: small images mount and scan fast; pruning still gets exercised
-
-
-class _Preset:
-    name = "feet"
-    ceiling_ua = 30000
-    duration_ms = 1_200_000
-    slew_up = 300
-    slew_down = 600
-    reverse = True
-    polarity = 0
-    area_cm2 = 150
-    gate_hz = 0
-    gate_duty_pct = 100
-    dose_cap_uas = 42_000_000
 
 
 def _args(n, i):
@@ -40,14 +27,6 @@ def _args(n, i):
 def _val(n, i):
     # as records.unpack gives it back: (set, act, mv, load, state, polarity)
     return ((n * 7 + i) & 0x7FFF, i & 0x7FFF, n & 0xFFF, 4000, 4, i & 1)
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def _cfg(target):
