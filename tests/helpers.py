@@ -107,3 +107,26 @@ def drive_outputs(ua=10_000):
     en.value(1)
     pwm.duty_u16(ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
     return pwm, en
+
+
+# --- stand-ins for the log's CPython tests ---------------------------------------------------
+class Clock:
+    """A wall clock the test sets (logstore.Log(clock=...)): unix seconds in .t."""
+
+    def __init__(self, t=1000):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class FakeSession:
+    """What logstore.Log.on_session_event reads from a session.Session: the default preset."""
+
+    def __init__(self):
+        import config
+
+        self.preset_idx = 0
+        self.preset = config.compile_presets(config.defaults())[0]
+        self.target_ua = 15000
+        self.treat_ms = 0

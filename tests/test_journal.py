@@ -19,6 +19,8 @@ import records as R
 import session as S
 from fram import FRAM
 
+from helpers import FakeSession
+
 
 @pytest.fixture
 def chip():
@@ -92,14 +94,9 @@ class _Sup:
     dose_uas = 0
 
 
-class _Session:
+class _Session(FakeSession):
     def __init__(self):
-        import config
-
-        self.preset_idx = 0
-        self.preset = config.compile_presets(config.defaults())[0]
-        self.target_ua = 15000
-        self.treat_ms = 0
+        super().__init__()
         self.set_ua = self.actual_ua = 15000
         self.load_ohm = 4000
         self.polarity = 0

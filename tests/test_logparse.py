@@ -14,20 +14,7 @@ from hypothesis import strategies as st
 from ionto import logparse as P
 
 
-class Clock:
-    def __init__(self, t=1000):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-class FakeSession:
-    def __init__(self):
-        self.preset_idx = 0
-        self.preset = config.compile_presets(config.defaults())[0]
-        self.target_ua = 15000
-        self.treat_ms = 0
+from helpers import Clock, FakeSession  # noqa: E402
 
 
 def _session(lg, s, secs=150, reason=S.END_STOP, dose=99_000, end=True):

@@ -10,20 +10,7 @@ import records as R
 import session as S
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1000
-
-    def __call__(self):
-        return self.t
-
-
-class FakeSession:
-    def __init__(self):
-        self.preset_idx = 0
-        self.preset = config.compile_presets(config.defaults())[0]
-        self.target_ua = 15000
-        self.treat_ms = 0
+from helpers import Clock, FakeSession  # noqa: E402
 
 
 def _recs(path, stats=None):
