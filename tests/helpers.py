@@ -58,6 +58,7 @@ def until(cond, what, timeout=60.0, poll=0.02):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for %s" % what)
         time.sleep(poll)
+    return True
 
 
 def wait_restart(c, since, timeout=60):

@@ -14,6 +14,8 @@ from mpremote.transport_serial import SerialTransport
 
 from ionto.simctl import SimClient, SimError, VirtualUnit
 
+from helpers import until
+
 pytestmark = pytest.mark.slow
 
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
@@ -40,12 +42,7 @@ def rm(vu, *paths):
 
 
 def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return until(cond, "the unit's state", timeout)
 
 
 def restart(vu):
