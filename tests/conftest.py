@@ -80,6 +80,19 @@ def fw_bundle(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def vu(fw_bundle):
+    """One virtual unit per test module, the firmware on it and its application running, shared
+    by the module's tests (each brings it to the state it needs). A module that needs another
+    kind (time acceleration, its own configuration) defines its own `vu`."""
+    from ionto.scripted import app_ready
+    from ionto.simctl import VirtualUnit
+
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
+        app_ready(v.ctl)
+        yield v
+
+
 @pytest.fixture
 def new_unit(fw_bundle):
     """A virtual unit of its own, as it leaves the factory with the firmware on it (no clock set,

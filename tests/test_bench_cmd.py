@@ -12,7 +12,7 @@ import sys
 import pytest
 import serial
 
-from ionto import bench_cmd, cli, firmware_build
+from ionto import bench_cmd, cli
 from ionto.scripted import press, wait_for
 from ionto.simctl import VirtualUnit
 
@@ -25,10 +25,8 @@ NAMES = ("onboard_loop_period_us_median", "onboard_loop_jitter_us_p99", "onboard
 
 
 @pytest.fixture(scope="module")
-def vu(tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, scenario="palms", accel=0) as v:
+def vu(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
         yield v
 
 

@@ -14,7 +14,6 @@ from ionto import cli, config_cmd
 from ionto.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 from ionto.link import Link
 from ionto.scripted import app_ready
-from ionto.simctl import VirtualUnit
 
 cli.COMMANDS.setdefault("config", ("ionto.config_cmd", "the unit's configuration"))
 
@@ -168,16 +167,10 @@ def test_canonical_order_and_show_text():
 ready = app_ready
 
 
-@pytest.fixture(scope="module")
-def unit(fw_bundle):
-    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
-        ready(v.ctl)
-        yield v
-
-
 @pytest.fixture
-def vu(unit):
-    """The module's unit with the built-in defaults on it again, whatever ran before."""
+def vu(vu):
+    """The module's unit (conftest) with the built-in defaults on it again, whatever ran before."""
+    unit = vu
     ready(unit.ctl)
     with Link.open(unit.port) as u:
         u.enter()

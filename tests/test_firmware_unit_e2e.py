@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ionto import firmware_build
 from ionto.scripted import press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
 
@@ -22,10 +21,8 @@ pytestmark = pytest.mark.slow
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 
 
-def test_mpremote_cannot_cut_a_treatment_and_gets_in_once_it_ended(tmp_path):
-    bundle = tmp_path / "fw"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, scenario="palms", accel=0) as vu:
+def test_mpremote_cannot_cut_a_treatment_and_gets_in_once_it_ended(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as vu:
         c = vu.ctl
         c.usb(host_present=False)  # isolated supply in the clinic: START is allowed
         wait_for(c, "app is not None and app.ticks > 50", timeout=60)

@@ -21,12 +21,6 @@ def bundle(fw_bundle):
     return fw_bundle
 
 
-@pytest.fixture(scope="module")
-def vu(bundle):
-    with VirtualUnit(seed_from=bundle, accel=0) as v:
-        yield v
-
-
 def test_status_lines_parse_old_and_new_formats():
     kind, st = link.parse_line("@ST TREAT 1190 15000 8000 7990 0 0 -1 24000 123 7\r\n")
     assert kind == "ST" and st.state == "TREAT" and st.actual_ua == 7990 and st.session == 7 and st.treating

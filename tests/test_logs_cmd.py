@@ -16,7 +16,7 @@ import pytest
 import records as R
 import session as S
 
-from ionto import archive, cli, firmware_build, link, logs_cmd
+from ionto import archive, cli, link, logs_cmd
 from ionto.errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_TREATING, EXIT_USAGE
 from ionto.scripted import press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
@@ -36,10 +36,8 @@ def registered():
 
 
 @pytest.fixture(scope="module")
-def vu(tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, accel=0) as v:
+def vu(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, accel=0) as v:
         ready(v.ctl)
         # A short ramp (10 s to 8 mA) keeps each session a few seconds of wall time.
         cfg = config.defaults()

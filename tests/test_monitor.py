@@ -12,7 +12,7 @@ import tty
 import pytest
 import serial
 
-from ionto import cli, firmware_build, link, monitor
+from ionto import cli, link, monitor
 from ionto.errors import EXIT_BUSY, EXIT_NO_DEVICE, EXIT_UNIT, IontoError
 from ionto.scripted import press, wait_for
 from ionto.simctl import VirtualUnit
@@ -23,10 +23,8 @@ TREATING = (2, 3, 4)  # CONTACT, RAMP UP, TREAT (firmware session.py)
 
 
 @pytest.fixture(scope="module")
-def vu(tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(bundle)
-    with VirtualUnit(seed_from=bundle, accel=2) as v:  # two status lines a second
+def vu(fw_bundle):
+    with VirtualUnit(seed_from=fw_bundle, accel=2) as v:  # two status lines a second
         wait_for(v.ctl, "app is not None and app.ticks > 50", timeout=60)
         v.ctl.usb(host_present=False)  # isolated supply, as in the clinic: START is allowed
         yield v

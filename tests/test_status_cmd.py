@@ -34,13 +34,6 @@ def ionto(capsys, *argv):
 ready = app_ready
 
 
-@pytest.fixture(scope="module")
-def vu(fw_bundle):
-    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as v:
-        ready(v.ctl)
-        yield v
-
-
 def status_json(capsys, vu):
     ready(vu.ctl)
     rc, out, err = ionto(capsys, "status", "--json", "--port", vu.port)

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 import limits as L
-from ionto import firmware_build
 from ionto.scripted import press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
 
@@ -38,10 +37,8 @@ STORAGE_TEXT = "Flash damaged. Unit will not treat. Call technician."
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fw") / "bundle"
-    firmware_build.build(d)
-    return d
+def bundle(fw_bundle):
+    return fw_bundle
 
 
 class Pty:
