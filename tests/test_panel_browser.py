@@ -102,6 +102,14 @@ def browser():
             shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def no_page_left_open(browser):
+    """Every page a test opened is closed after it: the next test's page is the only one."""
+    yield
+    for p in list(browser.pages):
+        p.close()
+
+
 @pytest.fixture
 def panel(fw_bundle):
     with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as vu:
