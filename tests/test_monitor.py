@@ -93,7 +93,7 @@ def test_view_parses_status_and_draws_actual_against_set():
     assert all("\u2800" <= ch <= "\u28ff" for row in cells for ch in row)
     # Fault in words, with what the nurse should do, once the unit is in FAULT.
     v.feed("@ST FAULT 0 15000 0 0 0 5 -1 0 90000 3\r\n", 32.0)
-    assert "short (SHORT CIRCUIT check trays): Output cut" in v.line("t")
+    assert "short (SHORT CIRCUIT / check trays): Output cut" in v.line("t")
     assert v.dose() == (1.5, False)  # the unit's own dose when it reports one
 
 

@@ -27,6 +27,7 @@ import json
 import re
 
 from . import clinictime
+from .words import fault_name, session_end_words as end_words, mamin  # noqa: F401 (end_words: the commands')
 from .errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
 SCHEDULE_DAYS = (1, 2, 4, 7, 10, 15, 22)
@@ -294,29 +295,6 @@ def course_sessions(db, course):
     return out
 
 
-# --- words from the firmware (imported, never copied) ----------------------------------------
-from .fw import firmware  # noqa: E402  (re-exported: monitor uses course.firmware)
-
-
-def fault_name(code):
-    try:
-        row = firmware("limits").fault_info(int(code))
-    except Exception:
-        row = None
-    return row[1] if row else "fault %s" % code
-
-
-def end_words(row):
-    if row.get("end_reason") is None:
-        return "not ended"
-    if row.get("end_name"):
-        return str(row["end_name"]).replace("_", " ")
-    try:
-        return firmware("session").END_TEXT[int(row["end_reason"])] or "?"
-    except (IndexError, ValueError, TypeError):
-        return "end %s" % row["end_reason"]
-
-
 # --- adherence and progress -------------------------------------------------------------------
 def session_date(row, clock=None):
     """The clinic date a session started (clinictime), or None when the unit's clock was not set."""
@@ -339,7 +317,7 @@ def progress(row, clock=None):
         "session": ref(row), "date": d.isoformat() if d else None, "time": t,
         "preset": row.get("preset_name"),
         "target_ma": _ma(row.get("target_ua")), "reached_ma": _ma(row.get("max_actual_ua")),
-        "dose_mamin": None if dose is None else round(dose / 60000.0, 1),
+        "dose_mamin": None if dose is None else round(mamin(dose), 1),
         "treat_min": None if row.get("treat_s") is None else round(row["treat_s"] / 60.0, 1),
         "pauses": row.get("pauses"), "faults": row.get("faults"),
         "fault_names": list(row.get("fault_names") or []),
