@@ -180,7 +180,7 @@ def test_event_log_rows_with_firmware_names(tmp_path):
 def test_words_come_from_the_firmware():
     assert P.event_words(S.EV_FAULT, limits.F_SHORT, 4200).startswith("FAULT short (SHORT CIRCUIT / check trays) at 4.2 mA: ")
     assert limits.fault_info(limits.F_SHORT)[4] in P.event_words(S.EV_FAULT, limits.F_SHORT, 4200)
-    assert P.event_words(S.EV_STATE, S.TREAT, S.RAMP_UP) == "state RAMP UP -> TREAT"
+    assert P.event_words(S.EV_STATE, S.TREAT, S.RAMP_UP) == "RAMP UP -> TREAT"
     assert P.event_words(S.EV_END, S.END_DONE, 60_000 * 12) == "ended: time complete, dose 12.0 mA.min"
     assert P.end_words(LS.END_POWER_LOST).startswith("power lost")
     for code in range(len(S.EVENT_NAMES) + 2):

@@ -89,6 +89,24 @@ def offset(s):
     return "%s %s the host" % (span, "ahead of" if s > 0 else "behind")
 
 
+def unit_when(rtc_valid, t, boot, clock=None, seconds=False):
+    """A time of the unit's clock as archived (archive.py): in the clinic's time zone once it is
+    set (`ionto course tz`), so a session falls on the same day here as in the course and the
+    report; else in UTC; "boot N +Ss" when the unit's clock was not set."""
+    if t is None:
+        return "?"
+    if not rtc_valid:
+        return "boot %s +%ds" % (boot, t or 0)
+    if clock is not None and clock.configured:
+        return clock.words(t, seconds=seconds)
+    return utc(t) if seconds else utc(t)[:-7] + " UTC"
+
+
+def session_start(row, clock=None):
+    """An archived session's start (a sessions row)."""
+    return unit_when(row["rtc_valid"], row["start_t"], row["boot"], clock)
+
+
 # --- states, polarity, end reasons -------------------------------------------------------------
 def polarity(p):
     """Which electrode is positive, as the unit's display says it."""
@@ -188,7 +206,7 @@ def event_words(code, a, b):
     @EV) in words."""
     n = _event_name(code)
     if n == "state":
-        return "state %s -> %s" % (state_name(b), state_name(a))
+        return "%s -> %s" % (state_name(b), state_name(a))
     if n == "start":
         return "treatment started: preset %d, target %s" % (a, ma(b))
     if n == "adjust":
