@@ -27,7 +27,7 @@ import json
 import re
 
 from . import clinictime
-from .words import fault_name, session_end_words as end_words, mamin  # noqa: F401 (end_words: the commands')
+from .words import fault_name, ma_number as _ma, mamin, session_end_words as end_words  # noqa: F401 (end_words: the commands')
 from .errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
 SCHEDULE_DAYS = (1, 2, 4, 7, 10, 15, 22)
@@ -324,10 +324,6 @@ def progress(row, clock=None):
         "end": end_words(row), "complete": bool(row.get("complete")), "damaged": row.get("damaged") or 0,
         "unit": row.get("serial"), "firmware": row.get("firmware"), "ceiling_ma": _ma(row.get("ceiling_ua")),
     }
-
-
-def _ma(ua):
-    return None if ua is None else round(ua / 1000.0, 1)
 
 
 def adherence(start, rows, today=None, clock=None):

@@ -46,7 +46,7 @@ _PORT_ERRORS = (OSError, _TermiosError)
 from .errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
 
 BAUD = 115200
-IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # session.STATE_NAMES
+IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # the firmware's names of the states that do not treat
 # USB IDs a MicroPython board enumerates with: Raspberry Pi (rp2 MicroPython 0x0005) and
 # MicroPython's own VID.
 USB_IDS = ((0x2E8A, None), (0xF055, None))

@@ -15,7 +15,7 @@ of every command.
 """
 from .fw import firmware
 # The words for the codes: the tools' one vocabulary, named here too for the parser's callers.
-from .words import end_words, event_words, log_event_words, mamin, state_name  # noqa: F401
+from .words import end_words, event_name, event_words, log_event_words, mamin, state_name  # noqa: F401
 
 R = firmware("records")
 
@@ -119,8 +119,7 @@ def parse_session(n, sum_data, trc_data, sum_name=None, trc_name=None):
             dose, treat = r["dose_uas"], r["treat_s"]
         elif r["type"] == "sev":
             code = r["code"]
-            name = S.EVENT_NAMES[code] if 0 <= code < len(S.EVENT_NAMES) else "code%d" % code
-            events.append((r["sec"], code, name, r["a"], r["b"]))
+            events.append((r["sec"], code, event_name(code), r["a"], r["b"]))
     samples = [by_t[t] for t in sorted(by_t)]
     row = {"session": n}
     if summary is not None:

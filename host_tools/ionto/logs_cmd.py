@@ -93,8 +93,8 @@ def _ranges(ns):
             out[-1][1] = n
         else:
             out.append([n, n])
-    words = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
-    return ("session " if len(ns) == 1 else "sessions ") + words
+    text = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+    return ("session " if len(ns) == 1 else "sessions ") + text
 
 
 def pull(args):

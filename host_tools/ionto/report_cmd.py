@@ -20,6 +20,7 @@ import os
 from . import archive, course
 from .archive import table
 from .errors import EXIT_USAGE, IontoError
+from .words import ma_value
 
 CSV_COLUMNS = ("course", "day", "week", "scheduled", "status", "late_days", "session", "date", "time", "preset",
                "target_ma", "reached_ma", "dose_mamin", "treat_min", "pauses", "faults", "fault_names", "end",
@@ -176,7 +177,7 @@ def progress_text(rep):
     n = rep.get("next_target")
     if n:
         out.append("next target (advice, never sent to a unit): %s: %s"
-                   % ("%.1f mA" % n["target_ma"] if n["target_ma"] is not None else "none", n["why"]))
+                   % (ma_value(n["target_ma"], none="none"), n["why"]))
     for f in rep.get("flags", []):
         out.append("FLAG %s: %s. %s" % (f["severity"], f["what"], f["advice"]))
     head, rows = maintenance_rows(rep)

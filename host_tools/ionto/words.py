@@ -28,9 +28,19 @@ def _L():
 # --- numbers -----------------------------------------------------------------------------------
 def ma(ua, digits=1, unit=True, none="-"):
     """A current in uA -> "12.3 mA" (or "12.3" for a table column headed mA)."""
-    if ua is None:
+    return ma_value(None if ua is None else ua / 1000.0, digits, unit, none)
+
+
+def ma_number(ua, digits=1):
+    """A current in uA -> mA rounded as the report's figures (a number, for JSON and CSV)."""
+    return None if ua is None else round(ua / 1000.0, digits)
+
+
+def ma_value(m, digits=1, unit=True, none="-"):
+    """A current already in mA (the report's figures) -> "12.3 mA"."""
+    if m is None:
         return none
-    return "%.*f%s" % (digits, ua / 1000.0, " mA" if unit else "")
+    return "%.*f%s" % (digits, m, " mA" if unit else "")
 
 
 def mamin(uas):
@@ -121,15 +131,26 @@ def state_words(state):
     return (state or "?").replace("_", " ")
 
 
-def state_name(code):
-    """A state code -> the display's name; the two halves of a polarity reversal (one word on
-    the display) told apart, since logs are also read by an engineer."""
+def state_name(code, halves=True):
+    """A state code -> the display's name; with halves, the two halves of a polarity reversal
+    (one word on the display) told apart, since logs are also read by an engineer."""
     S = _S()
-    if code == S.REV_DOWN:
+    if halves and code == S.REV_DOWN:
         return "REVERSING (down)"
-    if code == S.REV_UP:
+    if halves and code == S.REV_UP:
         return "REVERSING (up)"
     return S.STATE_NAMES[code] if 0 <= code < len(S.STATE_NAMES) else "state %d" % code
+
+
+def display_states():
+    """Every state's name as the display shows it, by code (for the panel's page)."""
+    return list(_S().STATE_NAMES)
+
+
+def event_name(code):
+    """A session event code -> its name (session.EVENT_NAMES), as archived and on @EV lines."""
+    S = _S()
+    return S.EVENT_NAMES[code] if 0 <= code < len(S.EVENT_NAMES) else "code%d" % code
 
 
 def end_words(reason):
@@ -161,6 +182,11 @@ def session_end_words(row):
 
 
 # --- faults ------------------------------------------------------------------------------------
+def fault_table():
+    """Every fault and blocking code: (code, name, display line 1, line 2, what to do)."""
+    return list(_L().FAULTS)
+
+
 def _fault_row(code):
     try:
         return _L().fault_info(int(code))
