@@ -25,12 +25,11 @@ Exit codes: 2 bad arguments, unreadable file or not JSON; 8 invalid configuratio
 unit); 11 no such key; 5 a treatment is running (nothing sent); 3/4/6 device errors.
 """
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
-from . import words
+from . import outfile, words
 from .errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 from .fw import FIRMWARE, firmware  # noqa: F401  (firmware: the one loader, used by other modules too)
 
@@ -465,14 +464,4 @@ def _validate(args):
 
 
 def _write(path, text):
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise IontoError(EXIT_USAGE, "cannot write %s: %s" % (path, e.strerror or e))
+    outfile.write_text(path, text)

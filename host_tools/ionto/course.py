@@ -125,13 +125,18 @@ def _looks_like_date(label):
     return False
 
 
+def parse_choices(text, allowed, what, several):
+    """'a+b' or 'a,b' -> ['a', 'b'], each one of `allowed`; else one line naming the choices."""
+    parts = [p.strip().lower() for p in re.split(r"[+,]", text or "") if p.strip()]
+    if not parts or [p for p in parts if p not in allowed]:
+        raise IontoError(EXIT_USAGE, "bad %s %r: choose from %s (several with %s)"
+                         % (what, text, ", ".join(allowed), several))
+    return parts
+
+
 def parse_sites(text):
     """'hands_feet' or 'armpits+hands_feet' (also ',') -> canonical 'armpits+hands_feet'."""
-    parts = [p.strip().lower() for p in re.split(r"[+,]", text or "") if p.strip()]
-    bad = [p for p in parts if p not in SITES]
-    if not parts or bad:
-        raise IontoError(EXIT_USAGE, "bad site %r: choose from %s (several with '+', e.g. armpits+hands_feet)"
-                         % (text, ", ".join(SITES)))
+    parts = parse_choices(text, SITES, "site", "'+', e.g. armpits+hands_feet")
     if "hands_feet" in parts:
         parts = [p for p in parts if p not in ("hands", "feet")]
     elif "hands" in parts and "feet" in parts:
@@ -324,6 +329,23 @@ def progress(row, clock=None):
         "end": end_words(row), "complete": bool(row.get("complete")), "damaged": row.get("damaged") or 0,
         "unit": row.get("serial"), "firmware": row.get("firmware"), "ceiling_ma": _ma(row.get("ceiling_ua")),
     }
+
+
+DAYS_HEADERS = ("day", "wd", "date", "status", "sessions")
+
+
+def days_rows(a):
+    """An adherence (adherence()) as table rows: the scheduled days, the visits outside them and
+    the sessions without a date."""
+    rows = []
+    for e in a["days"]:
+        status = e["status"] + (" (+%d d)" % e["late_days"] if e["status"] == "late" else "")
+        rows.append((e["day"], e["weekday"], e["date"], status, " ".join(e["sessions"])))
+    for o in a["outside"]:
+        rows.append(("", o["weekday"], o["date"], o["kind"], " ".join(o["sessions"])))
+    for r in a["undated"]:
+        rows.append(("", "", "?", "date unknown", r))
+    return rows
 
 
 def adherence(start, rows, today=None, clock=None):

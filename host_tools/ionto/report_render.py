@@ -71,11 +71,7 @@ def progress_fig(rep):
         a2.set_ylim(0, hi * 1.15)
     else:
         a2.text(0.5, 0.5, "no session figure yet", transform=a2.transAxes, ha="center", color="0.4")
-    a2.set_xlabel("date (clinic time)")
-    a2.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
+    return _dated(fig, a2)
 
 
 def current_fig(rep):
@@ -115,8 +111,14 @@ def current_fig(rep):
     a2.set_ylabel("dose, mA.min")
     a2.set_ylim(0, max([s["dose_mamin"] or 0 for s in ss] + [1]) * 1.35)
     a2.grid(alpha=0.3)
-    a2.set_xlabel("date (clinic time)")
-    a2.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    return _dated(fig, a2)
+
+
+def _dated(fig, ax):
+    """The figure laid out with clinic dates along ax's x axis."""
+    _plt, mdates = _mpl()
+    ax.set_xlabel("date (clinic time)")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
