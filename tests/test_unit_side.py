@@ -153,3 +153,18 @@ def test_a_transfer_that_fails_its_check_is_refused(unit, tmp_path, monkeypatch)
     with pytest.raises(IontoError) as e:
         unit.read_file("x.bin")
     assert "failed its check" in e.value.message
+
+
+def test_link_keeps_its_public_names():
+    # link.py is split into statusline, ports, rawrepl, transfer and progress: its names stay.
+    from ionto import link, ports, progress, statusline, transfer
+
+    assert link.Status is statusline.Status and link.parse_line is statusline.parse_line
+    assert link.IDLE_STATES == statusline.IDLE_STATES
+    assert (link.find_units, link.resolve_port, link.time_scale, link.UnitPort) == (
+        ports.find_units, ports.resolve_port, ports.time_scale, ports.UnitPort)
+    assert link.Progress is progress.Progress and link._last_json is transfer.last_json
+    assert issubclass(link.Link, transfer.Files)
+    for name in ("open", "listen", "enter", "exec", "eval", "hostcmd", "read_file", "write_files", "sha256",
+                 "listdir", "remove", "mkdir", "reboot", "close"):
+        assert callable(getattr(link.Link, name)), name

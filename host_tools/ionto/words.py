@@ -72,8 +72,8 @@ def volts(mv, none="-"):
     return none if mv is None else "%.1f V" % (mv / 1000.0)
 
 
-def kohm(ohm, none="-"):
-    return none if ohm is None else "%.1f kOhm" % (ohm / 1000.0)
+def kohm(ohm, digits=1, none="-"):
+    return none if ohm is None else "%.*f kOhm" % (digits, ohm / 1000.0)
 
 
 # --- times of the unit's clock -----------------------------------------------------------------
