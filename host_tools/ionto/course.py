@@ -27,7 +27,7 @@ import json
 import re
 
 from . import clinictime
-from .words import fault_name, ma_number as _ma, mamin, session_end_words as end_words  # noqa: F401 (end_words: the commands')
+from .words import fault_name, ma_number as _ma, mamin, session_end_words as end_words
 from .errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
 SCHEDULE_DAYS = (1, 2, 4, 7, 10, 15, 22)

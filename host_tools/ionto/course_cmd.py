@@ -21,7 +21,7 @@ IONTO_OPERATOR), never a name; dates are the clinic's (`course tz`).
 """
 import json
 
-from . import archive, clinictime, course, visits
+from . import archive, clinictime, course, visits, words
 from .archive import table
 from .errors import EXIT_USAGE, IontoError
 
@@ -175,7 +175,7 @@ def _show(args):
     print(_days_table(a))
     print()
     if rows:
-        print(table([(course.ref(r), *_when(r, clock), r.get("preset_name"), course.end_words(r)) for r in rows],
+        print(table([(course.ref(r), *_when(r, clock), r.get("preset_name"), words.session_end_words(r)) for r in rows],
                     ("session", "date", "time", "preset", "end")))
     else:
         print("no sessions linked (`ionto course link %s SERIAL:SESSION ...`)" % c["label"])

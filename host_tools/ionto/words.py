@@ -2,7 +2,8 @@
 
 States, session events, faults, end reasons, polarity, currents, durations, doses and unit
 times are written here and nowhere else, so `ionto monitor`, `ionto logs`, `ionto status`, the
-course report and the panel say the same thing the same way. The words come from the firmware's
+course report and the panel say the same thing the same way (the panel page formats its
+readout in its own JavaScript, to these formats, so a saved record replays without the host). The words come from the firmware's
 own tables (session.STATE_NAMES / END_TEXT / EVENT_NAMES, limits.FAULTS, logstore.LOG_NAMES),
 imported, never copied; where the unit's display has a word (A+ / B+, RAMP UP, minutes:seconds,
 SHORT CIRCUIT / check trays) the host uses that word, as the nurse guide does.
@@ -16,6 +17,7 @@ Tests (tests/test_words.py) check that no other host module formats these on its
 import time
 
 from .fw import firmware
+
 
 def _S():
     return firmware("session")
