@@ -73,13 +73,13 @@ def test_responder_trend_advice_and_maintenance(built, arch, capsys):
     # (the skin has hydrated for seconds only: within 10 % of its starting value).
     for s, x in zip(ss, crs["sessions"]):
         want = (500 + x["load"]["r_skin_ohm"]) / 1000.0
-        got = s["skin_kohm"]["anode A"]["kohm"]
+        got = s["skin_kohm"]["A+"]["kohm"]
         assert abs(got - want) / want < 0.10, (s["session"], got, want)
     # ... and exactly the median of the archived samples in the plan's window.
     db = sqlite3.connect(arch)
     s1 = ss[0]
     serial, n = s1["session"].split(":")
-    f = s1["skin_kohm"]["anode A"]
+    f = s1["skin_kohm"]["A+"]
     loads = sorted(r[0] for r in db.execute("SELECT load_ohm FROM samples WHERE serial = ? AND session = ? AND "
                                             "t_s BETWEEN ? AND ?", (serial, int(n), f["t_from"], f["t_to"])))
     assert len(loads) == f["n"] == 6 and abs(f["kohm"] - (loads[2] + loads[3]) / 2000.0) < 0.006
