@@ -15,8 +15,6 @@ from ionto.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 from ionto.link import Link
 from ionto.scripted import app_ready
 
-cli.COMMANDS.setdefault("config", ("ionto.config_cmd", "the unit's configuration"))
-
 
 def ionto(capsys, *argv):
     rc = cli.main(list(argv))
