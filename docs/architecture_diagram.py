@@ -67,14 +67,14 @@ def draw():
     _group(ax, 0.1, 0.2, 4.4, 10.0, "Host (CPython): host_tools/ionto", C_HOST)
     _box(ax, 0.3, 8.35, 4.0, 1.35, "ionto CLI (cli.py)", [
         "flash, config, logs, status, clock, devices,", "report, course, visits, bench, sim, pico, panel",
-        "one error path: one line, an exit code"], C_HOST)
-    link = _box(ax, 0.3, 5.85, 4.0, 2.1, "link.py: the REPL protocol", [
+        "one error path; words.py: every word shown"], C_HOST)
+    _box(ax, 0.3, 5.85, 4.0, 2.1, "link.py, rawrepl.py, transfer.py", [
         "Ctrl-C out of main.py (refused while treating)", "raw REPL: Ctrl-A, exec, Ctrl-D; a deadline",
-        "on every wait; hostcmd.py calls on the unit;", "bulk transfer with CRC32 and SHA-256;",
+        "on every wait; hostcmd.py, unit_side/*.py;", "bulk transfer with CRC32 and SHA-256;",
         "leaving: soft reboot back into main.py", "(a hard reset after a treatment)"], C_HOST)
     _box(ax, 0.3, 4.15, 4.0, 1.35, "monitor.py: the status channel", [
         "port opened read-only and locked:", "it cannot send a byte; @ST/@EV/@ID parsed",
-        "into words, chart, CSV"], C_HOST)
+        "(statusline.py) into words, chart, CSV"], C_HOST)
     _box(ax, 0.3, 2.45, 4.0, 1.35, "panel.py + panel_hub.py", [
         "front panel in a browser: http + SSE,", "buttons, patient, faults, live chart",
         "(through the control channel)"], C_HOST)
@@ -138,8 +138,8 @@ def draw():
     _box(ax, 15.62, 6.55, 1.15, 3.15, "supervisor", ["safety:", "vetoes the", "regulator,", "latches", "faults;",
                                                   "limits.py", "as data"], C_SAFE, fs=7.2)
     _arrow(ax, (15.62, 7.0), (15.5, 7.0), C_SAFE)
-    _box(ax, 12.45, 0.45, 4.25, 1.55, "storage", [
-        "logstore: summary at CONFIRM, samples in RAM,", "written only with the output off; journal.py on",
+    _box(ax, 12.45, 0.45, 4.25, 1.55, "storage: logstore, logfiles, logretain", [
+        "summary at CONFIRM, samples in RAM,", "written only with the output off; journal.py on",
         "FRAM every second; cfgstore atomic; records"], C_FW, fs=8.0)
     _arrow(ax, (14.5, 2.0), (14.5, 2.35), C_FW, both=True)
     _arrow(ax, (12.0, 5.6), (12.45, 5.6), C_SIM, "runs", txt_xy=(12.15, 5.85), fs=6.5)
