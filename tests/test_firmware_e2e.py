@@ -152,13 +152,23 @@ def test_boot_selftest_fails_and_start_is_refused(bundle, case, item, words, scr
     # (there R12 limits the sink): not asserted either way.
 
 
-def test_boot_invalid_config_refuses_start(bundle):
+@pytest.mark.parametrize("preset, change, words", [
+    (0, {"target_ua": 40_000}, "target_ua"),  # above the hard ceiling
+    # a drug preset (named otherwise) with its ceiling raised, or reversing: the unit refuses
+    # it as the host does, in one line
+    (3, {"name": "drug_pad", "ceiling_ua": 9_000}, "above the glycopyrrolate ceiling"),
+    (3, {"name": "drug_pad", "reverse": True}, "not allowed for glycopyrrolate"),
+])
+def test_boot_invalid_config_refuses_start(bundle, preset, change, words):
     cfg = json.loads(json.dumps(__import__("config").defaults()))
-    cfg["presets"][0]["target_ua"] = 40_000  # above the hard ceiling
+    cfg["presets"][preset].update(change)
+    if preset == 3:
+        cfg["default_preset"] = cfg["presets"][0]["name"]
     (bundle / "config.json").write_text(json.dumps(cfg))
     r, out = boot(bundle, "good")
     st = _selftest_lines(out)
-    assert "FAIL" in st["config"] and "target_ua" in st["config"], out
+    assert "FAIL" in st["config"] and words in st["config"], out
+    assert ("presets[%d]" % preset) in st["config"], out  # the line names the preset at fault
     assert r["config_ok"] is False and r["selftest_ok"] is False
     assert r["state"] == "IDLE" and r["screen"][0] == "CONFIG INVALID"
     _off_after(r)
