@@ -173,11 +173,14 @@ class PicoBoard:
         elif kind == "sensor_stuck":
             self.sensor_stuck_ua = int(value) if value is not None else p.current_ua(self.now_us())
         elif kind == "clear":
-            self.forced_ua = self.sensor_stuck_ua = self.sensor_gain = None
+            if self.forced_ua is not None:
+                self.forced_ua = None
+                p.set_duty(self._duty)  # the chip's own command again
+            self.sensor_stuck_ua = self.sensor_gain = None
             self.ina219.stuck_shunt_reg = None
             self.nack.clear()
-            p.set_duty(self._duty)
-            p.immerse()
+            if p.contact != _plant.IMMERSED:
+                p.immerse()
             if self.reactions and self.reactions[-1]["cleared_us"] is None:
                 self.reactions[-1]["cleared_us"] = self.now_us() - self.reactions[-1]["at_us"]
             return
