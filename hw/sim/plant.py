@@ -54,6 +54,8 @@ _VC = float(pins.COMPLIANCE_MV)
 _FS = float(pins.SETPOINT_FULL_SCALE_UA)
 _LIMIT = pins.HW_LIMIT_UA
 _H_MAX = const(1000)  # us, longest integration step while anything moves
+_H_QUIET = const(20_000)  # us, longest step when the state is within _Q of its equilibrium
+_Q = 1.0  # uA: "quiet" (see _quiet): nothing is left to move by more (the INA219 LSB)
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 _HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 _EPS = 0.01  # uA or mV: below this per step, the state is settled
@@ -141,7 +143,7 @@ class Plant:
             self._start_clock(t)
         self._update_rp()
         self._e_h = self._e_f = self._e_l = None
-        self._n_key = self._s_key = None
+        self._n_key = self._s_key = self._q_key = None
         self._settled = False
         self._noise_k = None
         self._r_noise = 1.0
@@ -517,8 +519,8 @@ class Plant:
             self._advance(self._clock())
 
     def _advance(self, now):
-        if self._busy:
-            return None
+        if now == self._t or self._busy:
+            return None  # nothing to run (a query at the time of the last: the common case)
         if now < self._t:  # virtual time restarted: a power-on nobody announced
             self.power_on(now)
         self._busy = True
@@ -539,7 +541,10 @@ class Plant:
                 hend = t + (self._hyd_mark - self._hyd)
                 if hend < end:
                     end = hend
-            nb = self._refresh_noise(t)
+            if self._r_noise != 1.0 or self._drop or self.noise_frac > 0.0 or self.noise_dropout > 0.0:
+                nb = self._refresh_noise(t)
+            else:
+                nb = None  # no noise: what _refresh_noise would say, without the call
             if nb is not None and nb < end:
                 end = nb
             if self._settled and nb is None:
@@ -583,28 +588,43 @@ class Plant:
         self._check_limit()
         return True
 
-    def _integrate(self, t, end):
-        while t < end:
-            h = end - t
-            if h > _H_MAX:
-                h = _H_MAX
-            tripped = self.hw_limit_tripped
-            i0 = self._i if self._i > 0.0 else 0.0
-            self._step(h)
-            ia = self._iavg
-            if ia is None:
-                i1 = self._i if self._i > 0.0 else 0.0
-                ia = (i0 + i1) * 0.5  # trapezoid over the step
-            if tripped or self.hw_limit_tripped:
-                ia = 0.0
-            self._acc(t, t + h, ia if ia > 0.0 else 0.0)
-            t += h
-            if self._settled:
-                self._acc(t, end, self._i)
-                return None
+    def _regime(self):
+        # 0: step the whole circuit (_step). 1: in regulation: active, in the water, the node
+        # below the clamp and following the source within microseconds (C_out x R_s), the
+        # load current within _Q of the source's x: _quiet_step at _H_MAX. 2: besides, within
+        # _Q of the equilibrium the present input leads to (nothing left to move by more than
+        # the INA219's LSB): _quiet_step up to _H_QUIET.
+        if not (self.contact == IMMERSED and self._r_noise == 1.0 and self._connected() and self._active()):
+            return 0
+        x = self._x
+        d = self._i - x
+        if d > _Q or d < -_Q or x < 0.0:
+            return 0
+        rs = self._rl()
+        if self.c_out_nf * rs > 50_000.0:  # the node's tau (us x 1000) far below a step
+            return 0
+        u = self.duty * _FS / 65535.0
+        hi = u if u > x else x
+        if self._f1 > hi:
+            hi = self._f1
+        if self._f2 > hi:
+            hi = self._f2
+        # the node stays below the clamp on the way (x moves monotonically between these)
+        if (hi + _Q) * (rs + self._rp) / 1000.0 >= self.clamp_mv - 1.0:
+            return 0
+        d = u - x
+        if d > _Q or d < -_Q:
+            return 1
+        d = u - self._f2
+        if d > _Q or d < -_Q:
+            return 1
+        d = u - self._f1
+        if d > _Q or d < -_Q:
+            return 1
+        return 2
 
-    def _step(self, h):
-        # Reference cascade: closed form for a constant target u over h.
+    def _cascade(self, h):
+        # Reference cascade: closed form for a constant target u over h. -> (u, x0, x1)
         if h != self._e_h:
             self._e_h = h
             self._e_f = math.exp(-h / _TAU_F)
@@ -621,6 +641,62 @@ class Plant:
         self._f1 = u + (self._f1 - u) * e
         self._f2 = u + a2 * e + b2 * h * e
         self._x = x1
+        return u, x0, x1
+
+    def _quiet_step(self, h):
+        # In regulation the node follows the source within microseconds (C_out x R_s), so
+        # over a long step V = x R_s + Vp at every instant and the load current is x; the skin
+        # charges from x with its own tau C_p x R_p. Exact to first order in what x moves
+        # (< _Q uA, see _regime).
+        u, x0, x1 = self._cascade(h)
+        rp = self._rp
+        xm = (x0 + x1) * 0.5
+        taup = self.c_skin_nf * rp / 1000.0
+        key = h * 1e9 + taup
+        if key != self._q_key:
+            self._q_key = key
+            self._q_e = math.exp(-h / taup)
+        vp0 = self._vp
+        eq = xm * rp / 1000.0
+        vp1 = eq + (vp0 - eq) * self._q_e
+        v0 = self._v
+        v1 = x1 * self._rl() / 1000.0 + vp1
+        self._vp = vp1
+        self._v = v1
+        self._iavg = xm - self.c_out_nf * (v1 - v0) / h
+        self._i = self._load_current()
+        self._check_limit()
+        self._settle_check(u, x0, x1, v0, v1, vp0, vp1)
+
+    def _integrate(self, t, end):
+        while t < end:
+            h = end - t
+            rg = self._regime()
+            if rg == 2:
+                if h > _H_QUIET:
+                    h = _H_QUIET
+            elif h > _H_MAX:
+                h = _H_MAX
+            tripped = self.hw_limit_tripped
+            i0 = self._i if self._i > 0.0 else 0.0
+            if rg:
+                self._quiet_step(h)
+            else:
+                self._step(h)
+            ia = self._iavg
+            if ia is None:
+                i1 = self._i if self._i > 0.0 else 0.0
+                ia = (i0 + i1) * 0.5  # trapezoid over the step
+            if tripped or self.hw_limit_tripped:
+                ia = 0.0
+            self._acc(t, t + h, ia if ia > 0.0 else 0.0)
+            t += h
+            if self._settled:
+                self._acc(t, end, self._i)
+                return None
+
+    def _step(self, h):
+        u, x0, x1 = self._cascade(h)
         if x0 < 0.0:
             x0 = 0.0
         if x1 < 0.0:
@@ -702,6 +778,9 @@ class Plant:
             self._iavg = -self.c_out_nf * (self._v - v0) / h - vavg * 1000.0 / _R_DIV
         self._i = self._load_current()
         self._check_limit()
+        self._settle_check(u, x0, x1, v0, v1, vp0, vp1)
+
+    def _settle_check(self, u, x0, x1, v0, v1, vp0, vp1):
         if (
             abs(x1 - x0) < _EPS
             and abs(x1 - u) < _EPS
