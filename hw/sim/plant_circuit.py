@@ -26,6 +26,14 @@ _H_QUIET = const(20_000)  # us, longest step when the state is within _Q of its 
 _Q = 1.0  # uA: nothing is left to move by more than the INA219's LSB (see _regime)
 _EPS = 0.01  # uA or mV: below this per step, the state is settled
 _LIMIT = pins.HW_LIMIT_UA
+_HN = const(128)  # = plant_history._HN, the segments of the charge history
+# The cascade over a whole _H_MAX step, in deviations d1, d2, dx from the target (_cascade's
+# closed form with constant h): d1 *= E_F1; d2 = E_F1 d2 + C0 d1; dx = E_L1 dx + C2 d2 + C1 d1.
+_E_F1 = math.exp(-_H_MAX / _TAU_F)
+_E_L1 = math.exp(-_H_MAX / _TAU_L)
+_C0 = _H_MAX * _E_F1 / _TAU_F
+_C2 = _K * (_E_F1 - _E_L1)
+_C1 = _K * _H_MAX * _E_F1 / _TAU_F - _K * _TAU_L / _TAU_F * _C2
 
 OPEN = "lifted"
 IMMERSED = "immersed"
@@ -56,9 +64,9 @@ class Circuit:
     def _regime(self):
         # 0: step the whole circuit (_step). 1: in regulation: active, in the water, the node
         # below the clamp and following the source within microseconds (C_out x R_s), the
-        # load current within _Q of the source's x: _quiet_step at _H_MAX. 2: besides, within
-        # _Q of the equilibrium the present input leads to (nothing left to move by more than
-        # the INA219's LSB): _quiet_step up to _H_QUIET.
+        # load current within _Q of the source's x: _regulate, steps of _H_MAX. 2: besides,
+        # within _Q of the equilibrium the present input leads to (nothing left to move by more
+        # than the INA219's LSB): steps up to _H_QUIET. Holds until an input changes.
         if not (self.contact == IMMERSED and self._r_noise == 1.0 and self._connected() and self._active()):
             return 0
         x = self._x
@@ -74,8 +82,13 @@ class Circuit:
             hi = self._f1
         if self._f2 > hi:
             hi = self._f2
-        # the node stays below the clamp on the way (x moves monotonically between these)
-        if (hi + _Q) * (rs + self._rp) / 1000.0 >= self.clamp_mv - 1.0:
+        # The node (x R_s + Vp) stays below the clamp over any interval without input changes:
+        # x stays within the cascade's values and u, Vp between its own and x R_p.
+        rp = self._rp
+        vp = hi * rp / 1000.0
+        if self._vp > vp:
+            vp = self._vp
+        if (hi + _Q) * rs / 1000.0 + vp >= self.clamp_mv - 1.0:
             return 0
         d = u - x
         if d > _Q or d < -_Q:
@@ -108,46 +121,130 @@ class Circuit:
         self._x = x1
         return u, x0, x1
 
-    def _quiet_step(self, h):
-        # In regulation the node follows the source within microseconds (C_out x R_s), so
-        # over a long step V = x R_s + Vp at every instant and the load current is x; the skin
-        # charges from x with its own tau C_p x R_p. Exact to first order in what x moves
-        # (< _Q uA, see _regime).
-        u, x0, x1 = self._cascade(h)
-        rp = self._rp
-        xm = (x0 + x1) * 0.5
-        taup = self.c_skin_nf * rp / 1000.0
-        key = h * 1e9 + taup
-        if key != self._q_key:
-            self._q_key = key
-            self._q_e = math.exp(-h / taup)
-        vp0 = self._vp
-        eq = xm * rp / 1000.0
-        vp1 = eq + (vp0 - eq) * self._q_e
-        v0 = self._v
-        v1 = x1 * self._rl() / 1000.0 + vp1
-        self._vp = vp1
-        self._v = v1
-        self._iavg = xm - self.c_out_nf * (v1 - v0) / h
-        self._i = self._load_current()
-        self._check_limit()
-        self._settle_check(u, x0, x1, v0, v1, vp0, vp1)
+    def _regulate(self, t, end):
+        # In regulation the node follows the source within microseconds (C_out x R_s), so over
+        # a step V = x R_s + Vp at every instant and the load current is x (closed form, the
+        # cascade's); the skin charges from x with its own tau C_p x R_p. Exact to first order
+        # in what x moves within a step. Steps of _H_MAX (_H_QUIET once within _Q of the
+        # equilibrium), each one charge-history segment. One tight loop with the state in
+        # locals, as deviations from the target u (the cascade is then linear with constant
+        # factors for a whole _H_MAX step: _C1, _C2): this runs ~100 times per virtual second.
+        # -> the time reached: `end`, or earlier if the limiter tripped (the caller goes on).
+        u = self.duty * _FS / 65535.0
+        rs = self._rl() / 1000.0
+        rp = self._rp / 1000.0
+        c_out = self.c_out_nf
+        taup = self.c_skin_nf * rp
+        if taup != self._q_key:
+            self._q_key = taup
+            self._q_e = math.exp(-_H_MAX / taup)
+        es1 = self._q_e
+        d1 = self._f1 - u
+        d2 = self._f2 - u
+        dx = self._x - u
+        vp = self._vp
+        v = self._v
+        peak = self.peak_ua
+        gated = self._gate_freq and not self.output_stuck_on
+        hist = self._h
+        hi = self._hi
+        qe = self._qe
+        he = self._he
+        h = 0
+        ia = 0.0
+        while t < end:
+            h = end - t
+            if h >= _H_MAX and not (-_Q < dx < _Q and -_Q < d2 < _Q and -_Q < d1 < _Q):
+                h = _H_MAX
+                dx0 = dx
+                dx = _E_L1 * dx + _C2 * d2 + _C1 * d1
+                d2 = _E_F1 * d2 + _C0 * d1
+                d1 = _E_F1 * d1
+                es = es1
+            else:  # the last part of the interval, or a long quiet step: factors for this h
+                if h > _H_QUIET:
+                    h = _H_QUIET
+                e = math.exp(-h / _TAU_F)
+                el = math.exp(-h / _TAU_L)
+                es = math.exp(-h / taup)
+                k = _K * (e - el)
+                dx0 = dx
+                dx = el * dx + k * d2 + (_K * h * e / _TAU_F - _K * _TAU_L / _TAU_F * k) * d1
+                d2 = e * d2 + h * e / _TAU_F * d1
+                d1 = e * d1
+            xm = u + (dx0 + dx) * 0.5
+            eq = xm * rp
+            vp0 = vp
+            vp = eq + (vp0 - eq) * es
+            v0 = v
+            x = u + dx
+            v = x * rs + vp
+            ia = xm - c_out * (v - v0) / h
+            if x > peak:
+                peak = x
+            if x > _LIMIT:
+                break  # let _check_limit see it, and the general path take over
+            r = ia if ia > 0.0 else 0.0
+            if gated:
+                self._hi = hi
+                self._he = he
+                self._qe = qe
+                self._acc(t, t + h, r)
+                hi = self._hi
+                he = self._he
+                qe = self._qe
+            else:  # _acc, inline: a new segment unless the current is the same
+                seg = hist[hi]
+                if not (t == he and seg[2] == r and seg[3] == 0):
+                    hi = (hi + 1) % _HN
+                    seg = hist[hi]
+                    seg[0] = t
+                    seg[1] = qe
+                    seg[2] = r
+                    seg[3] = 0
+                    seg[4] = self._gate_duty
+                    seg[5] = self._gate_t0
+                he = t + h
+                qe = seg[1] + r * (he - seg[0])
+            t += h
+            if (-_EPS < dx - dx0 < _EPS and -_EPS < dx < _EPS and -_EPS < d2 < _EPS and -_EPS < d1 < _EPS
+                    and -_EPS < v - v0 < _EPS and -_EPS < vp - vp0 < _EPS):
+                d1 = d2 = dx = 0.0
+                self._settled = True
+                break
+        self._hi = hi
+        self._he = he
+        self._qe = qe
+        self._f1 = u + d1
+        self._f2 = u + d2
+        x = u + dx
+        self._x = x
+        self._vp = vp
+        self._v = v
+        self._i = x
+        self.peak_ua = peak
+        if x > _LIMIT:
+            self._check_limit()  # trips: the step is booked as the stepper books one that tripped
+            self._acc(t, t + h, 0.0 if self.hw_limit_tripped else (ia if ia > 0.0 else 0.0))
+            t += h
+        elif self._settled:
+            self._acc(t, end, x)
+            t = end
+        return t
 
     def _integrate(self, t, end):
         while t < end:
+            if self._regime():
+                t = self._regulate(t, end)
+                if self._settled:
+                    return None
+                continue
             h = end - t
-            rg = self._regime()
-            if rg == 2:
-                if h > _H_QUIET:
-                    h = _H_QUIET
-            elif h > _H_MAX:
+            if h > _H_MAX:
                 h = _H_MAX
             tripped = self.hw_limit_tripped
             i0 = self._i if self._i > 0.0 else 0.0
-            if rg:
-                self._quiet_step(h)
-            else:
-                self._step(h)
+            self._step(h)
             ia = self._iavg
             if ia is None:
                 i1 = self._i if self._i > 0.0 else 0.0
