@@ -70,8 +70,16 @@ class Circuit:
         if not (self.contact == IMMERSED and self._r_noise == 1.0 and self._connected() and self._active()):
             return 0
         x = self._x
+        if x < 0.0:
+            return 0
+        # The load current is x less what C_out gives as the node follows the skin:
+        # C_out x dVp/dt = C_out / C_p x (x - Vp / R_p). Far from that (a step of R_p, a
+        # contact change) the node is not quasi-static: the general stepper.
+        d = self.c_out_nf / self.c_skin_nf * (x - self._vp * 1000.0 / self._rp)
+        if d > _Q or d < -_Q:
+            return 0
         d = self._i - x
-        if d > _Q or d < -_Q or x < 0.0:
+        if d > 200.0 * _Q or d < -200.0 * _Q:  # a jump the stepper must take (contact, polarity)
             return 0
         rs = self._rl()
         if self.c_out_nf * rs > 50_000.0:  # the node's tau (us x 1000) far below a step
@@ -134,6 +142,7 @@ class Circuit:
         rs = self._rl() / 1000.0
         rp = self._rp / 1000.0
         c_out = self.c_out_nf
+        kc = c_out / self.c_skin_nf
         taup = self.c_skin_nf * rp
         if taup != self._q_key:
             self._q_key = taup
@@ -152,6 +161,7 @@ class Circuit:
         he = self._he
         h = 0
         ia = 0.0
+        i = self._i
         while t < end:
             h = end - t
             if h >= _H_MAX and not (-_Q < dx < _Q and -_Q < d2 < _Q and -_Q < d1 < _Q):
@@ -180,9 +190,10 @@ class Circuit:
             x = u + dx
             v = x * rs + vp
             ia = xm - c_out * (v - v0) / h
-            if x > peak:
-                peak = x
-            if x > _LIMIT:
+            i = x - kc * (x - vp / rp)  # the load current at the step's end (see _regime)
+            if i > peak:
+                peak = i
+            if i > _LIMIT:
                 break  # let _check_limit see it, and the general path take over
             r = ia if ia > 0.0 else 0.0
             if gated:
@@ -221,14 +232,15 @@ class Circuit:
         self._x = x
         self._vp = vp
         self._v = v
-        self._i = x
+        i = x - kc * (x - vp / rp)
+        self._i = i
         self.peak_ua = peak
-        if x > _LIMIT:
+        if i > _LIMIT:
             self._check_limit()  # trips: the step is booked as the stepper books one that tripped
             self._acc(t, t + h, 0.0 if self.hw_limit_tripped else (ia if ia > 0.0 else 0.0))
             t += h
         elif self._settled:
-            self._acc(t, end, x)
+            self._acc(t, end, i)
             t = end
         return t
 
