@@ -92,9 +92,11 @@ def test_responder_trend_advice_and_maintenance(built, arch, capsys):
     assert [s["held_ma"] for s in ss[:7]] == [10.0] * 7
     last = ss[-1]
     assert last["ups"] == 2 and last["downs"] == 0 and last["reached_ma"] == 12.0 and last["ceiling_ma"] == 12.0
-    # "held": the highest current kept 10 s in a row; this short session's dose cap ends it soon
-    # after the ramp to 12 mA, so it is close to (not exactly) the ceiling.
-    assert 11.5 <= last["held_ma"] <= 12.0
+    # "held": the highest current kept for the plan's hold_s in a row; this short session's dose
+    # cap ends it a few seconds after the ramp to 12 mA, so the window holds part of the climb
+    # from the first UP (11 mA): at least that step, at most the ceiling. Where in the plateau
+    # the presses land moves with the host's round trips, hence a range, not one figure.
+    assert 11.0 <= last["held_ma"] <= 12.0
     adv = rep["next_target"]
     assert adv["target_ma"] == 12.0 and "uneventful" in adv["why"] and "ceiling" in adv["why"]
     assert adv["basis"] == last["session"]
