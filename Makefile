@@ -51,7 +51,7 @@ test-interrupts: $(STAMP)
 	IONTO_INTERRUPT_TRIALS=$${N:-6} $(BIN)/python -m pytest tests/test_interrupt.py
 
 ## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in
-## out/demo; then the clinic course (demo-course): about a minute and a half in all
+## out/demo; then the clinic course (demo-course): about a minute in all
 demo: $(STAMP)
 	$(BIN)/python -m ionto.demo --out out/demo
 	$(BIN)/python -m ionto.coursesim --out out/demo
