@@ -50,13 +50,14 @@ test-fast: $(STAMP) $(EMU_STAMP)
 test-interrupts: $(STAMP)
 	IONTO_INTERRUPT_TRIALS=$${N:-6} $(BIN)/python -m pytest tests/test_interrupt.py
 
-## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in out/demo
+## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in
+## out/demo; then the clinic course (demo-course): about a minute in all
 demo: $(STAMP)
 	$(BIN)/python -m ionto.demo --out out/demo
+	$(BIN)/python -m ionto.coursesim --out out/demo
 
-## demo-course: a short simulated course (12 sessions on the virtual unit, visits recorded) and
-## its reports (HTML, PDF, JSON) in out/demo. Not in `make demo` yet: the virtual unit runs
-## only ~7x real time, so even these 20-40 s sessions take about a minute in all.
+## demo-course: the clinic course alone: two simulated courses (12 short sessions on a virtual
+## unit, visits recorded) and their reports (HTML, PDF, JSON) in out/demo
 demo-course: $(STAMP)
 	$(BIN)/python -m ionto.coursesim --out out/demo
 
