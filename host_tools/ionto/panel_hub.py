@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from . import fw
+from .shipped import SIM
 from .simctl import SimClient, SimError
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO_DIR = ROOT / "hw" / "sim" / "scenarios"
-EXERCISE_DIR = ROOT / "hw" / "sim" / "exercises"
+SCENARIO_DIR = SIM / "scenarios"
+EXERCISE_DIR = SIM / "exercises"
 
 COLUMNS = ("t_ms", "ticks", "state", "target_ua", "set_ua", "measured_ua", "true_ua", "electrode_mv",
            "load_ohm", "polarity", "fault", "limited_ua", "dose_uas", "time_left_s", "enable")

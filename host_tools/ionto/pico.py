@@ -36,9 +36,8 @@ import tty
 from pathlib import Path
 
 from .errors import EXIT_INTERNAL, IontoError
+from .shipped import RP2
 
-ROOT = Path(__file__).resolve().parents[2]
-RP2 = ROOT / "hw" / "rp2"
 EMU = RP2 / "emu"
 IMAGE = RP2 / "image" / "firmware.uf2"
 BOOTROM = EMU / "bootrom-b1.bin"
@@ -51,11 +50,9 @@ class PicoError(IontoError):
 
 
 def _board_module():
-    if str(RP2) not in sys.path:
-        sys.path.insert(0, str(RP2))
-    import picoboard
+    from .fw import load
 
-    return picoboard
+    return load("rp2", "picoboard")
 
 
 def node_exe():

@@ -49,9 +49,7 @@ import time
 import tty
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SIM_DIR = ROOT / "hw" / "sim"
-FIRMWARE_DIR = ROOT / "firmware"
+from .shipped import FIRMWARE as FIRMWARE_DIR, SIM as SIM_DIR
 
 BLOCK_SIZE = 4096
 BLOCK_COUNT = 352  # 1408 KiB: the Pico's filesystem partition

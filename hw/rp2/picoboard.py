@@ -15,22 +15,14 @@ Pins and addresses come from firmware/pins.py. Board time outlives the chip: aft
 the emulator's clock restarts at 0 and `base_us` keeps the plant's time going forward.
 """
 import json
-import sys
-import types
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for _p in (ROOT / "hw" / "sim", ROOT / "firmware"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-if "micropython" not in sys.modules:  # the models' `from micropython import const` on CPython
-    sys.modules["micropython"] = types.SimpleNamespace(const=lambda x: x)
-
-import fram_model  # noqa: E402
-import ina219_model  # noqa: E402
-import pins  # noqa: E402
-import plant as _plant  # noqa: E402
-import ssd1306_model  # noqa: E402
+# Loaded by ionto.fw (ionto.pico): these plain names are the virtual unit's models (hw/sim) and
+# the firmware's pins, imported under ionto's namespaces, as the unit's MICROPYPATH would find them.
+import fram_model
+import ina219_model
+import pins
+import plant as _plant
+import ssd1306_model
 
 BUTTONS = {"start": pins.PIN_BTN_START, "stop": pins.PIN_BTN_STOP, "up": pins.PIN_BTN_UP,
            "down": pins.PIN_BTN_DOWN, "mode": pins.PIN_BTN_MODE}
