@@ -60,7 +60,8 @@ def node_exe():
     if not exe:
         raise PicoError("node not found: `make venv` installs it (apt-get install nodejs npm)")
     if not (EMU / "node_modules" / "rp2040js").is_dir():
-        raise PicoError("rp2040js is not installed: run `make venv` (npm ci in hw/rp2/emu)")
+        raise PicoError("the emulator's node package rp2040js is not installed: run `npm ci` in %s "
+                        "(`make venv` in a checkout)" % EMU)
     return exe
 
 
