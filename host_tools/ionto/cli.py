@@ -9,7 +9,7 @@ import sys
 
 # name -> (module, one-line help). Other tools register here.
 COMMANDS = {
-    "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
+    "sim": ("ionto.unit_server.command", "serve the virtual unit on a pseudo-terminal"),
     "panel": ("ionto.panel", "the virtual unit's front panel in a browser (training, demos, bug reports)"),
     "pico": ("ionto.pico", "serve the emulated Pico (the unit's rp2 image on an emulated RP2040) on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),

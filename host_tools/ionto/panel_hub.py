@@ -5,7 +5,7 @@ and forwards what the page asks for. The HTTP side is ionto/panel.py.
     hub.start()                # a thread polls the unit ~10 times a second
     hub.subscribe() -> queue of snapshots; hub.command(client_id, {"cmd": "press", ...})
 
-Everything the page shows comes from the unit's control channel: the supervisor's status,
+Everything the page shows comes from the unit's control channel: the unit server's status,
 and the `trace` request (hw/sim/tracer.py) with the firmware's numbers beside the plant's
 true current, the display frames, the buzzer's notes and the patient. Times on the page are
 "panel time": milliseconds of the unit's virtual clock, carried on across its restarts (a
@@ -21,7 +21,6 @@ import queue
 import socket
 import threading
 import time
-from pathlib import Path
 
 from . import fw
 from .shipped import SIM
@@ -197,7 +196,7 @@ class Hub:
 
     def stop(self, unit_going=False):
         """End polling and release what pages held. unit_going: the unit stops with us (`ionto
-        sim --panel`): its supervisor no longer answers, so a request in flight is cut, not
+        sim --panel`): its unit server no longer answers, so a request in flight is cut, not
         waited for, and there is nothing left to release."""
         self.running = False
         self._wake.set()

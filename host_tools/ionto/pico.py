@@ -125,7 +125,7 @@ class Pico:
     def _register(self, scale):
         """List this unit for `ionto devices` (the virtual units' registry), with how many times
         slower than a board it runs: host tools stretch their waits by it (link.time_scale)."""
-        from .sim import registry_dir
+        from .unit_server import registry_dir
 
         try:
             d = registry_dir()
