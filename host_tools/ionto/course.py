@@ -3,7 +3,7 @@
 No I/O here except through an archive connection handed in (archive.connect): the commands
 (schedule_cmd, course_cmd, report_cmd) do the printing.
 
-The course (the clinic's page, docs/ and /work/shared/seeds): it always starts on a Tuesday;
+The course (as the clinic's patient page describes it; docs/): it always starts on a Tuesday;
 sessions on days 1, 2 and 4 (week 1), 7 and 10 (week 2), 15 (week 3) and 22 (week 4), day 1
 being the start. Then maintenance: less frequent sessions to keep the symptoms under control,
 often at home, at a frequency the clinician sets; the page gives no fixed interval, so neither

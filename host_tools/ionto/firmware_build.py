@@ -1,7 +1,7 @@
 """Build the firmware bundle a unit runs: the files of firmware/ plus manifest.json.
 
 The manifest is made by firmware/integrity.py itself (imported, not copied), so the unit's
-boot check and the host hash files alike. `ionto flash` (issue 5) compiles to .mpy on top of
+boot check and the host hash files alike. `ionto flash` compiles to .mpy on top of
 this; the virtual unit is seeded from the bundle.
 """
 import shutil
