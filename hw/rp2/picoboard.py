@@ -16,13 +16,14 @@ the emulator's clock restarts at 0 and `base_us` keeps the plant's time going fo
 """
 import json
 
-# Loaded by ionto.fw (ionto.pico): these plain names are the virtual unit's models (hw/sim) and
-# the firmware's pins, imported under ionto's namespaces, as the unit's MICROPYPATH would find them.
-import fram_model
-import ina219_model
-import pins
-import plant as _plant
-import ssd1306_model
+# ionto.fw loads this module (ionto.pico): the plain names below are the virtual unit's models
+# (hw/sim) and the firmware's modules, imported under ionto's namespaces as the unit's
+# MICROPYPATH would find them, with no sys.path of their own.
+import fram_model  # noqa: E402
+import ina219_model  # noqa: E402
+import pins  # noqa: E402
+import plant as _plant  # noqa: E402
+import ssd1306_model  # noqa: E402
 
 BUTTONS = {"start": pins.PIN_BTN_START, "stop": pins.PIN_BTN_STOP, "up": pins.PIN_BTN_UP,
            "down": pins.PIN_BTN_DOWN, "mode": pins.PIN_BTN_MODE}
