@@ -7,7 +7,7 @@ MPY     := $(BIN)/micropython
 EMU     := hw/rp2/emu
 EMU_STAMP := $(EMU)/node_modules/.installed
 
-.PHONY: all venv lock test test-fast test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
+.PHONY: all venv lock test test-fast test-installed test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
 
 all: test
 
@@ -57,6 +57,10 @@ test: $(STAMP) $(EMU_STAMP) system-deps
 ## test-fast: skip the slow end-to-end tests
 test-fast: $(STAMP) $(EMU_STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
+
+## test-installed: ionto from a wheel installed into a fresh environment outside the checkout (also in `make test`)
+test-installed: $(STAMP)
+	$(BIN)/python -m pytest -m installed
 
 ## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
 test-interrupts: $(STAMP)
