@@ -14,6 +14,7 @@ added to sys.modules.
 import builtins
 import importlib.util
 import sys
+import threading
 import types
 
 from .errors import EXIT_INTERNAL, IontoError
@@ -30,6 +31,8 @@ _micropython = types.ModuleType("ionto.firmware._micropython")
 _micropython.const = lambda x: x
 _names = {}  # tree -> its module names, read once
 _builtins = {}  # tree -> the builtins its modules see
+_done = set()  # modules whose code has run to the end
+_lock = threading.RLock()  # one load at a time (the panel's threads); re-entered by nested imports
 
 
 def _tree_names(tree):
@@ -61,20 +64,25 @@ def load(tree, name):
     namespace, folder, _ = _TREES[tree]
     full = namespace + "." + name
     mod = sys.modules.get(full)
-    if mod is not None:
+    if mod is not None and full in _done:
         return mod
-    if name not in _tree_names(tree):
-        raise IontoError(EXIT_INTERNAL, "no module %r in %s: reinstall ionto" % (name, folder))
-    spec = importlib.util.spec_from_file_location(full, folder / (name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    mod.__builtins__ = _builtins_for(tree)  # its plain-name imports resolve inside the namespaces
-    sys.modules[full] = mod
-    try:
-        spec.loader.exec_module(mod)
-    except BaseException:
-        sys.modules.pop(full, None)
-        raise
-    return mod
+    with _lock:
+        mod = sys.modules.get(full)
+        if mod is not None:  # another thread loaded it meanwhile (or it is loading: a cycle)
+            return mod
+        if name not in _tree_names(tree):
+            raise IontoError(EXIT_INTERNAL, "no module %r in %s: reinstall ionto" % (name, folder))
+        spec = importlib.util.spec_from_file_location(full, folder / (name + ".py"))
+        mod = importlib.util.module_from_spec(spec)
+        mod.__builtins__ = _builtins_for(tree)  # its plain-name imports resolve inside the namespaces
+        sys.modules[full] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop(full, None)
+            raise
+        _done.add(full)
+        return mod
 
 
 def firmware(name):
