@@ -29,7 +29,7 @@ lock:
 	{ echo "# Exact versions \`make venv\` installs (pyproject.toml gives the ranges ionto accepts)."; \
 	  echo "# Refresh with \`make lock\`, then run \`make test\`."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==\|^ionto'; } > constraints.txt
-	rm -rf build/lock-venv
+	rm -rf build/lock-venv build/lib build/bdist.*  # the scratch venv and the in-tree build of ionto
 
 ## system-deps: Debian packages the tests use (headless Chromium for pages, poppler for PDFs),
 ## installed with apt-get when missing and the machine allows it; the tests skip with a clear
