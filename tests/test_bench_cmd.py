@@ -116,5 +116,5 @@ def test_bench_without_a_device_fails_in_one_line(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == bench_cmd.EXIT_NO_DEVICE
     assert r.stdout == ""
-    assert r.stderr.strip().splitlines() == ["ionto bench: no device at %s: is the unit plugged in "
+    assert r.stderr.strip().splitlines() == ["ionto bench: error: no device at %s: is the unit plugged in "
                                              "(or `ionto sim` running)?" % port]

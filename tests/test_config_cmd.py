@@ -16,8 +16,6 @@ from ionto.link import Link
 from ionto.scripted import app_ready
 from ionto.simctl import VirtualUnit
 
-cli.COMMANDS.setdefault("config", ("ionto.config_cmd", "the unit's configuration"))
-
 
 def ionto(capsys, *argv):
     rc = cli.main(list(argv))

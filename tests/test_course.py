@@ -11,11 +11,6 @@ import pytest
 from ionto import archive, cli, course
 from ionto.errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
-COMMANDS = {
-    "schedule": ("ionto.schedule_cmd", "course session dates"),
-    "course": ("ionto.course_cmd", "clinic courses"),
-    "report": ("ionto.report_cmd", "course adherence and progress"),
-}
 NO = ("pregnancy=no,epilepsy=no,metal_implants=no,pacemaker=no,heart_disease=no,impaired_sensation=no,"
       "broken_skin=no,age=no")
 SERIAL = "E6614103E7452D2F"
@@ -23,11 +18,8 @@ START = dt.date(2025, 3, 4)  # a Tuesday
 
 
 @pytest.fixture
-def ionto(monkeypatch, capsys):
+def ionto(capsys):
     """Run `ionto ARGS` in-process through cli.main -> (rc, stdout, stderr)."""
-    for k, v in COMMANDS.items():
-        monkeypatch.setitem(cli.COMMANDS, k, v)
-
     def run(*argv):
         try:
             rc = cli.main([str(a) for a in argv])

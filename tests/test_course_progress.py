@@ -73,13 +73,13 @@ def test_responder_trend_advice_and_maintenance(built, arch, capsys):
     # (the skin has hydrated for seconds only: within 10 % of its starting value).
     for s, x in zip(ss, crs["sessions"]):
         want = (500 + x["load"]["r_skin_ohm"]) / 1000.0
-        got = s["skin_kohm"]["anode A"]["kohm"]
+        got = s["skin_kohm"]["A+"]["kohm"]
         assert abs(got - want) / want < 0.10, (s["session"], got, want)
     # ... and exactly the median of the archived samples in the plan's window.
     db = sqlite3.connect(arch)
     s1 = ss[0]
     serial, n = s1["session"].split(":")
-    f = s1["skin_kohm"]["anode A"]
+    f = s1["skin_kohm"]["A+"]
     loads = sorted(r[0] for r in db.execute("SELECT load_ohm FROM samples WHERE serial = ? AND session = ? AND "
                                             "t_s BETWEEN ? AND ?", (serial, int(n), f["t_from"], f["t_to"])))
     assert len(loads) == f["n"] == 6 and abs(f["kohm"] - (loads[2] + loads[3]) / 2000.0) < 0.006
@@ -92,9 +92,11 @@ def test_responder_trend_advice_and_maintenance(built, arch, capsys):
     assert [s["held_ma"] for s in ss[:7]] == [10.0] * 7
     last = ss[-1]
     assert last["ups"] == 2 and last["downs"] == 0 and last["reached_ma"] == 12.0 and last["ceiling_ma"] == 12.0
-    # "held": the highest current kept 10 s in a row; this short session's dose cap ends it soon
-    # after the ramp to 12 mA, so it is close to (not exactly) the ceiling.
-    assert 11.5 <= last["held_ma"] <= 12.0
+    # "held": the highest current kept for the plan's hold_s in a row; this short session's dose
+    # cap ends it a few seconds after the ramp to 12 mA, so the window holds part of the climb
+    # from the first UP (11 mA): at least that step, at most the ceiling. Where in the plateau
+    # the presses land moves with the host's round trips, hence a range, not one figure.
+    assert 11.0 <= last["held_ma"] <= 12.0
     adv = rep["next_target"]
     assert adv["target_ma"] == 12.0 and "uneventful" in adv["why"] and "ceiling" in adv["why"]
     assert adv["basis"] == last["session"]

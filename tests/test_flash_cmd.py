@@ -5,10 +5,8 @@ One module-scoped unit carries the story: first deployment, a redeploy that copi
 a version change that copies one file, stale files, a tampered file the unit catches at boot,
 and a refusal while a treatment runs (last: it leaves the unit STOPPED).
 """
-import argparse
 import json
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -40,18 +38,10 @@ def _short_waits(monkeypatch):
 
 
 def flash(*argv):
-    """`ionto flash ARGV` in-process -> exit code (through cli.main once it is registered)."""
+    """`ionto flash ARGV` in-process, through cli.main -> exit code."""
     from ionto import cli
 
-    if "flash" in cli.COMMANDS:
-        return cli.main(["flash"] + list(argv))
-    p = argparse.ArgumentParser(prog="ionto flash")
-    flash_cmd.add_arguments(p)
-    try:
-        return flash_cmd.run(p.parse_args(list(argv)))
-    except IontoError as e:
-        sys.stderr.write("ionto flash: error: %s\n" % e.message)
-        return e.code
+    return cli.main(["flash"] + list(argv))
 
 
 def deployed(vu):

@@ -178,10 +178,10 @@ def test_event_log_rows_with_firmware_names(tmp_path):
 
 
 def test_words_come_from_the_firmware():
-    assert P.event_words(S.EV_FAULT, limits.F_SHORT, 4200).startswith("FAULT short at 4.2 mA: ")
+    assert P.event_words(S.EV_FAULT, limits.F_SHORT, 4200).startswith("FAULT short (SHORT CIRCUIT / check trays) at 4.2 mA: ")
     assert limits.fault_info(limits.F_SHORT)[4] in P.event_words(S.EV_FAULT, limits.F_SHORT, 4200)
     assert P.event_words(S.EV_STATE, S.TREAT, S.RAMP_UP) == "RAMP UP -> TREAT"
-    assert P.event_words(S.EV_END, S.END_DONE, 60_000 * 12) == "ended: time complete, dose 12.00 mA.min"
+    assert P.event_words(S.EV_END, S.END_DONE, 60_000 * 12) == "ended: time complete, dose 12.0 mA.min"
     assert P.end_words(LS.END_POWER_LOST).startswith("power lost")
     for code in range(len(S.EVENT_NAMES) + 2):
         assert P.event_words(code, 1, 2)  # every code has words, unknown ones included
@@ -239,7 +239,7 @@ def test_imports_on_a_plain_install_without_a_micropython_module():
             "from ionto import logparse\nprint(logparse.event_words(8, 1, 60000))" % str(root / "host_tools"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ended: time complete, dose 1.00 mA.min"
+    assert r.stdout.strip() == "ended: time complete, dose 1.0 mA.min"
 
 
 def test_a_session_cut_by_power_loss_reads_as_closed_at_the_next_boot(tmp_path):
@@ -266,7 +266,8 @@ def test_event_log_entries_in_words():
     assert P.log_event_words("boot", None, None, "reset power-on, firmware 0.1.0") == "reset power-on, firmware 0.1.0"
     assert P.log_event_words("clock", 1609459300, 1800000000, None) == (
         "clock set by the host: unset -> 2027-01-15 08:00:00 UTC")
-    assert P.log_event_words("fault", limits.F_STALE, 12000, None).startswith("FAULT sensor_stale at 12.0 mA")
+    assert P.log_event_words("fault", limits.F_STALE, 12000, None).startswith("FAULT sensor_stale (")
+    assert "at 12.0 mA: " in P.log_event_words("fault", limits.F_STALE, 12000, None)
     assert P.log_event_words("session", 4, S.END_STOP, None) == "session 4 ended: stopped by nurse"
     assert P.log_event_words("pruned", 2, 0, None) == "flash full: session 2's trace not yet archived removed"
     assert P.log_event_words("recovered", 3, 120, None).startswith("session 3 cut by power loss")

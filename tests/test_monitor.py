@@ -57,7 +57,7 @@ def host_bytes_waiting(ctl):
 def test_events_and_faults_in_the_firmwares_words():
     assert "SHORT CIRCUIT" in monitor.event_words("fault", 5, 31000) and "31.0 mA" in monitor.event_words("fault", 5, 31000)
     assert monitor.event_words("end", 1, 600000) == "ended: time complete, dose 10.0 mA.min"
-    assert monitor.event_words("state", 4, 3) == "state RAMP UP -> TREAT"
+    assert monitor.event_words("state", 4, 3) == "RAMP UP -> TREAT"
     assert "usb_connected" in monitor.event_words("refused", 20, 0)
     assert monitor.event_words("PAUSE", 75, 9000).startswith("paused: skin contact lost after 1:15")
     assert monitor.event_words("reverse", 1, 600) == "polarity reversed to B+ after 10:00 of treatment"
@@ -93,7 +93,7 @@ def test_view_parses_status_and_draws_actual_against_set():
     assert all("\u2800" <= ch <= "\u28ff" for row in cells for ch in row)
     # Fault in words, with what the nurse should do, once the unit is in FAULT.
     v.feed("@ST FAULT 0 15000 0 0 0 5 -1 0 90000 3\r\n", 32.0)
-    assert "short (SHORT CIRCUIT check trays): Output cut" in v.line("t")
+    assert "short (SHORT CIRCUIT / check trays): Output cut" in v.line("t")
     assert v.dose() == (1.5, False)  # the unit's own dose when it reports one
 
 
@@ -194,7 +194,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path):
     assert result["rc"] == 0
     text = out.getvalue()
     # It saw the session start, in words, and the current flowing.
-    assert "event: state IDLE -> CONFIRM" in text
+    assert "event: IDLE -> CONFIRM" in text
     assert "event: treatment started: preset 0, target 15.0 mA" in text
     ramp = [ln for ln in text.splitlines() if " RAMP UP " in ln or " TREAT " in ln]
     assert ramp, text

@@ -26,6 +26,8 @@ def drive(ua=10_000):
     en = machine.Pin(pins.PIN_OUTPUT_ENABLE, machine.Pin.OUT, value=0)
     machine.Pin(pins.PIN_PULSE_GATE, machine.Pin.OUT, value=1)
     machine.Pin(pins.PIN_POLARITY, machine.Pin.OUT, value=0)
+    # The adaptive clamp at the rail: a clamp pin left low holds the output at 0 V.
+    machine.PWM(machine.Pin(pins.PIN_CLAMP_PWM), freq=pins.CLAMP_PWM_FREQ, duty_u16=65535)
     en.value(1)
     pwm.duty_u16(ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
     return pwm, en

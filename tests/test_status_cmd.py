@@ -157,4 +157,4 @@ def test_words():
     r = {"rtc_valid": False, "boot": 3, "time": status_cmd.RTC_POWERON + 42}
     assert status_cmd.when(r) == "boot 3, +42 s (clock unset)"
     r = {"name": "fault", "a": limits.F_OVER_ABS, "b": 31000}
-    assert status_cmd.fault_words(r) == "over_abs (overcurrent: above 30 mA) at 31.0 mA"
+    assert status_cmd.fault_words(r) == "over_abs (OVERCURRENT / above 30 mA) at 31.0 mA"

@@ -158,3 +158,106 @@ def _num(s):
         return True
     except ValueError:
         return False
+
+
+# --- what `ionto logs pull` writes ---------------------------------------------------------------
+SESSION_COLUMNS = (
+    "serial", "session", "boot", "seq", "rtc_valid", "start_t", "firmware", "preset_idx", "preset_name",
+    "target_ua", "ceiling_ua", "duration_s", "slew_up_ua_s", "slew_down_ua_s", "reverse", "polarity", "area_cm2",
+    "gate_hz", "gate_duty_pct", "dose_cap_uas", "time_source", "end_reason", "end_name", "dose_uas", "treat_s",
+    "n_samples", "lost", "max_actual_ua", "pauses", "faults", "damaged", "complete", "sum_bytes", "trc_bytes",
+    "pulled_at")
+# Columns a trace gives: kept from the archive when the unit has since pruned the trace.
+_TRACE_FIELDS = ("n_samples", "max_actual_ua", "pauses", "faults")
+
+
+def session_files(listing):
+    """hostcmd.ls entries -> {n: {"sum": size, "trc": size}} and {name: size} of the rest."""
+    sess = {}
+    other = {}
+    for name, size, is_dir in listing:
+        if is_dir:
+            continue
+        if len(name) == 11 and name[0] == "s" and name[1:7].isdigit() and name[7:] in (".sum", ".trc"):
+            sess.setdefault(int(name[1:7]), {})[name[8:]] = size
+        else:
+            other[name] = size
+    return sess, other
+
+
+def plan(db, serial, sess):
+    """Which sessions to fetch: [(n, fetch_sum, fetch_trc)] for those whose summary or trace
+    size on the unit differs from the archive's (a trace the unit no longer has is kept)."""
+    have = {r["session"]: r for r in db.execute(
+        "SELECT session, sum_bytes, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
+    out = []
+    for n in sorted(sess):
+        f = sess[n]
+        if "sum" not in f:
+            continue  # a trace without its summary: the unit is mid-prune or the summary was lost
+        old = have.get(n)
+        s_new = old is None or old["sum_bytes"] != f["sum"]
+        t_new = "trc" in f and (old is None or old["trc_bytes"] != f["trc"])
+        if s_new or t_new:
+            # Both files together: the session's row is derived from both.
+            out.append((n, True, "trc" in f))
+    return out
+
+
+def store_session(db, serial, n, parsed, sum_bytes, trc_bytes, pulled_at):
+    """Write one parsed session into the archive. trc_bytes None: the unit has no trace now;
+    an archived one (and its samples) is kept. Returns 'new' | 'updated' | 'kept'."""
+    old = db.execute("SELECT * FROM sessions WHERE serial = ? AND session = ?", (serial, n)).fetchone()
+    row = dict(parsed.row)
+    if old is not None and old["seq"] is not None and row.get("seq") is not None and \
+            (old["boot"], old["seq"]) != (row["boot"], row["seq"]):
+        # Same number, different session: the unit's log was reset. Never overwrite the archive.
+        return "kept"
+    if old is not None and row.get("seq") is None:
+        # The summary is unreadable now but was archived before: keep what was archived.
+        for k in SESSION_COLUMNS[2:21]:
+            row[k] = old[k]
+    if trc_bytes is None and old is not None and old["trc_bytes"]:
+        for k in _TRACE_FIELDS:
+            row[k] = old[k]
+        trc_bytes = old["trc_bytes"]
+        keep_trace = True
+    else:
+        keep_trace = False
+    row.update(serial=serial, sum_bytes=sum_bytes, trc_bytes=trc_bytes or 0, pulled_at=pulled_at)
+    cols = [c for c in SESSION_COLUMNS if c in row]
+    db.execute("INSERT OR REPLACE INTO sessions(%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
+               [row[c] for c in cols])
+    if not keep_trace:
+        db.execute("DELETE FROM samples WHERE serial = ? AND session = ?", (serial, n))
+        db.execute("DELETE FROM session_events WHERE serial = ? AND session = ?", (serial, n))
+        db.executemany("INSERT OR REPLACE INTO samples(serial, session, t_s, set_ua, actual_ua, mv, load_ohm, state, "
+                       "polarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial, n) + s for s in parsed.samples])
+        db.executemany("INSERT INTO session_events(serial, session, t_s, code, name, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(serial, n) + e for e in parsed.events])
+    return "new" if old is None else "updated"
+
+
+def store_events(db, serial, rows):
+    """Event-log rows not yet archived (by sequence number) -> how many were added."""
+    before = db.total_changes
+    db.executemany("INSERT OR IGNORE INTO events(serial, seq, boot, rtc_valid, t, code, name, a, b, text) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial,) + tuple(r) for r in rows])
+    return db.total_changes - before
+
+
+def ack_point(db, serial, sess):
+    """The highest session the unit may count as archived: every session the unit still has up to
+    it is archived, complete, and its trace (if the unit has one) archived at the unit's size."""
+    arch = {r["session"]: r for r in db.execute(
+        "SELECT session, complete, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
+    ack = 0
+    for n in sorted(sess):
+        r = arch.get(n)
+        f = sess[n]
+        if "sum" not in f:
+            continue
+        if r is None or not r["complete"] or ("trc" in f and r["trc_bytes"] != f["trc"]):
+            break
+        ack = n
+    return ack

@@ -14,7 +14,7 @@ way; the script on the unit checks main.py's `app` again. Entering the raw REPL 
 (Ctrl-C; its finally leaves the output off); leaving, link.py restarts the unit so main.py
 runs again (a soft reboot, or one hard reset when a treatment armed the watchdog).
 
-Exit codes (errors are one line on stderr, no traceback):
+Exit codes (errors are one line on stderr, `ionto bench: error: ...`, no traceback):
     0  figures printed
     2  bad arguments
     3  no device at PORT, or it cannot be opened
@@ -24,7 +24,6 @@ Exit codes (errors are one line on stderr, no traceback):
 """
 import json
 import re
-import sys
 from pathlib import Path
 
 from . import errors, link
@@ -90,11 +89,9 @@ def header(port, platform):
 
 
 def run(args):
-    try:
-        platform, figures = measure(args.port, args.ticks, args.i2c, args.listen)
-    except IontoError as e:
-        sys.stderr.write("ionto bench: %s\n" % e.message)
-        return e.code
+    # Errors are IontoError: the CLI says them in one line (`ionto bench: error: ...`) with
+    # their exit code, as for every command.
+    platform, figures = measure(args.port, args.ticks, args.i2c, args.listen)
     print(header(args.port, platform))
     for name, value, unit in figures:
         print("%s: %s %s" % (name, value, unit), flush=True)

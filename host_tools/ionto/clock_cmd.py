@@ -12,30 +12,14 @@ sent), like every command that needs the unit's REPL.
 import json
 import time
 
-from . import link
+from . import link, words
 
 _UNIT_TIME = "import time, json\nprint(json.dumps(time.time()))"
 
 
-def fmt_utc(t):
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(t)))
-    except (OverflowError, ValueError, TypeError, OSError):
-        return "?"
-
-
-def fmt_offset(s):
-    """Unit minus host, in words."""
-    a = abs(int(s))
-    if a == 0:
-        return "in step with the host"
-    if a < 120:
-        span = "%d s" % a
-    elif a < 2 * 86400:
-        span = "%.1f h" % (a / 3600.0)
-    else:
-        span = "%.0f days" % (a / 86400.0)
-    return "%s %s the host" % (span, "ahead of" if s > 0 else "behind")
+# The unit's times in words: the tools' one vocabulary (words.py).
+fmt_utc = words.utc
+fmt_offset = words.offset
 
 
 def unit_time(u):

@@ -25,11 +25,11 @@ Exit codes: 2 bad arguments, unreadable file or not JSON; 8 invalid configuratio
 unit); 11 no such key; 5 a treatment is running (nothing sent); 3/4/6 device errors.
 """
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
+from . import outfile, words
 from .errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 from .fw import FIRMWARE, firmware  # noqa: F401  (firmware: the one loader, used by other modules too)
 
@@ -212,23 +212,22 @@ def format_diff(d, old_label="on the unit", new_label="new"):
 
 
 # --- readable summary ------------------------------------------------------------------------
-def _ma(ua):
-    return "%.1f" % (ua / 1000.0) if isinstance(ua, int) else "?"
-
-
 def presets_table(cfg):
     from .archive import table
+
+    def cell(ua):
+        return words.ma(ua if isinstance(ua, int) else None, unit=False, none="?")
 
     rows = []
     for p in cfg.get("presets", []):
         pu = p.get("pulsed")
         pulse = "%d Hz %d %%" % (pu.get("freq_hz", 0), pu.get("duty_pct", 0)) if isinstance(pu, dict) else "DC"
         mark = "*" if p.get("name") == cfg.get("default_preset") else ""
-        rows.append((p.get("name", "?") + mark, _ma(p.get("target_ua")), _ma(p.get("ceiling_ua")),
+        rows.append((p.get("name", "?") + mark, cell(p.get("target_ua")), cell(p.get("ceiling_ua")),
                      "%g" % (p.get("duration_s", 0) / 60.0), "%s/%s" % (p.get("ramp_up_s"), p.get("ramp_down_s")),
-                     "yes" if p.get("reverse") else "no", "B" if p.get("polarity") else "A",
-                     p.get("electrode_area_cm2"), pulse, _ma(p.get("step_ua")), p.get("dose_cap_mamin")))
-    return table(rows, ("PRESET", "TARGET mA", "CEILING mA", "MIN", "RAMP s", "REVERSE", "ANODE", "AREA cm2",
+                     "yes" if p.get("reverse") else "no", words.polarity(1 if p.get("polarity") else 0),
+                     p.get("electrode_area_cm2"), pulse, cell(p.get("step_ua")), p.get("dose_cap_mamin")))
+    return table(rows, ("PRESET", "TARGET mA", "CEILING mA", "MIN", "RAMP s", "REVERSE", "POLARITY", "AREA cm2",
                         "WAVE", "STEP mA", "DOSE CAP mA.min"))
 
 
@@ -249,7 +248,8 @@ def describe(cfg, source, errors):
         lines.append("default preset %s; USB isolated: %s; schema %s" % (
             cfg.get("default_preset"), "yes" if cfg.get("isolated_usb") else "no", cfg.get("schema")))
         lines.append(presets_table(cfg))
-        lines.append("(* default preset; MIN: treatment minutes; RAMP s: up/down; ANODE: electrode that starts as anode)")
+        lines.append("(* default preset; MIN: treatment minutes; RAMP s: up/down; POLARITY: the electrode that "
+                     "starts positive, the anode)")
     return "\n".join(lines)
 
 
@@ -464,14 +464,4 @@ def _validate(args):
 
 
 def _write(path, text):
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise IontoError(EXIT_USAGE, "cannot write %s: %s" % (path, e.strerror or e))
+    outfile.write_text(path, text)

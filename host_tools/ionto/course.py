@@ -3,7 +3,7 @@
 No I/O here except through an archive connection handed in (archive.connect): the commands
 (schedule_cmd, course_cmd, report_cmd) do the printing.
 
-The course (as the clinic's patient page describes it; docs/): it always starts on a Tuesday;
+The course (the clinic's page and docs/): it always starts on a Tuesday;
 sessions on days 1, 2 and 4 (week 1), 7 and 10 (week 2), 15 (week 3) and 22 (week 4), day 1
 being the start. Then maintenance: less frequent sessions to keep the symptoms under control,
 often at home, at a frequency the clinician sets; the page gives no fixed interval, so neither
@@ -27,6 +27,7 @@ import json
 import re
 
 from . import clinictime
+from .words import fault_name, ma_number as _ma, mamin, session_end_words as end_words
 from .errors import EXIT_NOT_FOUND, EXIT_USAGE, IontoError
 
 SCHEDULE_DAYS = (1, 2, 4, 7, 10, 15, 22)
@@ -124,13 +125,18 @@ def _looks_like_date(label):
     return False
 
 
+def parse_choices(text, allowed, what, several):
+    """'a+b' or 'a,b' -> ['a', 'b'], each one of `allowed`; else one line naming the choices."""
+    parts = [p.strip().lower() for p in re.split(r"[+,]", text or "") if p.strip()]
+    if not parts or [p for p in parts if p not in allowed]:
+        raise IontoError(EXIT_USAGE, "bad %s %r: choose from %s (several with %s)"
+                         % (what, text, ", ".join(allowed), several))
+    return parts
+
+
 def parse_sites(text):
     """'hands_feet' or 'armpits+hands_feet' (also ',') -> canonical 'armpits+hands_feet'."""
-    parts = [p.strip().lower() for p in re.split(r"[+,]", text or "") if p.strip()]
-    bad = [p for p in parts if p not in SITES]
-    if not parts or bad:
-        raise IontoError(EXIT_USAGE, "bad site %r: choose from %s (several with '+', e.g. armpits+hands_feet)"
-                         % (text, ", ".join(SITES)))
+    parts = parse_choices(text, SITES, "site", "'+', e.g. armpits+hands_feet")
     if "hands_feet" in parts:
         parts = [p for p in parts if p not in ("hands", "feet")]
     elif "hands" in parts and "feet" in parts:
@@ -294,29 +300,6 @@ def course_sessions(db, course):
     return out
 
 
-# --- words from the firmware (imported, never copied) ----------------------------------------
-from .fw import firmware  # noqa: E402  (re-exported: monitor uses course.firmware)
-
-
-def fault_name(code):
-    try:
-        row = firmware("limits").fault_info(int(code))
-    except Exception:
-        row = None
-    return row[1] if row else "fault %s" % code
-
-
-def end_words(row):
-    if row.get("end_reason") is None:
-        return "not ended"
-    if row.get("end_name"):
-        return str(row["end_name"]).replace("_", " ")
-    try:
-        return firmware("session").END_TEXT[int(row["end_reason"])] or "?"
-    except (IndexError, ValueError, TypeError):
-        return "end %s" % row["end_reason"]
-
-
 # --- adherence and progress -------------------------------------------------------------------
 def session_date(row, clock=None):
     """The clinic date a session started (clinictime), or None when the unit's clock was not set."""
@@ -339,7 +322,7 @@ def progress(row, clock=None):
         "session": ref(row), "date": d.isoformat() if d else None, "time": t,
         "preset": row.get("preset_name"),
         "target_ma": _ma(row.get("target_ua")), "reached_ma": _ma(row.get("max_actual_ua")),
-        "dose_mamin": None if dose is None else round(dose / 60000.0, 1),
+        "dose_mamin": None if dose is None else round(mamin(dose), 1),
         "treat_min": None if row.get("treat_s") is None else round(row["treat_s"] / 60.0, 1),
         "pauses": row.get("pauses"), "faults": row.get("faults"),
         "fault_names": list(row.get("fault_names") or []),
@@ -348,8 +331,21 @@ def progress(row, clock=None):
     }
 
 
-def _ma(ua):
-    return None if ua is None else round(ua / 1000.0, 1)
+DAYS_HEADERS = ("day", "wd", "date", "status", "sessions")
+
+
+def days_rows(a):
+    """An adherence (adherence()) as table rows: the scheduled days, the visits outside them and
+    the sessions without a date."""
+    rows = []
+    for e in a["days"]:
+        status = e["status"] + (" (+%d d)" % e["late_days"] if e["status"] == "late" else "")
+        rows.append((e["day"], e["weekday"], e["date"], status, " ".join(e["sessions"])))
+    for o in a["outside"]:
+        rows.append(("", o["weekday"], o["date"], o["kind"], " ".join(o["sessions"])))
+    for r in a["undated"]:
+        rows.append(("", "", "?", "date unknown", r))
+    return rows
 
 
 def adherence(start, rows, today=None, clock=None):

@@ -21,7 +21,7 @@ IONTO_OPERATOR), never a name; dates are the clinic's (`course tz`).
 """
 import json
 
-from . import archive, clinictime, course, visits
+from . import archive, clinictime, course, visits, words
 from .archive import table
 from .errors import EXIT_USAGE, IontoError
 
@@ -175,7 +175,7 @@ def _show(args):
     print(_days_table(a))
     print()
     if rows:
-        print(table([(course.ref(r), *_when(r, clock), r.get("preset_name"), course.end_words(r)) for r in rows],
+        print(table([(course.ref(r), *_when(r, clock), r.get("preset_name"), words.session_end_words(r)) for r in rows],
                     ("session", "date", "time", "preset", "end")))
     else:
         print("no sessions linked (`ionto course link %s SERIAL:SESSION ...`)" % c["label"])
@@ -264,37 +264,26 @@ def _when(row, clock=None):
 
 
 def _days_table(a):
-    rows = []
-    for e in a["days"]:
-        status = e["status"] + (" (+%d d)" % e["late_days"] if e["status"] == "late" else "")
-        rows.append((e["day"], e["weekday"], e["date"], status, " ".join(e["sessions"])))
-    for o in a["outside"]:
-        rows.append(("", o["weekday"], o["date"], o["kind"], " ".join(o["sessions"])))
-    for r in a["undated"]:
-        rows.append(("", "", "?", "date unknown", r))
-    return table(rows, ("day", "wd", "date", "status", "sessions"))
+    return table(course.days_rows(a), course.DAYS_HEADERS)
+
+
+def _on_sessions(args, change):
+    """change(db, course, sessions) on the course's archive -> what it did."""
+    db = _db(args)
+    try:
+        return change(db, course.get_course(db, args.label), args.sessions)
+    finally:
+        db.close()
 
 
 def _link(args):
-    db = _db(args)
-    try:
-        c = course.get_course(db, args.label)
-        done = course.link_sessions(db, c, args.sessions)
-    finally:
-        db.close()
-    for serial, n, what in done:
+    for serial, n, what in _on_sessions(args, course.link_sessions):
         print("%s:%d %s to %s" % (serial, n, what, args.label))
     return 0
 
 
 def _unlink(args):
-    db = _db(args)
-    try:
-        c = course.get_course(db, args.label)
-        done = course.unlink_sessions(db, c, args.sessions)
-    finally:
-        db.close()
-    for serial, n in done:
+    for serial, n in _on_sessions(args, course.unlink_sessions):
         print("%s:%d unlinked from %s" % (serial, n, args.label))
     return 0
 

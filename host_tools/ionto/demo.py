@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli
+from . import cli, words
 from .fw import load
 from .scripted import COLUMNS, Recorder, press, state_name, wait_for, wait_virtual_s
 from .simctl import SimError, VirtualUnit
@@ -42,7 +42,7 @@ def plot(rows, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [r[0] / 60000 for r in rows]
+    t = [r[0] / 1000 / 60 for r in rows]  # ms -> minutes
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, height_ratios=(3, 1.4))
     ax1.plot(t, [r[7] / 1000 for r in rows], color="0.6", lw=1, ls="--", label="target (nurse)")
     ax1.plot(t, [r[3] / 1000 for r in rows], color="tab:blue", lw=1.2, label="ramp setpoint")
@@ -92,13 +92,13 @@ def run(out, scenario="hand_lifted", quiet=False):
         say("confirm:  " + " | ".join(x for x in _lines(c) if x))
         press(c, "START")
         wait_for(c, "app.s.state == 4", recorder=rec)  # TREAT: contact found, ramped up
-        say("treating at %.1f mA after the ramp" % (c.eval("app.s.actual_ua") / 1000))
+        say("treating at %s after the ramp" % words.ma(c.eval("app.s.actual_ua")))
         wait_virtual_s(c, 30, rec)
         press(c, "UP")
         wait_virtual_s(c, 30, rec)
         press(c, "UP")
         wait_virtual_s(c, 40, rec)
-        say("nurse raised the target twice: %.1f mA" % (c.eval("app.s.target_ua") / 1000))
+        say("nurse raised the target twice: %s" % words.ma(c.eval("app.s.target_ua")))
         frames.append(_frame(c, out, "3_running"))
         wait_for(c, "app.s.state == 8", timeout=300, recorder=rec)  # PAUSED: the hand came out
         frames.append(_frame(c, out, "4_paused"))
@@ -143,12 +143,12 @@ def run(out, scenario="hand_lifted", quiet=False):
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     say("")
-    say("session complete: %d min %02d s of treatment, dose %d mA.min, fault %s"
-        % (s[2] // 60000, (s[2] // 1000) % 60, s[0], fault or "none"))
-    say("peak true current %.2f mA; largest change within one 10 ms tick, hands steady in the water: %.3f mA"
+    say("session complete: %s of treatment, dose %s, fault %s"
+        % (words.mmss(s[2] // 1000), words.dose_mamin(s[0], 0), fault or "none"))
+    say("peak true current %s; largest change within one 10 ms tick, hands steady in the water: %s"
         " (on re-immersion the output capacitance, charged to 5 V by the 50 uA contact probe,"
         " discharges into the skin for some microseconds: 0.5 uC)"
-        % (peak / 1000, max_step / 1000))
+        % (words.ma(peak, 2), words.ma(max_step, 3)))
     say("%.0f virtual seconds in %.1f wall seconds (%.0fx real time)" % (vt, wall, vt / wall))
     say("unit's flash log: %s" % ", ".join(logs))
     say("wrote %s, %s, %s, %s and %d display frames"

@@ -7,13 +7,15 @@ firmware/records.py itself, imported from firmware/ (never copied), so a record 
 read is one the host can read, and a torn or bit-flipped record is skipped the same way: it is
 counted (Damage) and never misread; the good records around it are kept.
 
-Names and words come from the firmware too: session.EVENT_NAMES / END_TEXT / STATE_NAMES,
-limits.FAULTS and logstore.LOG_NAMES.
+The words for the codes are words.py's (from the firmware's own tables), the one vocabulary
+of every command.
 
     s = parse_session(3, sum_bytes, trc_bytes)   # -> Parsed: .row, .samples, .events, .damage
     evs, dmg = parse_events(events_log_bytes)
 """
 from .fw import firmware
+# The words for the codes: the tools' one vocabulary, named here too for the parser's callers.
+from .words import end_words, event_name, event_words, log_event_words, mamin, state_name  # noqa: F401
 
 R = firmware("records")
 
@@ -24,13 +26,6 @@ RTC_POWERON_UNIX = R.RTC_POWER_ON
 # The sample's state byte is the session state code (session.py); the mV and load fields
 # use 0xFFFF for "no reading".
 _NO_MV = 0xFFFF
-
-
-def _names():
-    S = firmware("session")
-    L = firmware("limits")
-    LS = firmware("logstore")
-    return S, L, LS
 
 
 def since_boot(t):
@@ -97,7 +92,7 @@ class Parsed:
 def parse_session(n, sum_data, trc_data, sum_name=None, trc_name=None):
     """Session n from its summary file's bytes and its trace file's bytes (either may be None:
     a trace pruned on the unit, a summary lost) -> Parsed."""
-    S, L, LS = _names()
+    S = firmware("session")
     sum_name = sum_name or "s%06d.sum" % n
     trc_name = trc_name or "s%06d.trc" % n
     srecs, sdmg = _read(sum_name, sum_data)
@@ -124,8 +119,7 @@ def parse_session(n, sum_data, trc_data, sum_name=None, trc_name=None):
             dose, treat = r["dose_uas"], r["treat_s"]
         elif r["type"] == "sev":
             code = r["code"]
-            name = S.EVENT_NAMES[code] if 0 <= code < len(S.EVENT_NAMES) else "code%d" % code
-            events.append((r["sec"], code, name, r["a"], r["b"]))
+            events.append((r["sec"], code, event_name(code), r["a"], r["b"]))
     samples = [by_t[t] for t in sorted(by_t)]
     row = {"session": n}
     if summary is not None:
@@ -156,7 +150,7 @@ def parse_session(n, sum_data, trc_data, sum_name=None, trc_name=None):
 def parse_events(data, name="events.log"):
     """The event log's bytes -> ([(seq, boot, rtc_valid, t, code, name, a, b, text)], Damage).
     t follows the archive convention (record_time)."""
-    _S, _L, LS = _names()
+    LS = firmware("logstore")
     recs, dmg = _read(name, data)
     out = []
     for r in recs:
@@ -170,121 +164,3 @@ def parse_events(data, name="events.log"):
                     r.get("text")))
     return out, dmg
 
-
-# --- words -----------------------------------------------------------------------------------
-def end_words(reason):
-    S, _L, LS = _names()
-    if reason == LS.END_POWER_LOST:
-        return "power lost (closed at the next boot)"
-    if reason and 0 <= reason < len(S.END_TEXT):
-        return S.END_TEXT[reason]
-    if reason == 0:
-        return "closed without a recorded reason"
-    return "reason %d" % reason
-
-
-def state_name(code):
-    """The display's name of a state; the two halves of a polarity reversal (the same word on
-    the display) told apart, since the log is read by an engineer."""
-    S, _L, _LS = _names()
-    if code == S.REV_DOWN:
-        return "REVERSING (down)"
-    if code == S.REV_UP:
-        return "REVERSING (up)"
-    return S.STATE_NAMES[code] if 0 <= code < len(S.STATE_NAMES) else "state %d" % code
-
-
-def fault_words(code):
-    """(short name, what the nurse should do) for a fault or blocking code."""
-    _S, L, _LS = _names()
-    row = L.fault_info(code)
-    if row is None:
-        return "fault %d" % code, ""
-    return row[1], row[4]
-
-
-def _ma(ua):
-    return "%.1f mA" % (ua / 1000.0)
-
-
-def polarity_words(p):
-    """Which electrode is the anode, as the unit's display says it (A+ / B+)."""
-    return "anode B" if p else "anode A"
-
-
-def utc_words(t):
-    from .clock_cmd import fmt_utc  # one formatter for unit times across the tools
-
-    return fmt_utc(t)
-
-
-_PRUNED = ("trace not yet archived", "archived trace", "summary", "old event log")
-
-
-def log_event_words(name, a, b, text):
-    """An event-log entry (logstore.L_*, by its LOG_NAMES name) in words."""
-    if text is not None and name in ("boot", "config", "selftest", "firmware", "host", "journal", "clock"):
-        return text
-    if name == "clock":
-        # An old time before the year the unit counts as "set" was rp2's reset-time RTC.
-        _S, _L, LS = _names()
-        unset = (a or 0) < (LS.RTC_SET_YEAR - 1970) * 31556952
-        return "clock set by the host: %s -> %s" % ("unset" if unset else utc_words(a), utc_words(b))
-    if name == "fault":
-        nm, todo = fault_words(a)
-        return "FAULT %s at %s: %s" % (nm, _ma(b), todo)
-    if name == "refused":
-        nm, todo = fault_words(a)
-        return "start refused (%s, in %s): %s" % (nm, state_name(b), todo)
-    if name == "session":
-        return "session %d ended: %s" % (a, end_words(b))
-    if name == "pruned":
-        what = _PRUNED[b] if 0 <= (b or 0) < len(_PRUNED) else "file"
-        return "flash full: session %d's %s removed" % (a, what) if b != 3 else "flash full: old event log removed"
-    if name == "lost":
-        return "%d records or samples lost, %d write errors" % (a, b)
-    if name == "recovered":
-        return "session %d cut by power loss: closed with %d samples on flash" % (a, b)
-    return text or "%s (%s, %s)" % (name, a, b)
-
-
-def mamin(uas):
-    """uA*s -> mA.min (the clinical dose unit)."""
-    _S, L, _LS = _names()
-    return None if uas is None else uas / float(L.UAS_PER_MAMIN)
-
-
-def event_words(code, a, b):
-    """A session event (session.EV_*) in words."""
-    S, _L, _LS = _names()
-    if code == S.EV_STATE:
-        return "%s -> %s" % (state_name(b), state_name(a))
-    if code == S.EV_START:
-        return "started: preset %d, target %s" % (a, _ma(b))
-    if code == S.EV_ADJUST:
-        return "target adjusted %s -> %s" % (_ma(a), _ma(b))
-    if code == S.EV_PAUSE:
-        return "paused: skin contact lost after %d s of treatment (setpoint %s)" % (a, _ma(b))
-    if code == S.EV_RESUME:
-        return "resumed after %d s of treatment (target %s)" % (a, _ma(b))
-    if code == S.EV_REVERSE:
-        return "polarity reversed to %s after %d s of treatment" % (polarity_words(a), b)
-    if code == S.EV_FAULT:
-        nm, todo = fault_words(a)
-        return "FAULT %s at %s: %s" % (nm, _ma(b), todo)
-    if code == S.EV_END:
-        return "ended: %s, dose %.2f mA.min" % (end_words(a), mamin(b))
-    if code == S.EV_REFUSED:
-        nm, todo = fault_words(a)
-        return "start refused (%s, in %s): %s" % (nm, state_name(b), todo)
-    if code == S.EV_LIMITED:
-        return "current limited to %s (target %s)" % (_ma(a), _ma(b))
-    if code == S.EV_LIMIT_END:
-        return "no longer limited (%s, target %s)" % (_ma(a), _ma(b))
-    if code == S.EV_MODE:
-        return "preset %d chosen" % a
-    if code == S.EV_CONTACT:
-        return "skin contact: %d uA through %d ohm" % (a, b)
-    if code == S.EV_CLEARED:
-        return "fault %s cleared" % fault_words(a)[0]
-    return "event %d (%d, %d)" % (code, a, b)

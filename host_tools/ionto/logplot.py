@@ -44,7 +44,8 @@ def plot_session(path, samples, events, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .logparse import event_words, fault_words, firmware
+    from .fw import firmware
+    from .words import event_words, fault_name
 
     S = firmware("session")
     ts = [s[0] for s in samples]
@@ -79,7 +80,7 @@ def plot_session(path, samples, events, title=""):
         for j, e in enumerate(faults):
             for ax in (a1, a2, a3):
                 ax.axvline(e[0], color="red", linewidth=1.5, label="fault" if (ax is a1 and j == 0) else None)
-            a1.annotate(fault_words(e[3])[0], (e[0], 1.0), xycoords=("data", "axes fraction"), color="red",
+            a1.annotate(fault_name(e[3]), (e[0], 1.0), xycoords=("data", "axes fraction"), color="red",
                         rotation=90, va="top", ha="right", fontsize=8)
         for e in events:
             if e[1] == S.EV_END:

@@ -20,21 +20,15 @@ import json
 import os
 import sys
 
-from . import clinictime
+from . import clinictime, words
+# The archive side of a pull (which sessions to fetch, how they are stored, what to acknowledge).
+from .archive import SESSION_COLUMNS, ack_point, plan, session_files, store_events, store_session  # noqa: F401
 from .errors import EXIT_AMBIGUOUS, EXIT_DAMAGED, EXIT_NOT_FOUND, EXIT_UNIT, EXIT_USAGE, IontoError
 
 LOG_DIR = "/log"
 
-SESSION_COLUMNS = (
-    "serial", "session", "boot", "seq", "rtc_valid", "start_t", "firmware", "preset_idx", "preset_name",
-    "target_ua", "ceiling_ua", "duration_s", "slew_up_ua_s", "slew_down_ua_s", "reverse", "polarity", "area_cm2",
-    "gate_hz", "gate_duty_pct", "dose_cap_uas", "time_source", "end_reason", "end_name", "dose_uas", "treat_s",
-    "n_samples", "lost", "max_actual_ua", "pauses", "faults", "damaged", "complete", "sum_bytes", "trc_bytes",
-    "pulled_at")
 SAMPLE_COLUMNS = ("serial", "session", "t_s", "set_ua", "actual_ua", "mv", "load_ohm", "state", "state_name",
                   "polarity")
-# Columns a trace gives: kept from the archive when the unit has since pruned the trace.
-_TRACE_FIELDS = ("n_samples", "max_actual_ua", "pauses", "faults")
 
 
 def add_arguments(p):
@@ -91,98 +85,6 @@ def _now_iso():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _session_files(listing):
-    """hostcmd.ls entries -> {n: {"sum": size, "trc": size}} and {name: size} of the rest."""
-    sess = {}
-    other = {}
-    for name, size, is_dir in listing:
-        if is_dir:
-            continue
-        if len(name) == 11 and name[0] == "s" and name[1:7].isdigit() and name[7:] in (".sum", ".trc"):
-            sess.setdefault(int(name[1:7]), {})[name[8:]] = size
-        else:
-            other[name] = size
-    return sess, other
-
-
-def plan(db, serial, sess):
-    """Which sessions to fetch: [(n, fetch_sum, fetch_trc)] for those whose summary or trace
-    size on the unit differs from the archive's (a trace the unit no longer has is kept)."""
-    have = {r["session"]: r for r in db.execute(
-        "SELECT session, sum_bytes, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
-    out = []
-    for n in sorted(sess):
-        f = sess[n]
-        if "sum" not in f:
-            continue  # a trace without its summary: the unit is mid-prune or the summary was lost
-        old = have.get(n)
-        s_new = old is None or old["sum_bytes"] != f["sum"]
-        t_new = "trc" in f and (old is None or old["trc_bytes"] != f["trc"])
-        if s_new or t_new:
-            # Both files together: the session's row is derived from both.
-            out.append((n, True, "trc" in f))
-    return out
-
-
-def store_session(db, serial, n, parsed, sum_bytes, trc_bytes, pulled_at):
-    """Write one parsed session into the archive. trc_bytes None: the unit has no trace now;
-    an archived one (and its samples) is kept. Returns 'new' | 'updated' | 'kept'."""
-    old = db.execute("SELECT * FROM sessions WHERE serial = ? AND session = ?", (serial, n)).fetchone()
-    row = dict(parsed.row)
-    if old is not None and old["seq"] is not None and row.get("seq") is not None and \
-            (old["boot"], old["seq"]) != (row["boot"], row["seq"]):
-        # Same number, different session: the unit's log was reset. Never overwrite the archive.
-        return "kept"
-    if old is not None and row.get("seq") is None:
-        # The summary is unreadable now but was archived before: keep what was archived.
-        for k in SESSION_COLUMNS[2:21]:
-            row[k] = old[k]
-    if trc_bytes is None and old is not None and old["trc_bytes"]:
-        for k in _TRACE_FIELDS:
-            row[k] = old[k]
-        trc_bytes = old["trc_bytes"]
-        keep_trace = True
-    else:
-        keep_trace = False
-    row.update(serial=serial, sum_bytes=sum_bytes, trc_bytes=trc_bytes or 0, pulled_at=pulled_at)
-    cols = [c for c in SESSION_COLUMNS if c in row]
-    db.execute("INSERT OR REPLACE INTO sessions(%s) VALUES (%s)" % (", ".join(cols), ", ".join("?" * len(cols))),
-               [row[c] for c in cols])
-    if not keep_trace:
-        db.execute("DELETE FROM samples WHERE serial = ? AND session = ?", (serial, n))
-        db.execute("DELETE FROM session_events WHERE serial = ? AND session = ?", (serial, n))
-        db.executemany("INSERT OR REPLACE INTO samples(serial, session, t_s, set_ua, actual_ua, mv, load_ohm, state, "
-                       "polarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial, n) + s for s in parsed.samples])
-        db.executemany("INSERT INTO session_events(serial, session, t_s, code, name, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(serial, n) + e for e in parsed.events])
-    return "new" if old is None else "updated"
-
-
-def store_events(db, serial, rows):
-    """Event-log rows not yet archived (by sequence number) -> how many were added."""
-    before = db.total_changes
-    db.executemany("INSERT OR IGNORE INTO events(serial, seq, boot, rtc_valid, t, code, name, a, b, text) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(serial,) + tuple(r) for r in rows])
-    return db.total_changes - before
-
-
-def ack_point(db, serial, sess):
-    """The highest session the unit may count as archived: every session the unit still has up to
-    it is archived, complete, and its trace (if the unit has one) archived at the unit's size."""
-    arch = {r["session"]: r for r in db.execute(
-        "SELECT session, complete, trc_bytes FROM sessions WHERE serial = ?", (serial,))}
-    ack = 0
-    for n in sorted(sess):
-        r = arch.get(n)
-        f = sess[n]
-        if "sum" not in f:
-            continue
-        if r is None or not r["complete"] or ("trc" in f and r["trc_bytes"] != f["trc"]):
-            break
-        ack = n
-    return ack
-
-
 def _ranges(ns):
     """[1, 2, 3, 7] -> "sessions 1-3, 7"."""
     out = []
@@ -191,8 +93,8 @@ def _ranges(ns):
             out[-1][1] = n
         else:
             out.append([n, n])
-    words = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
-    return ("session " if len(ns) == 1 else "sessions ") + words
+    text = ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+    return ("session " if len(ns) == 1 else "sessions ") + text
 
 
 def pull(args):
@@ -216,7 +118,7 @@ def pull(args):
             raise IontoError(EXIT_UNIT, "the unit did not give its serial number: update its firmware (`ionto flash`)")
         unit_acked = (info.get("log") or {}).get("acked") or 0
         listing = u.hostcmd("ls", LOG_DIR)
-        sess, other = _session_files(listing)
+        sess, other = session_files(listing)
         todo = plan(db, serial, sess)
         ev_files = [nm for nm in ("events.old", "events.log") if nm in other]
         total = sum(sess[n]["sum"] + sess[n].get("trc", 0) for n, _s, _t in todo) + sum(other[nm] for nm in ev_files)
@@ -326,32 +228,6 @@ def find_session(db, n, serial=None):
     return rows[0]
 
 
-def start_words(row, clock=None):
-    """A session's start: in the clinic's time zone once it is set (`ionto course tz`), so a
-    session falls on the same day here as in the course and the report; else in UTC."""
-    if row["start_t"] is None:
-        return "?"
-    if row["rtc_valid"] and clock is not None and clock.configured:
-        return clock.words(row["start_t"])
-    if row["rtc_valid"]:
-        return datetime.datetime.fromtimestamp(row["start_t"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "boot %s +%ds" % (row["boot"], row["start_t"])
-
-
-def _mmss(s):
-    return "" if s is None else "%d:%02d" % (s // 60, s % 60)
-
-
-def _ma(ua):
-    return "" if ua is None else "%.1f" % (ua / 1000.0)
-
-
-def _dose(uas):
-    from . import logparse
-
-    return "" if uas is None else "%.2f" % logparse.mamin(uas)
-
-
 def list_(args):
     db = _open_archive(args.archive)
     clock = clinictime.get(db)
@@ -373,8 +249,9 @@ def list_(args):
         end = r["end_name"] if r["end_name"] is not None else "(not ended)"
         if r["damaged"]:
             end += " [%d damaged]" % r["damaged"]
-        out.append((r["serial"], r["session"], start_words(r, clock), r["preset_name"], _ma(r["target_ua"]),
-                    _ma(r["max_actual_ua"]), _mmss(r["treat_s"]), _dose(r["dose_uas"]), end, r["pauses"],
+        out.append((r["serial"], r["session"], words.session_start(r, clock), r["preset_name"],
+                    words.ma(r["target_ua"], unit=False, none=""), words.ma(r["max_actual_ua"], unit=False, none=""),
+                    words.mmss(r["treat_s"], none=""), words.dose(r["dose_uas"], unit=False, none=""), end, r["pauses"],
                     r["faults"]))
     print(table(out, ("serial", "session", "start", "preset", "target mA", "max mA", "treat", "dose mA.min", "end",
                       "pauses", "faults")))
@@ -383,7 +260,6 @@ def list_(args):
 
 def events(args):
     """The archived event log in words, oldest first, per unit."""
-    from . import logparse
     from .archive import table
 
     db = _open_archive(args.archive)
@@ -411,12 +287,8 @@ def events(args):
     out = []
     clock = clinictime.get(db)
     for r in rows:
-        if r["rtc_valid"]:
-            when = clock.words(r["t"], seconds=True) if clock.configured else logparse.utc_words(r["t"])
-        else:
-            when = "boot %d +%ds" % (r["boot"], r["t"] or 0)
-        out.append((r["serial"], r["seq"], r["boot"], when, r["name"],
-                    logparse.log_event_words(r["name"], r["a"], r["b"], r["text"])))
+        out.append((r["serial"], r["seq"], r["boot"], words.unit_when(r["rtc_valid"], r["t"], r["boot"], clock, True),
+                    r["name"], words.log_event_words(r["name"], r["a"], r["b"], r["text"])))
     print(table(out, ("serial", "seq", "boot", "time", "event", "what")))
     if host:
         print("\nrecorded on this computer:\n" + table(host, ("time", "operator", "what")))
@@ -424,8 +296,6 @@ def events(args):
 
 
 def show(args):
-    from . import logparse
-
     db = _open_archive(args.archive)
     r = find_session(db, args.session, args.serial)
     lines = ["session %d of unit %s" % (r["session"], r["serial"])]
@@ -433,20 +303,20 @@ def show(args):
     def kv(k, v):
         lines.append("  %-14s %s" % (k, v))
 
-    kv("started", start_words(r, clinictime.get(db)))
+    kv("started", words.session_start(r, clinictime.get(db)))
     kv("firmware", r["firmware"] or "?")
     kv("preset", "%s (%s)" % (r["preset_name"], r["preset_idx"]))
     if r["target_ua"] is not None:
-        kv("target", "%s mA (ceiling %s mA)" % (_ma(r["target_ua"]), _ma(r["ceiling_ua"])))
-        kv("duration", _mmss(r["duration_s"]))
+        kv("target", "%s (ceiling %s)" % (words.ma(r["target_ua"]), words.ma(r["ceiling_ua"])))
+        kv("duration", words.mmss(r["duration_s"]))
         kv("ramp", "up %s uA/s, down %s uA/s" % (r["slew_up_ua_s"], r["slew_down_ua_s"]))
-        kv("polarity", "%s%s" % (logparse.polarity_words(r["polarity"]), ", reversed at half time" if r["reverse"] else ""))
+        kv("polarity", "%s%s" % (words.polarity(r["polarity"]), ", reversed at half time" if r["reverse"] else ""))
         kv("electrodes", "%s cm2" % r["area_cm2"])
         kv("pulsed", "%s Hz, %s %% duty" % (r["gate_hz"], r["gate_duty_pct"]) if r["gate_hz"] else "no (DC)")
-        kv("dose cap", "%s mA.min" % _dose(r["dose_cap_uas"]) if r["dose_cap_uas"] else "none")
+        kv("dose cap", words.dose(r["dose_cap_uas"]) if r["dose_cap_uas"] else "none")
     kv("ended", r["end_name"] if r["end_name"] is not None else "not ended (no end record)")
-    kv("treatment", "%s, dose %s mA.min, max %s mA" % (_mmss(r["treat_s"]) or "?", _dose(r["dose_uas"]) or "?",
-                                                       _ma(r["max_actual_ua"]) or "?"))
+    kv("treatment", "%s, dose %s, max %s" % (words.mmss(r["treat_s"], none="?"), words.dose(r["dose_uas"], none="?"),
+                                             words.ma(r["max_actual_ua"], none="?")))
     kv("samples", "%s (lost on the unit: %s)" % (r["n_samples"], r["lost"] if r["lost"] is not None else "?"))
     kv("pauses", r["pauses"])
     kv("faults", r["faults"])
@@ -458,7 +328,7 @@ def show(args):
     if not evs:
         lines.append("  (none archived)")
     for e in evs:
-        lines.append("  %7s  %s" % (_mmss(e["t_s"]), logparse.event_words(e["code"], e["a"], e["b"])))
+        lines.append("  %7s  %s" % (words.mmss(e["t_s"], none=""), words.event_words(e["code"], e["a"], e["b"])))
     print("\n".join(lines))
     return 0
 
@@ -483,8 +353,6 @@ def _samples(db, serial, n):
 
 
 def export(args):
-    from . import logparse
-
     db = _open_archive(args.archive)
     rows = _sessions_for_export(db, args)
     buf = io.StringIO()
@@ -494,20 +362,20 @@ def export(args):
         for r in rows:
             for s in _samples(db, r["serial"], r["session"]):
                 w.writerow((r["serial"], r["session"], s["t_s"], s["set_ua"], s["actual_ua"], s["mv"], s["load_ohm"],
-                            s["state"], logparse.state_name(s["state"]), s["polarity"]))
+                            s["state"], words.state_name(s["state"]), s["polarity"]))
     else:
         out = []
         for r in rows:
             d = {k: r[k] for k in r.keys()}
-            d["dose_ma_min"] = logparse.mamin(r["dose_uas"])
+            d["dose_ma_min"] = words.mamin(r["dose_uas"])
             d["events"] = [
                 {"t_s": e["t_s"], "code": e["code"], "name": e["name"], "a": e["a"], "b": e["b"],
-                 "text": logparse.event_words(e["code"], e["a"], e["b"])}
+                 "text": words.event_words(e["code"], e["a"], e["b"])}
                 for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND session = ? "
                                     "ORDER BY rowid", (r["serial"], r["session"]))]
             d["samples"] = [
                 {"t_s": s["t_s"], "set_ua": s["set_ua"], "actual_ua": s["actual_ua"], "mv": s["mv"],
-                 "load_ohm": s["load_ohm"], "state": s["state"], "state_name": logparse.state_name(s["state"]),
+                 "load_ohm": s["load_ohm"], "state": s["state"], "state_name": words.state_name(s["state"]),
                  "polarity": s["polarity"]}
                 for s in _samples(db, r["serial"], r["session"])]
             out.append(d)
@@ -540,7 +408,8 @@ def plot(args):
                          "unit before a pull, or never written)" % (r["session"], r["serial"]))
     events = [tuple(e) for e in db.execute("SELECT t_s, code, name, a, b FROM session_events WHERE serial = ? AND "
                                            "session = ? ORDER BY rowid", (r["serial"], r["session"]))]
-    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"], start_words(r, clinictime.get(db)))
+    title = "unit %s session %d: %s, %s" % (r["serial"], r["session"], r["preset_name"],
+                                            words.session_start(r, clinictime.get(db)))
     try:
         logplot.plot_session(args.output, samples, events, title)
     except OSError as e:

@@ -15,8 +15,8 @@ firmware prints, without being asked:
 The port is locked (flock, as pyserial's exclusive open does) while the monitor runs, so other
 `ionto` commands report the port busy instead of reading from under it. On a terminal the view
 is redrawn in place; otherwise (a pipe, a log file) it prints one line per status line and
-event. Ctrl-C or --duration ends it (exit 0). Event and fault words come from the firmware's
-own tables (session.EVENT_NAMES / STATE_NAMES / END_TEXT, limits.FAULTS / LIMIT_REASONS).
+event. Ctrl-C or --duration ends it (exit 0). Event and fault words are words.py's, the one
+vocabulary of every command (from the firmware's own tables).
 """
 import csv
 import fcntl
@@ -28,9 +28,10 @@ import termios
 import time
 from collections import deque
 
-from . import course
+from . import words
 from .errors import EXIT_BUSY, EXIT_NO_DEVICE, EXIT_UNIT, EXIT_USAGE, IontoError
 from .link import parse_line, resolve_port
+from .words import dose_mamin, event_words, ma, mmss, polarity, state_words, volts  # noqa: F401 (event_words: the view's)
 
 STALE_S = 3.5  # no @ST for this long (host time): say so
 _EVENTS_SHOWN = 5
@@ -103,85 +104,6 @@ class ReadOnlyPort:
         return False
 
 
-# --- words --------------------------------------------------------------------------------
-def _fw(name):
-    return course.firmware(name)
-
-
-def state_words(state):
-    return (state or "?").replace("_", " ")
-
-
-def polarity_words(p):
-    return "?" if p is None else ("B+" if p else "A+")  # as the unit's display (display.pol)
-
-
-def ma(ua, digits=2):
-    return "-" if ua is None else "%.*f mA" % (digits, ua / 1000.0)
-
-
-def mmss(s):
-    if s is None:
-        return "-"
-    return "%d:%02d" % (s // 60, s % 60)
-
-
-def fault_words(code, long=False):
-    row = _fw("limits").fault_info(code)
-    if row is None:
-        return "fault %d" % code
-    words = "%s (%s %s)" % (row[1], row[2], row[3].strip())
-    return words + ": " + row[4] if long else words
-
-
-def _fault_advice(code):
-    row = _fw("limits").fault_info(code)
-    return row[4] if row else "see the unit's display"
-
-
-def event_words(name, a, b):
-    """One session event (@EV) in words, from the firmware's own tables."""
-    S = _fw("session")
-    names = [n for n in S.EVENT_NAMES]
-    n = (name or "").lower()
-    if n not in names or not n:
-        return "%s %d %d" % (name, a, b)
-
-    def st(x):
-        return S.STATE_NAMES[x] if 0 <= x < len(S.STATE_NAMES) else str(x)
-
-    if n == "state":
-        return "state %s -> %s" % (st(b), st(a))
-    if n == "start":
-        return "treatment started: preset %d, target %s" % (a, ma(b, 1))
-    if n == "adjust":
-        return "target changed %s -> %s" % (ma(a, 1), ma(b, 1))
-    if n == "pause":
-        return "paused: skin contact lost after %s of treatment (setpoint was %s)" % (mmss(a), ma(b, 1))
-    if n == "resume":
-        return "resumed after %s of treatment, target %s" % (mmss(a), ma(b, 1))
-    if n == "reverse":
-        return "polarity reversed to %s after %s of treatment" % (polarity_words(a), mmss(b))
-    if n == "fault":
-        return "FAULT %s, %s measured at the trip: %s" % (fault_words(a), ma(b, 1), _fault_advice(a))
-    if n == "end":
-        text = S.END_TEXT[a] if 0 <= a < len(S.END_TEXT) else "reason %d" % a
-        return "ended: %s, dose %.1f mA.min" % (text, b / 60000.0)
-    if n == "refused":
-        return "start refused: %s" % fault_words(a, long=True)
-    if n == "limited":
-        return "current limited: %s reachable of %s target" % (ma(a, 1), ma(b, 1))
-    if n == "limit_end":
-        return "no longer limited: %s of %s" % (ma(a, 1), ma(b, 1))
-    if n == "mode":
-        return "preset %d chosen" % a
-    if n == "contact":
-        return "skin contact: %s, load %.1f kOhm" % (ma(a, 2), b / 1000.0)
-    if n == "cleared":
-        return "fault cleared: %s" % fault_words(a)
-    return "%s %d %d" % (n, a, b)
-
-
 # --- the model --------------------------------------------------------------------------------
 class View:
     """What the monitor knows: the last status, identity, recent events and the history of
@@ -227,8 +149,8 @@ class View:
         """(mA.min, estimated?)."""
         st = self.status
         if st is not None and st.dose_uas is not None:
-            return st.dose_uas / 60000.0, False
-        return self.dose_est_uas / 60000.0, True
+            return words.mamin(st.dose_uas), False
+        return words.mamin(self.dose_est_uas), True
 
     def stale(self, now):
         return self.status_at is None or now - self.status_at > STALE_S
@@ -242,19 +164,20 @@ class View:
         out = []
         if st.limited_ua is not None and st.limited_ua >= 0:
             out.append("LIMITED to %s of %s target (skin resistance or output at its limit)"
-                       % (ma(st.limited_ua, 1), ma(st.target_ua, 1)))
+                       % (ma(st.limited_ua), ma(st.target_ua)))
         if st.fault:
-            out.append("FAULT " + fault_words(st.fault, long=st.state == "FAULT"))
+            out.append("FAULT " + words.fault_words(st.fault)
+                       + (": " + words.fault_advice(st.fault) if st.state == "FAULT" else ""))
         return out
 
     def line(self, now_text):
         """One plain line for the latest status."""
         st = self.status
         dose, est = self.dose()
-        parts = ["%s %-9s" % (now_text, st.state.replace("_", " ")), "left %s" % mmss(st.time_left_s),
-                 "set %s" % ma(st.set_ua), "actual %s" % ma(st.actual_ua), "target %s" % ma(st.target_ua),
-                 "pol %s" % polarity_words(st.polarity), "%.1f V" % ((st.mv or 0) / 1000.0),
-                 "dose %s%.1f mA.min" % ("~" if est else "", dose)]
+        parts = ["%s %-9s" % (now_text, state_words(st.state)), "left %s" % mmss(st.time_left_s),
+                 "set %s" % ma(st.set_ua, 2), "actual %s" % ma(st.actual_ua, 2), "target %s" % ma(st.target_ua, 2),
+                 "pol %s" % polarity(st.polarity), volts(st.mv or 0),
+                 "dose %s%s" % ("~" if est else "", dose_mamin(dose))]
         if st.session is not None:
             parts.append("session %d" % st.session)
         return "  ".join(parts + self.status_words())
@@ -273,11 +196,11 @@ class View:
         else:
             dose, est = self.dose()
             out.append("state   %-12s time left %-7s polarity %s%s" % (
-                state_words(st.state), mmss(st.time_left_s), polarity_words(st.polarity),
+                state_words(st.state), mmss(st.time_left_s), polarity(st.polarity),
                 "   session %d" % st.session if st.session is not None else ""))
-            out.append("current set %s   actual %s   target %s   electrodes %.1f V" % (
-                ma(st.set_ua), ma(st.actual_ua), ma(st.target_ua), (st.mv or 0) / 1000.0))
-            out.append("dose    %s%.1f mA.min%s" % ("~" if est else "", dose,
+            out.append("current set %s   actual %s   target %s   electrodes %s" % (
+                ma(st.set_ua, 2), ma(st.actual_ua, 2), ma(st.target_ua, 2), volts(st.mv or 0)))
+            out.append("dose    %s%s%s" % ("~" if est else "", dose_mamin(dose),
                                                   "  (estimated here: this firmware does not report it)" if est else ""))
             for w in self.status_words():
                 out.append("        " + w)

@@ -4,9 +4,7 @@ the maintenance plan and the units and firmware used. `ionto report` renders it 
 CSV, HTML or PDF (report_cmd, report_render): every format carries the same content.
 No names anywhere: the course label and operator codes only.
 """
-from . import clinictime, course, dryness, flags, maintenance, tolerance, visits
-
-POLARITY = {0: "anode A", 1: "anode B"}
+from . import clinictime, course, dryness, flags, maintenance, tolerance, visits, words
 
 
 def build(db, label, today=None, now=None):
@@ -24,12 +22,12 @@ def build(db, label, today=None, now=None):
         p.update(tol)
         p["course_day"] = None if p["date"] is None else (course.parse_date(p["date"]) - start).days + 1
         figs = dryness.figures(samples, int(plan["trend_after_s"]), int(plan["trend_len_s"]), spans)
-        p["skin_kohm"] = {POLARITY.get(k, str(k)): v for k, v in sorted(figs.items())}
+        p["skin_kohm"] = {words.polarity(k): v for k, v in sorted(figs.items())}
         sessions.append(p)
         if p["course_day"] is None:
             continue
         for pol, f in sorted(figs.items()):
-            key = (p["preset"] or "?", POLARITY.get(pol, str(pol)))
+            key = (p["preset"] or "?", words.polarity(pol))
             series.setdefault(key, []).append(dict(f, day=p["course_day"], date=p["date"], session=p["session"]))
     dseries = []
     for (site, pol), pts in sorted(series.items()):

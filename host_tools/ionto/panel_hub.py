@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 
-from . import fw
+from . import fw, words
 from .shipped import SIM
 from .simctl import SimClient, SimError
 
@@ -94,11 +94,10 @@ class Words:
     """State, fault and limit words from the firmware's own tables (one vocabulary)."""
 
     def __init__(self):
-        s = fw.firmware("session")
         lim = fw.firmware("limits")
-        self.states = list(s.STATE_NAMES)
+        self.states = words.display_states()
         self.faults = {row[0]: {"code": row[0], "name": row[1], "line1": row[2], "line2": row[3], "do": row[4]}
-                       for row in lim.FAULTS}
+                       for row in words.fault_table()}
         self.ua_per_mamin = lim.UAS_PER_MAMIN
 
     def state(self, code):
@@ -348,12 +347,11 @@ class Hub:
             if kind != "reverse" or self.words.state(pst) != "REVERSING":
                 self._event(t, kind, name)
         if row[9] != p[9] and st >= 0 and pst >= 0:
-            self._event(t, "polarity", "polarity %s" % ("B+" if row[9] else "A+"))
+            self._event(t, "polarity", "polarity %s" % words.polarity(row[9]))
         if row[10] != p[10] and row[10]:
-            f = self.words.fault(row[10]) or {"line1": "code %d" % row[10], "line2": ""}
-            self._event(t, "fault", ("%s %s" % (f["line1"], f["line2"])).strip())
+            self._event(t, "fault", words.fault_words(row[10]))
         if (row[11] >= 0) != (p[11] >= 0) and st >= 0:
-            self._event(t, "limit", "limited to %.1f mA" % (row[11] / 1000) if row[11] >= 0 else "limit ended")
+            self._event(t, "limit", "limited to %s" % words.ma(row[11]) if row[11] >= 0 else "limit ended")
 
     # --- commands -------------------------------------------------------------------------
     def command(self, cid, msg):
@@ -448,11 +446,11 @@ class Hub:
                         raise Refused(400, "patient %s: %s must be a number %g..%g" % (do, k, rule[0], rule[1]))
                 req[k] = v
             on = "on" if m.get("on") else "off"
-            words = {"tray": "%s %s" % (m.get("side", "?"), "in" if m.get("in") else "out"),
+            said = {"tray": "%s %s" % (m.get("side", "?"), "in" if m.get("in") else "out"),
                      "one_tray": "both electrodes in one tray" if m.get("on") else "electrodes in their own trays",
                      "slow_lift": "slow lift (%s)" % m.get("side", "right"), "soft_water": "soft water %s" % on,
                      "cut": "cut in the skin %s" % on}
-            return req, "patient: %s" % words.get(do, do.replace("_", " "))
+            return req, "patient: %s" % said.get(do, do.replace("_", " "))
         if cmd == "scenario":
             only("name")
             n = m.get("name")

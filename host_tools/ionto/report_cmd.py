@@ -17,9 +17,10 @@ import io
 import json
 import os
 
-from . import archive, course
+from . import archive, course, outfile
 from .archive import table
 from .errors import EXIT_USAGE, IontoError
+from .words import ma_value
 
 CSV_COLUMNS = ("course", "day", "week", "scheduled", "status", "late_days", "session", "date", "time", "preset",
                "target_ma", "reached_ma", "dose_mamin", "treat_min", "pauses", "faults", "fault_names", "end",
@@ -68,21 +69,11 @@ def run(args):
 def _write(kind, path, rep):
     from . import report_render
 
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        if kind == "pdf":
-            report_render.write_pdf(rep, tmp)
-        else:
-            text_ = report_render.html_page(rep) if kind == "html" else json.dumps(rep, indent=1, sort_keys=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text_)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise IontoError(EXIT_USAGE, "cannot write %s: %s" % (path, e.strerror or e))
+    if kind == "pdf":
+        outfile.write(path, lambda tmp: report_render.write_pdf(rep, tmp))
+    else:
+        text_ = report_render.html_page(rep) if kind == "html" else json.dumps(rep, indent=1, sort_keys=True)
+        outfile.write_text(path, text_, encoding="utf-8")
 
 
 def rows(rep):
@@ -134,15 +125,7 @@ def text(rep):
                   "; %d session%s with no date (unit clock not set: `ionto clock sync`)"
                   % (s["undated"], "" if s["undated"] == 1 else "s") if s["undated"] else ""))
     out.append("")
-    drows = []
-    for e in a["days"]:
-        st = e["status"] + (" +%dd" % e["late_days"] if e["status"] == "late" else "")
-        drows.append((e["day"], e["weekday"], e["date"], st, " ".join(e["sessions"])))
-    for o in a["outside"]:
-        drows.append(("", o["weekday"], o["date"], o["kind"], " ".join(o["sessions"])))
-    for r in a["undated"]:
-        drows.append(("", "", "?", "date unknown", r))
-    out.append(table(drows, ("day", "wd", "date", "status", "sessions")))
+    out.append(table(course.days_rows(a), course.DAYS_HEADERS))
     out.append("")
     if not rep["sessions"]:
         out.append("no sessions linked: `ionto course link %s SERIAL:SESSION ...`" % c["label"])
@@ -176,7 +159,7 @@ def progress_text(rep):
     n = rep.get("next_target")
     if n:
         out.append("next target (advice, never sent to a unit): %s: %s"
-                   % ("%.1f mA" % n["target_ma"] if n["target_ma"] is not None else "none", n["why"]))
+                   % (ma_value(n["target_ma"], none="none"), n["why"]))
     for f in rep.get("flags", []):
         out.append("FLAG %s: %s. %s" % (f["severity"], f["what"], f["advice"]))
     head, rows = maintenance_rows(rep)

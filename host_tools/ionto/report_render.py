@@ -9,6 +9,8 @@ import io
 import re
 import textwrap
 
+from .words import ma_value
+
 SEVERITY_WORDS = {"stop": "STOP", "review": "review", "note": "note"}
 
 
@@ -69,11 +71,7 @@ def progress_fig(rep):
         a2.set_ylim(0, hi * 1.15)
     else:
         a2.text(0.5, 0.5, "no session figure yet", transform=a2.transAxes, ha="center", color="0.4")
-    a2.set_xlabel("date (clinic time)")
-    a2.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
+    return _dated(fig, a2)
 
 
 def current_fig(rep):
@@ -113,8 +111,14 @@ def current_fig(rep):
     a2.set_ylabel("dose, mA.min")
     a2.set_ylim(0, max([s["dose_mamin"] or 0 for s in ss] + [1]) * 1.35)
     a2.grid(alpha=0.3)
-    a2.set_xlabel("date (clinic time)")
-    a2.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    return _dated(fig, a2)
+
+
+def _dated(fig, ax):
+    """The figure laid out with clinic dates along ax's x axis."""
+    _plt, mdates = _mpl()
+    ax.set_xlabel("date (clinic time)")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -144,7 +148,7 @@ def session_rows(rep):
         rows.append((s["date"] or "unknown", s["time"] or "", s["session"], s["firmware"] or "", s["preset"] or "",
                      _f(s["target_ma"]), _f(s["held_ma"]), _f(s["reached_ma"]), _f(s["dose_mamin"]),
                      _f(s["treat_min"]), "%d/%d" % (s["ups"], s["downs"]), str(s["pauses"] or 0),
-                     ("%d (at %.1f mA)" % (s["limited"], s["limited_at_ma"])) if s["limited"] else "0", faults, sk,
+                     ("%d (at %s)" % (s["limited"], ma_value(s["limited_at_ma"]))) if s["limited"] else "0", faults, sk,
                      s["end"] + ("" if s["complete"] else " (incomplete)")))
     return head, rows
 
@@ -251,7 +255,7 @@ def html_page(rep):
     n = rep["next_target"]
     p.append("<h2>Next session's target (advice for the nurse, never sent to a unit)</h2>")
     p.append('<div class="advice"><b>%s</b>: %s</div>' % (
-        e("%.1f mA" % n["target_ma"]) if n["target_ma"] is not None else "no suggestion", e(n["why"])))
+        e(ma_value(n["target_ma"], none="no suggestion")), e(n["why"])))
     p.append("<h2>HDSS and skin resistance over the course</h2>")
     p.append(_img(progress_figure(rep), "HDSS per site and skin resistance per session over the course"))
     for s in rep["dryness"]["series"]:
@@ -339,8 +343,7 @@ def write_pdf(rep, path):
         blocks.append((10, "none", "black"))
     n = rep["next_target"]
     blocks.append((12, "Next session's target (advice for the nurse, never sent to a unit)", "black"))
-    blocks.append((10, "%s: %s" % ("%.1f mA" % n["target_ma"] if n["target_ma"] is not None else "no suggestion",
-                                   n["why"]), "#060"))
+    blocks.append((10, "%s: %s" % (ma_value(n["target_ma"], none="no suggestion"), n["why"]), "#060"))
     blocks.append((12, "Skin-resistance trend", "black"))
     for s in rep["dryness"]["series"]:
         t = s["trend"]

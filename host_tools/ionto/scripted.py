@@ -6,6 +6,7 @@ TRUE current, which the firmware never sees, beside what the firmware commanded.
 """
 import time
 
+from . import words
 from .simctl import SimError
 
 # Installed through the control channel's test-only exec. A vclock hook: every advance it
@@ -78,7 +79,9 @@ class Recorder:
 
 
 def state_name(ctl):
-    return ctl.eval("__import__('session').STATE_NAMES[app.s.state] if app else 'NONE'")
+    """The unit's state as its display names it ("NONE" before its application runs)."""
+    code = ctl.eval("app.s.state if app else -1")
+    return "NONE" if code < 0 else words.state_name(code, halves=False)
 
 
 def wait_for(ctl, expr, timeout=120.0, poll=0.02, recorder=None):

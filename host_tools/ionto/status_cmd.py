@@ -15,8 +15,7 @@ polarity, electrode voltage, dose, session) and says the rest is available when 
 import json
 import time
 
-from . import link
-from .clock_cmd import fmt_offset, fmt_utc
+from . import link, words
 from .config_cmd import SOURCE_WORDS, presets_table
 from .fw import firmware
 from .errors import IontoError
@@ -68,16 +67,14 @@ def when(r):
     """A record's time in words: UTC when the RTC was set. Otherwise the record holds the
     unset RTC, which counts from RTC_POWERON at power-up (soft resets do not restart it)."""
     if r.get("rtc_valid"):
-        return fmt_utc(r["time"])
+        return words.utc(r["time"])
     t = r["time"]
     return "boot %d, %s (clock unset)" % (r["boot"], "+%d s" % (t - RTC_POWERON) if t >= RTC_POWERON else "%d s" % t)
 
 
 def fault_words(r):
     if r["name"] == "fault":
-        row = firmware("limits").fault_info(r["a"])
-        what = ("%s (%s: %s)" % (row[1], row[2].lower(), row[3])) if row else "fault %d" % r["a"]
-        return "%s at %.1f mA" % (what, r["b"] / 1000.0)
+        return words.fault_at(r["a"], r["b"])
     return "self-test %s" % r.get("text", "failed")
 
 
@@ -97,7 +94,7 @@ def gather(port, listen_s=2.5, n_faults=5):
         if st is None:
             d["state"] = "at REPL"
         else:
-            d["state"] = st.state.replace("_", " ")
+            d["state"] = words.state_words(st.state)
         if d["treating"]:
             return d
         # Idle, or main.py not running: the REPL is free (enter() listens once more and
@@ -137,26 +134,24 @@ def _kib(n):
 def _channel_lines(s):
     out = []
     if s.get("time_left_s") is not None:
-        t = s["time_left_s"]
-        out.append("time left %d:%02d" % (t // 60, t % 60))
+        out.append("time left %s" % words.mmss(s["time_left_s"]))
     for key, label in (("target_ua", "target"), ("set_ua", "set"), ("actual_ua", "actual")):
         if s.get(key) is not None:
-            out.append("%s %.1f mA" % (label, s[key] / 1000.0))
+            out.append("%s %s" % (label, words.ma(s[key])))
     if s.get("polarity") is not None:
-        out.append("anode %s" % ("B" if s["polarity"] else "A"))
+        out.append("polarity %s" % words.polarity(s["polarity"]))
     if s.get("mv") is not None:
-        out.append("electrodes %.1f V" % (s["mv"] / 1000.0))
+        out.append("electrodes %s" % words.volts(s["mv"]))
     if s.get("dose_uas") is not None:
-        out.append("dose %.1f mA.min" % (s["dose_uas"] / 60000.0))
+        out.append("dose %s" % words.dose(s["dose_uas"]))
     if s.get("session") is not None:
         out.append("session %d" % s["session"])
     line = ", ".join(out)
     extra = []
     if s.get("limited_ua") not in (None, -1):
-        extra.append("limited to %.1f mA (the skin's resistance)" % (s["limited_ua"] / 1000.0))
+        extra.append("limited to %s (the skin's resistance)" % words.ma(s["limited_ua"]))
     if s.get("fault"):
-        row = firmware("limits").fault_info(s["fault"])
-        extra.append("fault: %s" % (row[1] if row else s["fault"]))
+        extra.append("fault: %s" % words.fault_name(s["fault"]))
     return [line] + extra
 
 
@@ -175,12 +170,12 @@ def render(d):
         L.append("Nothing was sent to the unit. Firmware integrity, configuration, storage, faults and clock are "
                  "available when it is idle.")
         return "\n".join(L)
-    ok, words = (info.get("integrity") or [False, "?"])[:2]
+    ok, integrity = (info.get("integrity") or [False, "?"])[:2]
     if ok:
         # The unit says e.g. "firmware 0.1.0 intact (26 files)": the label already says firmware.
-        L.append("firmware   %s" % (words[9:] if words.startswith("firmware ") else words))
+        L.append("firmware   %s" % (integrity[9:] if integrity.startswith("firmware ") else integrity))
     else:
-        L.append("firmware   %s, NOT INTACT: %s" % (info.get("version") or "none", words))
+        L.append("firmware   %s, NOT INTACT: %s" % (info.get("version") or "none", integrity))
     st = info.get("selftest")
     if st is not None:
         L.append("self-test  %s" % ("passed at boot" if st.get("ok") else "FAILED at boot: %s" % (st.get("text") or "?")))
@@ -224,10 +219,10 @@ def render(d):
         L.append("           %d damaged stretches of the event log skipped" % d["damaged_event_records"])
     c = d["clock"]
     if c.get("rtc_valid"):
-        L.append("clock      set: %s (%s)" % (fmt_utc(c["unit_time"]), fmt_offset(c["offset_s"])))
+        L.append("clock      set: %s (%s)" % (words.utc(c["unit_time"]), words.offset(c["offset_s"])))
     else:
         L.append("clock      NOT SET since power-up (unit says %s, %s): records carry seconds since boot; "
-                 "run `ionto clock sync`" % (fmt_utc(c.get("unit_time")), fmt_offset(c.get("offset_s") or 0)))
+                 "run `ionto clock sync`" % (words.utc(c.get("unit_time")), words.offset(c.get("offset_s") or 0)))
     return "\n".join(L)
 
 

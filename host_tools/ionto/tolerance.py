@@ -15,6 +15,7 @@ It starts from the last session's held current (rounded down to the unit's 0.5 m
 never above the preset's ceiling recorded with the session.
 """
 from .fw import firmware
+from .words import ma, ma_value
 
 UNIT_STEP_UA = 500
 NORMAL_ENDS = ("time complete", "dose reached")
@@ -86,12 +87,13 @@ def next_target(last, reactions_since, step_ma):
                    "treating" % " and ".join(serious))
     elif last.get("limited"):
         sug = target
-        why.append("the last session was LIMITED to %.1f of %.1f mA: the unit could not reach the target, raising it "
-                   "changes nothing (see the soft-water advice)" % (last.get("limited_at_ma") or held, target / 1000.0))
+        why.append("the last session was LIMITED to %s of %s: the unit could not reach the target, raising it "
+                   "changes nothing (see the soft-water advice)" % (ma_value(last.get("limited_at_ma") or held, unit=False),
+                                                                    ma(target)))
     elif last.get("downs"):
         sug = base
-        why.append("DOWN was pressed %d time%s last session: stay at the %.1f mA the patient held"
-                   % (last["downs"], "" if last["downs"] == 1 else "s", base / 1000.0))
+        why.append("DOWN was pressed %d time%s last session: stay at the %s the patient held"
+                   % (last["downs"], "" if last["downs"] == 1 else "s", ma(base)))
     else:
         events = []
         if last.get("pauses"):
@@ -104,13 +106,12 @@ def next_target(last, reactions_since, step_ma):
             events.append("%s recorded" % " and ".join(mild))
         if events:
             sug = base
-            why.append("the last session was not uneventful (%s): stay at the %.1f mA held" % ("; ".join(events),
-                                                                                               base / 1000.0))
+            why.append("the last session was not uneventful (%s): stay at the %s held" % ("; ".join(events), ma(base)))
         else:
             sug = base + step
-            why.append("the last session was uneventful (held %.1f mA; no DOWN, pause, limit, fault or skin "
-                       "reaction): one step of %.1f mA up" % (base / 1000.0, step / 1000.0))
+            why.append("the last session was uneventful (held %s; no DOWN, pause, limit, fault or skin "
+                       "reaction): one step of %s up" % (ma(base), ma(step)))
     if ceiling is not None and sug > ceiling:
         sug = ceiling
-        why.append("capped at the preset's ceiling of %.1f mA" % (ceiling / 1000.0))
+        why.append("capped at the preset's ceiling of %s" % ma(ceiling))
     return {"target_ma": round(sug / 1000.0, 1), "why": "; ".join(why), "basis": last["session"]}

@@ -106,11 +106,7 @@ def parse_hdss(text, course_site):
 
 
 def parse_reactions(text):
-    parts = [p.strip().lower() for p in re.split(r"[+,]", text or "") if p.strip()]
-    bad = [p for p in parts if p not in REACTIONS]
-    if not parts or bad:
-        raise IontoError(EXIT_USAGE, "bad skin reaction %r: choose from %s (several with ',')"
-                         % (text, ", ".join(REACTIONS)))
+    parts = course.parse_choices(text, REACTIONS, "skin reaction", "','")
     if "none" in parts and len(parts) > 1:
         raise IontoError(EXIT_USAGE, "skin reaction %r: 'none' cannot go with a reaction" % text)
     return [r for r in REACTIONS if r in parts]

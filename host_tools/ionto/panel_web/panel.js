@@ -302,19 +302,21 @@ function limb(scn) {
   return LIMBS[scn === "soles" ? "foot" : scn === "armpits" ? "pad" : "hand"];
 }
 
+// The page formats its live readout and a saved record's replay itself (a record plays back
+// without the host); the words and formats are those of ionto/words.py, the tools' vocabulary.
 function mmss(s) {
   s = Math.max(0, s | 0);
-  return String((s / 60) | 0).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0");
+  return String((s / 60) | 0) + ":" + String(s % 60).padStart(2, "0");
 }
 
 function readout(u, t) {
   if (!u) return;
-  $("r-state").textContent = u.state_name + (u.fault_words ? " (" + u.fault_words.line1 + " " + u.fault_words.line2 + ")" : "") + (u.limited_ua >= 0 ? " (limited)" : "");
+  $("r-state").textContent = u.state_name + (u.fault_words ? ": " + u.fault_words.name + " (" + u.fault_words.line1 + " / " + u.fault_words.line2 + ")" : "") + (u.limited_ua >= 0 ? " (limited)" : "");
   $("r-left").textContent = u.state >= 0 ? mmss(u.time_left_s) : "–";
-  $("r-dose").textContent = (u.dose_uas / 60000).toFixed(1) + " mA·min";
+  $("r-dose").textContent = (u.dose_uas / 60000).toFixed(1) + " mA.min";
   $("r-true").textContent = (u.true_ua / 1000).toFixed(2) + " mA (measured " + (u.measured_ua / 1000).toFixed(2) + ", set " + (u.set_ua / 1000).toFixed(2) + ", target " + (u.target_ua / 1000).toFixed(1) + ")";
   $("r-mv").textContent = (u.electrode_mv / 1000).toFixed(1) + " V";
-  $("r-load").textContent = u.load_ohm >= 0 ? (u.load_ohm / 1000).toFixed(2) + " kΩ" : "open (no contact)";
+  $("r-load").textContent = u.load_ohm >= 0 ? (u.load_ohm / 1000).toFixed(2) + " kOhm" : "open (no contact)";
 }
 
 function addEventLine(ev) {
@@ -387,8 +389,8 @@ function drawChart() {
     ctx.beginPath(); ctx.moveTo(L, Y2(mv)); ctx.lineTo(w - R, Y2(mv)); ctx.stroke();
     ctx.fillText(mv / 1000 + " V", 10, Y2(mv) + 4);
   }
-  ctx.fillText((maxLoad / 1000).toFixed(0) + " kΩ", w - R + 4, Y3(maxLoad) + 8);
-  ctx.fillText("0 kΩ", w - R + 4, Y3(0));
+  ctx.fillText((maxLoad / 1000).toFixed(0) + " kOhm", w - R + 4, Y3(maxLoad) + 8);
+  ctx.fillText("0 kOhm", w - R + 4, Y3(0));
   const nT = 6;
   for (let i = 0; i <= nT; i++) {
     const t = tStart + (span * i) / nT;
@@ -444,7 +446,7 @@ function drawChart() {
   }
   const last = vis[vis.length - 1];
   ctx.fillStyle = "#1c2330";
-  ctx.fillText("dose so far " + (last[C.dose_uas] / 60000).toFixed(1) + " mA·min", w - R - 160, top1 + 12);
+  ctx.fillText("dose so far " + (last[C.dose_uas] / 60000).toFixed(1) + " mA.min", w - R - 160, top1 + 12);
   cv.dataset.rows = vis.length;
 }
 $("window").addEventListener("change", scheduleChart);
