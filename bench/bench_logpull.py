@@ -57,8 +57,6 @@ def run(quick=None):
     from ionto import cli, firmware_build, link
     from ionto.simctl import VirtualUnit
 
-    if "logs" not in cli.COMMANDS:  # until the lead registers it
-        cli.COMMANDS["logs"] = ("ionto.logs_cmd", "session logs")
     mpremote = str(Path(sys.executable).with_name("mpremote"))
     out = []
     with tempfile.TemporaryDirectory() as d:
