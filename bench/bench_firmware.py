@@ -1,4 +1,4 @@
-"""Issue 3 figures: the firmware's control tick on the unix port, its allocations and I2C
+"""The firmware's control tick on the unix port, its allocations and I2C
 traffic, fault reaction per kind, regulation per scenario, heap over a whole session.
 
 Every figure comes from the real firmware on the in-process virtual unit (tests/mpy/fwsim.py)

@@ -302,7 +302,7 @@ def test_short_circuit_scenario_faults_before_the_current_grows():
 
 def test_output_dead_is_a_fault_not_a_pause():
     # Output stage dies mid-treatment (hands still in the water): no current and, once the
-    # skin capacitance has discharged, no electrode voltage. Issue 3: a fault in words.
+    # skin capacitance has discharged, no electrode voltage. A fault in words.
     r = fault("output_dead")
     assert r["state"] == "FAULT" and r["fault"] == "output_dead", r
     # Judged over DEAD_WINDOW_MS once the skin capacitance has discharged: within a second.

@@ -24,15 +24,6 @@ from ionto.simctl import SimError, VirtualUnit
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    # Until cli.COMMANDS carries "logs" (the lead adds it), register it for these tests.
-    mp = pytest.MonkeyPatch()
-    mp.setitem(cli.COMMANDS, "logs", ("ionto.logs_cmd", "session logs: pull, list, show, export, plot"))
-    yield
-    mp.undo()
-
-
 def ready(c):
     """After a pull the unit soft-reboots: wait for main.py's app to run again."""
     for _ in range(400):

@@ -36,11 +36,10 @@ import tty
 from pathlib import Path
 
 from .pico_repl import PicoError, ReplHost
+from .shipped import RP2
 
 __all__ = ["Pico", "PicoError", "node_exe"]
 
-ROOT = Path(__file__).resolve().parents[2]
-RP2 = ROOT / "hw" / "rp2"
 EMU = RP2 / "emu"
 IMAGE = RP2 / "image" / "firmware.uf2"
 BOOTROM = EMU / "bootrom-b1.bin"
@@ -48,11 +47,9 @@ WATCHDOG_RESET = 3  # pico.mjs exit code: the watchdog (or machine.reset()) rest
 
 
 def _board_module():
-    if str(RP2) not in sys.path:
-        sys.path.insert(0, str(RP2))
-    import picoboard
+    from .fw import load
 
-    return picoboard
+    return load("rp2", "picoboard")
 
 
 def node_exe():
@@ -60,7 +57,8 @@ def node_exe():
     if not exe:
         raise PicoError("node not found: `make venv` installs it (apt-get install nodejs npm)")
     if not (EMU / "node_modules" / "rp2040js").is_dir():
-        raise PicoError("rp2040js is not installed: run `make venv` (npm ci in hw/rp2/emu)")
+        raise PicoError("the emulator's node package rp2040js is not installed: run `npm ci` in %s "
+                        "(`make venv` in a checkout)" % EMU)
     return exe
 
 
@@ -125,7 +123,7 @@ class Pico(ReplHost):
     def _register(self, scale):
         """List this unit for `ionto devices` (the virtual units' registry), with how many times
         slower than a board it runs: host tools stretch their waits by it (link.time_scale)."""
-        from .sim import registry_dir
+        from .unit_server import registry_dir
 
         try:
             d = registry_dir()

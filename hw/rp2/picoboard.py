@@ -31,17 +31,10 @@ board time, and how long after it the enable pin fell, the setpoint fell to the 
 level and the fault was cleared (None: not before the clear).
 """
 import json
-import sys
-import types
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for _p in (ROOT / "hw" / "sim", ROOT / "firmware"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-if "micropython" not in sys.modules:  # the models' `from micropython import const` on CPython
-    sys.modules["micropython"] = types.SimpleNamespace(const=lambda x: x)
-
+# ionto.fw loads this module (ionto.pico): the plain names below are the virtual unit's models
+# (hw/sim) and the firmware's modules, imported under ionto's namespaces as the unit's
+# MICROPYPATH would find them, with no sys.path of their own.
 import fram_model  # noqa: E402
 import ina219_model  # noqa: E402
 import pins  # noqa: E402

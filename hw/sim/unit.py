@@ -4,7 +4,7 @@
 #       [--ctl-in FIFO --ctl-out FIFO] [--scenario NAME] [--accel X] [--seed-from DIR]
 #       [--flash-worst-case]
 #
-# Normally started (and restarted) by `ionto sim` (host_tools/ionto/sim.py), which serves
+# Normally started (and restarted) by `ionto sim` (host_tools/ionto/unit_server/), which serves
 # stdin/stdout on a pseudo-terminal. What it does, as rp2's main.c does:
 #   - sets up the `machine` mock, the simulated board and the flash (everything the simulator
 #     needs is imported first: the host filesystem disappears; firmware/ is on MICROPYPATH
