@@ -7,17 +7,29 @@ MPY     := $(BIN)/micropython
 EMU     := hw/rp2/emu
 EMU_STAMP := $(EMU)/node_modules/.installed
 
-.PHONY: all venv test test-fast test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
+.PHONY: all venv lock test test-fast test-installed test-interrupts demo demo-course sim panel pico rp2-image bench docs clean system-deps
 
 all: test
 
 venv: $(STAMP) $(EMU_STAMP)
 
-$(STAMP): pyproject.toml
+# pyproject.toml says which versions ionto accepts; constraints.txt fixes the exact set installed
+# here, so every checkout and CI test the same thing.
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+## lock: re-resolve pyproject.toml's ranges in a scratch venv and write constraints.txt
+lock:
+	rm -rf build/lock-venv && $(PY) -m venv build/lock-venv
+	build/lock-venv/bin/pip install -q --upgrade pip
+	build/lock-venv/bin/pip install -q '.[dev]'
+	{ echo "# Exact versions \`make venv\` installs (pyproject.toml gives the ranges ionto accepts)."; \
+	  echo "# Refresh with \`make lock\`, then run \`make test\`."; \
+	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==\|^ionto'; } > constraints.txt
+	rm -rf build/lock-venv build/lib build/bdist.*  # the scratch venv and the in-tree build of ionto
 
 ## system-deps: Debian packages the tests use (headless Chromium for pages, poppler for PDFs),
 ## installed with apt-get when missing and the machine allows it; the tests skip with a clear
@@ -52,17 +64,22 @@ test: $(STAMP) $(EMU_STAMP) system-deps
 test-fast: $(STAMP) $(EMU_STAMP)
 	@$(TEST_ORDER) -m 'not slow'
 
+## test-installed: ionto from a wheel installed into a fresh environment outside the checkout (also in `make test`)
+test-installed: $(STAMP)
+	$(BIN)/python -m pytest -m installed
+
 ## test-interrupts: every device command interrupted at N moments of each kind (long; N=6 by default)
 test-interrupts: $(STAMP)
 	IONTO_INTERRUPT_TRIALS=$${N:-6} $(BIN)/python -m pytest tests/test_interrupt.py
 
-## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in out/demo
+## demo: a full treatment on the virtual unit, with a summary, a plot and display frames in
+## out/demo; then the clinic course (demo-course): about a minute in all
 demo: $(STAMP)
 	$(BIN)/python -m ionto.demo --out out/demo
+	$(BIN)/python -m ionto.coursesim --out out/demo
 
-## demo-course: a short simulated course (12 sessions on the virtual unit, visits recorded) and
-## its reports (HTML, PDF, JSON) in out/demo. Not in `make demo` yet: the virtual unit runs
-## only ~7x real time, so even these 20-40 s sessions take about a minute in all.
+## demo-course: the clinic course alone: two simulated courses (12 short sessions on a virtual
+## unit, visits recorded) and their reports (HTML, PDF, JSON) in out/demo
 demo-course: $(STAMP)
 	$(BIN)/python -m ionto.coursesim --out out/demo
 

@@ -1,4 +1,4 @@
-"""Issue 5 figures for `ionto flash`, in one run.
+"""Figures for `ionto flash`, in one run.
 
 The unit starts as `ionto sim` seeds it: the firmware as .py sources with their manifest, the
 application running. Per repetition:
@@ -12,7 +12,7 @@ application running. Per repetition:
 then the unit is put back to its sources. Once more on an EMPTY flash (nothing runs, so the
 listen waits its full LISTEN_S before it can be sure no treatment runs), on a second new unit.
 Both tools run as subprocesses (a fresh interpreter each, as a user runs them); medians of REPS.
-Goals (issue 5): full deploy / mpremote <= 1.0, redeploy / full deploy <= 0.25.
+Goals: full deploy / mpremote <= 1.0, redeploy / full deploy <= 0.25.
 """
 import os
 import statistics

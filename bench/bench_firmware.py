@@ -1,4 +1,4 @@
-"""Issue 3 figures: the firmware's control tick on the unix port, its allocations and I2C
+"""The firmware's control tick on the unix port, its allocations and I2C
 traffic, fault reaction per kind, regulation per scenario, heap over a whole session.
 
 Every figure comes from the real firmware on the in-process virtual unit (tests/mpy/fwsim.py)
@@ -102,6 +102,8 @@ def run(quick=None):
                  % (c["detect_ms"] * 1000 / fr["period_us"], c["code"])))
         add(("fw_sensing_worst_1ms_over_setpoint_ua", max(c["worst_1ms_ua"] - c["sp"] for c in fr["fault"]),
              "uA, worst 1 ms mean of the true current above the setpoint while a sensing fault is on (bound 500)"))
+        add(("fw_sensing_peak_ua", max(c["peak_ua"] for c in fr["fault"]),
+             "uA instantaneous, the true current's peak while a sensing fault is on (setpoint %d uA)" % max(c["sp"] for c in fr["fault"])))
     if not q:
         s128 = res[-1]
         done128 = 1 if (s128 and s128["completed"]) else 0

@@ -1,4 +1,4 @@
-"""Issue 5 figure: log pull throughput, `ionto logs pull` (link.read_file: base64 blocks, one
+"""Log pull throughput, `ionto logs pull` (link.read_file: base64 blocks, one
 exec per file, CRC32 checked) against `mpremote connect PORT fs cp :/log/sN.trc DIR` of the same
 trace files (mpremote reads one byte per call from a unit). Goal: ratio >= 3.
 
@@ -57,8 +57,6 @@ def run(quick=None):
     from ionto import cli, firmware_build, link
     from ionto.simctl import VirtualUnit
 
-    if "logs" not in cli.COMMANDS:  # until the lead registers it
-        cli.COMMANDS["logs"] = ("ionto.logs_cmd", "session logs")
     mpremote = str(Path(sys.executable).with_name("mpremote"))
     out = []
     with tempfile.TemporaryDirectory() as d:

@@ -1,4 +1,4 @@
-"""Issue 2 figures: how fast the virtual unit runs a 40-minute session, and an mpremote exec's
+"""How fast the virtual unit runs a 40-minute session, and an mpremote exec's
 round trip over its pseudo-terminal.
 
 - in-process (tests/mpy/fwsim.py): the firmware and the simulated board in one interpreter;

@@ -1,37 +1,70 @@
 # The control loop on the RP2040 (rp2 port, on the emulated chip): the unit's own start-up, then
 # a treatment through every state where current can flow, each held for a window of W seconds,
-# timed by the loop itself (app.tick_stats: tick cost histogram, worst tick, overruns).
+# timed by the loop itself (app.tick_stats: tick cost histogram, worst tick, overruns), and the
+# free heap at the worst point of the whole session.
 #
-# Sent over the raw REPL with the firmware's modules on the board's filesystem; the host
-# prepends its options as lines:
+# Compiled by mpy-cross and imported as a module on a freshly reset chip, with the firmware's
+# modules on its filesystem (as source over the raw REPL, its compile left no 30 KB block for
+# the log's ring); the host's options in rp2opts.py beside it:
 #   W = 3             seconds per state window (contact, ramp up, treat, reversal, ramp down)
-#   FAULTS = ()       fault kinds to inject after the session ("over", "short", "i2c", "stale",
-#                     "limiter", "open"): the line "@INJECT kind" asks the emulator for the
-#                     condition on the pins; it times the enable pin's fall itself
-# Prints one "@RESULT {json}" line. Everything runs heap-locked (App lock_heap=True, as main.py):
-# an allocation in the safety path raises MemoryError and ends the run with the output off.
+# The line "@INJECT open" asks the board to lift the hands (the contact check's window),
+# "@CLEAR open" puts them back. Prints one "@RESULT {json}" line. Everything runs heap-locked
+# (App lock_heap=True, as main.py): an allocation in the safety path raises MemoryError and ends
+# the run with the output off. The fault reactions are tests/rp2/reactions.py's.
+#
+# Heap: the free heap (garbage counted as used) is looked at between the script's steps of the
+# start-up and the session, at the end of each timed window, inside the loop just before each
+# planned collection outside the windows (the lowest point between two collections: the
+# low-rate jobs only add garbage until then; gc.mem_free() walks the heap, so not inside a
+# timed window), and after the session's log is written to flash; the live data alone
+# (collected first) after the start-up, after each window and after the log write.
 import sys
 import gc
 import time
 import micropython
 
 try:
-    W
-except NameError:
-    W = 3
-try:
-    FAULTS
-except NameError:
-    FAULTS = ()
-try:
-    PROFILE  # True: time each kind of low-rate job (wrappers add a little to every tick)
-except NameError:
-    PROFILE = False
+    import rp2opts  # written by the host beside this module
+except ImportError:
+    rp2opts = None
+W = getattr(rp2opts, "W", 3)
+PROFILE = getattr(rp2opts, "PROFILE", False)  # True: time each kind of low-rate job (wrappers add to every tick)
 
 ticks_us = time.ticks_us
 ticks_diff = time.ticks_diff
 
+# --- start-up as main.py does it, with its session log on the (modelled) flash ---------------
+heap_min = [1 << 29, 1 << 29, 1 << 29]  # whole run, the session after the start-up, collected
+
+
+def heap_look():
+    f = gc.mem_free()
+    if f < heap_min[0]:
+        heap_min[0] = f
+    if f < heap_min[1]:
+        heap_min[1] = f
+
+
+def heap_live():
+    # the live data alone: collected first (outside the timed windows only)
+    gc.collect()
+    f = gc.mem_free()
+    if f < heap_min[2]:
+        heap_min[2] = f
+
+
+t_boot = ticks_us()
+heap_look()
 import board as fwboard  # noqa: E402  (output safe at import)
+import journal  # noqa: E402
+import logstore  # noqa: E402
+
+b = fwboard.Board()
+b.init_devices()
+# The log's 30 KB ring before the rest of the application (main.py takes it after importing
+# it): this module's own bytecode is on the heap, which a unit's is not, so the free-heap
+# figures below are a little worse than a unit's.
+log = logstore.Log("/log", journal=journal.Journal(b.fram))
 import config  # noqa: E402
 import session as S  # noqa: E402
 import limits as L  # noqa: E402
@@ -62,24 +95,44 @@ def cfg_bench():
     return c
 
 
-# --- start-up as main.py does it (less the session log: see hw/rp2/README.md) ----------------
-t_boot = ticks_us()
-b = fwboard.Board()
-b.init_devices()
+# --- the rest of main.py's start-up -------------------------------------------------------
 import cfgstore  # noqa: E402
-import logstore  # noqa: E402,F401
 import selftest  # noqa: E402
 from version import VERSION  # noqa: E402
 
 b.display.message("IONTO " + VERSION, "self-test...")
 b.display.show()
+log.open(b.reset_cause_name(), VERSION)
+log.flush()
+heap_look()
 cfg0, source, errs = cfgstore.CfgStore("/").load()
 ok_st, results = selftest.run(b, cfg0 is not None, errs[0] if errs else "")
 res["selftest_failures"] = [r[0] for r in results if not r[1]]
-app = App(b, cfg_bench(), True, out=sys.stdout, lock_heap=True, version=VERSION)
+log.selftest(ok_st, results)
+heap_look()
+app = App(b, cfg_bench(), True, out=sys.stdout, log=log, lock_heap=True, version=VERSION)
+heap_look()
 res["startup_ms"] = ticks_diff(ticks_us(), t_boot) // 1000
-gc.collect()
-res["heap_free_after_boot"] = gc.mem_free()
+res["heap_free_min_startup"] = heap_min[0]
+heap_min[1] = 1 << 29
+heap_live()
+res["heap_free_after_boot"] = heap_min[2]
+
+# --- the free heap just before each planned collection (heap unlocked there) -------------------
+slow_gc = app._slow
+J_GC = 6  # app's _J_GC
+
+
+probe = [True]  # off inside the timed windows: gc.mem_free() walks the heap (milliseconds)
+
+
+def slow_heap(job, now_ms):
+    if job == J_GC and probe[0]:
+        heap_look()
+    slow_gc(job, now_ms)
+
+
+app._slow = slow_heap
 
 # --- buttons injected into the loop's take() (a closure: no allocation per call) -------------
 take0 = app._take
@@ -171,14 +224,7 @@ if PROFILE:
 # last longer than W): the loop's own statistics, reset (and the loop re-phased) before it.
 # Between windows the session is moved on in short runs that are not counted.
 wins = {}
-heap_min = [1 << 29]
 SHORT = TPS // 10  # ticks per uncounted step (0.1 s)
-
-
-def heap_look():
-    f = gc.mem_free()
-    if f < heap_min[0]:
-        heap_min[0] = f
 
 
 def window(name, states):
@@ -190,13 +236,16 @@ def window(name, states):
         return
     gc0 = app.gc_runs
     app.reset_stats()
+    probe[0] = False
     t0 = ticks_us()
     app.run(max_ticks=app.ticks + W * TPS)
     span = ticks_diff(ticks_us(), t0)
+    probe[0] = True
     n, med, p99, mx, ov = app.tick_stats()
     wins[name] = {"ticks": n, "median_us": med, "p99_us": p99, "max_us": mx, "overruns": ov,
                   "gc_slots": app.gc_runs - gc0, "end": S.STATE_NAMES[app.s.state], "span_us": span}
-    heap_look()
+    heap_look()  # the window's garbage since its last planned collection
+    heap_live()
     say("%s: %r" % (name, wins[name]))
     app.rephase()  # the bookkeeping above is the bench's pause, not the loop's
 
@@ -248,7 +297,6 @@ app.rephase()
 
 
 res["windows"] = wins
-res["heap_free_min"] = heap_min[0]
 if PROFILE:
     names = ("display_step", "events", "render", "status", "service", "format", "gc", "-")
     res["jobs"] = {names[i]: {"n": r[0], "mean_us": r[1] // r[0] if r[0] else 0, "max_us": r[2]}
@@ -257,31 +305,18 @@ if PROFILE:
     res["parts"] = {pn[i]: {"n": r[0], "mean_us": r[1] // r[0] if r[0] else 0, "max_us": r[2]}
                     for i, r in enumerate(part) if r[0]}
 
-# --- fault reactions: the emulator applies the condition and times the enable pin --------------
-react = {}
-for kind in FAULTS:
-    until((S.IDLE,), 0)
-    for _ in range(4):
-        if app.s.state == S.IDLE:
-            break
-        press(S.BTN_STOP)
-    press(S.BTN_START)
-    press(S.BTN_START)
-    until((S.RAMP_UP,), 5)
-    app.s.ramp.reset(app.s.target_ua)  # no need to wait for the ramp: full current at once
-    until((S.TREAT,), 5)
-    app.run(max_ticks=app.ticks + TPS // 2)
-    st0 = app.s.state
-    app.reset_stats()
-    app.rephase()
-    print("@INJECT " + kind)
-    until((S.FAULT, S.PAUSED), 1)
-    app.run(max_ticks=app.ticks + TPS // 10)
-    react[kind] = {"from": S.STATE_NAMES[st0], "to": S.STATE_NAMES[app.s.state], "fault": app.s.fault}
-    print("@CLEAR " + kind)
-    app.rephase()
-    app.run(max_ticks=app.ticks + TPS // 10)
-res["reactions"] = react
+# --- the session's log written to flash once the output is off --------------------------------
+n = 0
+while log.pending() and n < 100:
+    app.run(max_ticks=app.ticks + SHORT)
+    n += 1
+heap_look()
+heap_live()
+res["log_pending"] = log.pending()
+res["log_session"] = log.session
+res["heap_free_min"] = heap_min[0]
+res["heap_free_min_session"] = heap_min[1]
+res["heap_free_min_collected"] = heap_min[2]
 gc.collect()
 t = ticks_us()
 gc.collect()

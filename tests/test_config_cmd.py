@@ -30,10 +30,13 @@ def write(tmp_path, name, doc):
 
 # --- host only -------------------------------------------------------------------------------
 def test_the_firmware_modules_are_the_firmwares_own():
-    # Imported from firmware/, never a copy.
-    assert config_cmd.firmware("config") is config
-    assert config_cmd.firmware("cfgstore") is cfgstore
+    # Imported from firmware/, never a copy, under ionto's own namespace (no top-level `config`
+    # that another package could shadow), and the same module for every host command.
+    assert config_cmd.firmware("config") is config_cmd.firmware("config")
+    assert config_cmd.firmware("config").__name__ == "ionto.firmware.config"
+    assert config_cmd.firmware("cfgstore").config is config_cmd.firmware("config")
     assert config_cmd.firmware("config").__file__ == str(config_cmd.FIRMWARE / "config.py")
+    assert config_cmd.firmware("config").defaults() == config.defaults()  # the same code as the unit's
 
 
 def test_validate_good_file(tmp_path, capsys):

@@ -152,13 +152,23 @@ def test_boot_selftest_fails_and_start_is_refused(bundle, case, item, words, scr
     # (there R12 limits the sink): not asserted either way.
 
 
-def test_boot_invalid_config_refuses_start(bundle):
+@pytest.mark.parametrize("preset, change, words", [
+    (0, {"target_ua": 40_000}, "target_ua"),  # above the hard ceiling
+    # a drug preset (named otherwise) with its ceiling raised, or reversing: the unit refuses
+    # it as the host does, in one line
+    (3, {"name": "drug_pad", "ceiling_ua": 9_000}, "above the glycopyrrolate ceiling"),
+    (3, {"name": "drug_pad", "reverse": True}, "not allowed for glycopyrrolate"),
+])
+def test_boot_invalid_config_refuses_start(bundle, preset, change, words):
     cfg = json.loads(json.dumps(__import__("config").defaults()))
-    cfg["presets"][0]["target_ua"] = 40_000  # above the hard ceiling
+    cfg["presets"][preset].update(change)
+    if preset == 3:
+        cfg["default_preset"] = cfg["presets"][0]["name"]
     (bundle / "config.json").write_text(json.dumps(cfg))
     r, out = boot(bundle, "good")
     st = _selftest_lines(out)
-    assert "FAIL" in st["config"] and "target_ua" in st["config"], out
+    assert "FAIL" in st["config"] and words in st["config"], out
+    assert ("presets[%d]" % preset) in st["config"], out  # the line names the preset at fault
     assert r["config_ok"] is False and r["selftest_ok"] is False
     assert r["state"] == "IDLE" and r["screen"][0] == "CONFIG INVALID"
     _off_after(r)
@@ -273,10 +283,12 @@ def test_hardware_limiter_trip_cuts_the_output_in_one_tick():
 
 def test_short_circuit_during_treatment_is_cut_in_one_tick():
     # Both electrodes into one tray mid-treatment: the charged output dumps into 200 ohm and
-    # the hardware limiter opens first, or the supervisor sees the short: either way, cut.
+    # the hardware limiter opens first, or the supervisor sees the short: either way, cut, and
+    # the nurse reads what to act on (SHORT CIRCUIT), not which part acted.
     r = fault("short")
-    assert r["fault"] in ("short", "hw_limiter")
-    _cut(r, r["fault"], L.SHORT_WINDOW_MS * 1000 + 2 * TICK_US, r["screen"][0])
+    assert r["fault"] == "short"
+    _cut(r, "short", L.SHORT_WINDOW_MS * 1000 + 2 * TICK_US, "SHORT CIRCUIT")
+    assert r["screen"][1] == "check trays"
 
 
 def test_short_circuit_scenario_faults_before_the_current_grows():
@@ -290,7 +302,7 @@ def test_short_circuit_scenario_faults_before_the_current_grows():
 
 def test_output_dead_is_a_fault_not_a_pause():
     # Output stage dies mid-treatment (hands still in the water): no current and, once the
-    # skin capacitance has discharged, no electrode voltage. Issue 3: a fault in words.
+    # skin capacitance has discharged, no electrode voltage. A fault in words.
     r = fault("output_dead")
     assert r["state"] == "FAULT" and r["fault"] == "output_dead", r
     # Judged over DEAD_WINDOW_MS once the skin capacitance has discharged: within a second.

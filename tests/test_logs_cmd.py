@@ -26,13 +26,6 @@ from helpers import boots, ready, unit_file, wait_restart
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    # Until cli.COMMANDS carries "logs" (the lead adds it), register it for these tests.
-    mp = pytest.MonkeyPatch()
-    mp.setitem(cli.COMMANDS, "logs", ("ionto.logs_cmd", "session logs: pull, list, show, export, plot"))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

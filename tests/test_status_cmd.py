@@ -93,7 +93,7 @@ def test_clock_sync_makes_the_rtc_valid(vu, capsys):
         evs = records.read(u.read_file("/log/events.log"))
     clock = [e for e in evs if e["type"] == "event" and e["code"] == logstore.L_CLOCK]
     # (its "a", the old time, is read after the RTC was already set by hostcmd.clock_set:
-    # reported to the lead, not asserted here)
+    # a known gap, not asserted here)
     assert clock and r["set"] - 5 <= clock[-1]["b"] <= r["set"] + 5
     assert evs[-1]["rtc_valid"] is True
     ready(vu.ctl)

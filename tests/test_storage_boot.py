@@ -1,5 +1,5 @@
-"""Storage at boot and around a treatment, on the real pseudo-terminal virtual unit (issue 4's
-remaining items, firmware side of issue 5):
+"""Storage at boot and around a treatment, on the real pseudo-terminal virtual unit (a damaged
+filesystem, logs and deployment on the firmware side):
 
 - a damaged flash image: the frozen _boot.py (firmware/_boot.py through fsmount, as on our rp2
   build) formats nothing, the unit refuses treatment and says STORAGE ERROR on the display and

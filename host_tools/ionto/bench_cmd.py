@@ -28,8 +28,9 @@ from pathlib import Path
 
 from . import errors, link
 from .errors import IontoError
+from .shipped import BENCH
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "mpy_onboard.py"
+SCRIPT = BENCH / "mpy_onboard.py"
 _FIGURE = re.compile(r"^(\w+): (\S+)(?: (.*))?$")
 
 EXIT_NO_DEVICE = errors.EXIT_NO_DEVICE

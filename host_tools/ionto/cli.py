@@ -9,7 +9,7 @@ import sys
 
 # name -> (module, one-line help). Other tools register here.
 COMMANDS = {
-    "sim": ("ionto.sim", "serve the virtual unit on a pseudo-terminal"),
+    "sim": ("ionto.unit_server.command", "serve the virtual unit on a pseudo-terminal"),
     "panel": ("ionto.panel", "the virtual unit's front panel in a browser (training, demos, bug reports)"),
     "pico": ("ionto.pico", "serve the emulated Pico (the unit's rp2 image on an emulated RP2040) on a pseudo-terminal"),
     "bench": ("ionto.bench_cmd", "measure loop period, jitter, I2C time, tick cost and free heap on a unit"),
@@ -28,6 +28,8 @@ COMMANDS = {
 
 def build_parser():
     p = argparse.ArgumentParser(prog="ionto", description="Host tools for the ionto iontophoresis controller.")
+    p.add_argument("--version", action="version", version=version_line(),
+                   help="print ionto's version and the firmware version it ships, and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (modname, help_) in COMMANDS.items():
@@ -35,6 +37,13 @@ def build_parser():
         sp.set_defaults(_module=modname)
         _module(modname).add_arguments(sp)
     return p
+
+
+def version_line():
+    """`ionto X.Y.Z (firmware A.B.C)`: this package and the firmware `ionto flash` deploys."""
+    from . import __version__, firmware_build
+
+    return "ionto %s (firmware %s)" % (__version__, firmware_build.version())
 
 
 def _module(name):

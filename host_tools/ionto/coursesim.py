@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from . import cli, clinictime
+from .shipped import SIM
 from .scripted import app_ready, press, wait_for, wait_virtual_s
 from .simctl import SimError, VirtualUnit
 
-ROOT = Path(__file__).resolve().parents[2]
-COURSES_DIR = ROOT / "hw" / "sim" / "courses"
+COURSES_DIR = SIM / "courses"
 CLINIC_TZ = "Europe/Berlin"
 OPERATOR = "RN07"
 NO = ",".join("%s=no" % k for k in ("pregnancy", "epilepsy", "pacemaker", "metal_implants", "heart_disease",

@@ -14,15 +14,14 @@ import time
 from pathlib import Path
 
 from . import cli, words
+from .fw import load
 from .scripted import COLUMNS, Recorder, press, state_name, wait_for, wait_virtual_s
 from .simctl import SimError, VirtualUnit
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _frame(ctl, out, name):
-    sys.path.insert(0, str(ROOT / "hw" / "sim"))
-    import framepng
+    framepng = load("sim", "framepng")
 
     # The loop sends a changed page 16 bytes a tick (~130 ms for a whole page): let it land.
     wait_virtual_s(ctl, 0.5)

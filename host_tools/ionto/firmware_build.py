@@ -1,22 +1,14 @@
 """Build the firmware bundle a unit runs: the files of firmware/ plus manifest.json.
 
 The manifest is made by firmware/integrity.py itself (imported, not copied), so the unit's
-boot check and the host hash files alike. `ionto flash` (issue 5) compiles to .mpy on top of
+boot check and the host hash files alike. `ionto flash` compiles to .mpy on top of
 this; the virtual unit is seeded from the bundle.
 """
-import importlib.util
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-
-
-def _firmware_module(name):
-    spec = importlib.util.spec_from_file_location("_fw_" + name, FIRMWARE / (name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from .fw import firmware as _firmware_module
+from .shipped import FIRMWARE
 
 
 def version():

@@ -5,7 +5,7 @@ and forwards what the page asks for. The HTTP side is ionto/panel.py.
     hub.start()                # a thread polls the unit ~10 times a second
     hub.subscribe() -> queue of snapshots; hub.command(client_id, {"cmd": "press", ...})
 
-Everything the page shows comes from the unit's control channel: the supervisor's status,
+Everything the page shows comes from the unit's control channel: the unit server's status,
 and the `trace` request (hw/sim/tracer.py) with the firmware's numbers beside the plant's
 true current, the display frames, the buzzer's notes and the patient. Times on the page are
 "panel time": milliseconds of the unit's virtual clock, carried on across its restarts (a
@@ -21,14 +21,13 @@ import queue
 import socket
 import threading
 import time
-from pathlib import Path
 
 from . import fw, words
+from .shipped import SIM
 from .simctl import SimClient, SimError
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO_DIR = ROOT / "hw" / "sim" / "scenarios"
-EXERCISE_DIR = ROOT / "hw" / "sim" / "exercises"
+SCENARIO_DIR = SIM / "scenarios"
+EXERCISE_DIR = SIM / "exercises"
 
 COLUMNS = ("t_ms", "ticks", "state", "target_ua", "set_ua", "measured_ua", "true_ua", "electrode_mv",
            "load_ohm", "polarity", "fault", "limited_ua", "dose_uas", "time_left_s", "enable")
@@ -196,7 +195,7 @@ class Hub:
 
     def stop(self, unit_going=False):
         """End polling and release what pages held. unit_going: the unit stops with us (`ionto
-        sim --panel`): its supervisor no longer answers, so a request in flight is cut, not
+        sim --panel`): its unit server no longer answers, so a request in flight is cut, not
         waited for, and there is nothing left to release."""
         self.running = False
         self._wake.set()

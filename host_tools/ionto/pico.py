@@ -35,27 +35,21 @@ import time
 import tty
 from pathlib import Path
 
-from .errors import EXIT_INTERNAL, IontoError
+from .pico_repl import PicoError, ReplHost
+from .shipped import RP2
 
-ROOT = Path(__file__).resolve().parents[2]
-RP2 = ROOT / "hw" / "rp2"
+__all__ = ["Pico", "PicoError", "node_exe"]
+
 EMU = RP2 / "emu"
 IMAGE = RP2 / "image" / "firmware.uf2"
 BOOTROM = EMU / "bootrom-b1.bin"
 WATCHDOG_RESET = 3  # pico.mjs exit code: the watchdog (or machine.reset()) restarted the chip
 
 
-class PicoError(IontoError):
-    def __init__(self, message):
-        super().__init__(EXIT_INTERNAL, message)
-
-
 def _board_module():
-    if str(RP2) not in sys.path:
-        sys.path.insert(0, str(RP2))
-    import picoboard
+    from .fw import load
 
-    return picoboard
+    return load("rp2", "picoboard")
 
 
 def node_exe():
@@ -63,12 +57,14 @@ def node_exe():
     if not exe:
         raise PicoError("node not found: `make venv` installs it (apt-get install nodejs npm)")
     if not (EMU / "node_modules" / "rp2040js").is_dir():
-        raise PicoError("rp2040js is not installed: run `make venv` (npm ci in hw/rp2/emu)")
+        raise PicoError("the emulator's node package rp2040js is not installed: run `npm ci` in %s "
+                        "(`make venv` in a checkout)" % EMU)
     return exe
 
 
-class Pico:
-    """One emulated Pico: chip process, board, and the USB serial bridged to a pty."""
+class Pico(ReplHost):
+    """One emulated Pico: chip process, board, and the USB serial bridged to a pty (the host's
+    side of it, exec() and friends, in pico_repl.py)."""
 
     def __init__(self, state_dir=".pico", image=IMAGE, scenario="palms", usb_power=True, fresh=False,
                  flash_timing=True, log=None, register=False):
@@ -127,7 +123,7 @@ class Pico:
     def _register(self, scale):
         """List this unit for `ionto devices` (the virtual units' registry), with how many times
         slower than a board it runs: host tools stretch their waits by it (link.time_scale)."""
-        from .sim import registry_dir
+        from .unit_server import registry_dir
 
         try:
             d = registry_dir()
@@ -346,116 +342,6 @@ class Pico:
     def press(self, button, ms=100):
         with self._lock:
             self.board.press(button, ms)
-
-    def _host(self):
-        if self._host_fd is None:
-            self._host_fd = os.open(self.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            tty.setraw(self._host_fd)
-        return self._host_fd
-
-    def _write(self, data):
-        fd = self._host()
-        while data:
-            try:
-                n = os.write(fd, data)
-                data = data[n:]
-            except BlockingIOError:
-                time.sleep(0.01)
-
-    def _read_until(self, marker, timeout, sink=None):
-        """Bytes read up to marker (dropped from the result); PicoError after timeout wall seconds."""
-        fd = self._host()
-        buf = bytearray()
-        end = time.monotonic() + timeout
-        while True:
-            i = buf.find(marker)
-            if i >= 0:
-                rest = bytes(buf[i + len(marker):])
-                self._pushback = rest + self._pushback
-                return bytes(buf[:i])
-            if self._pushback:
-                buf += self._pushback
-                self._pushback = b""
-                continue
-            if time.monotonic() > end:
-                raise PicoError("no %r from the emulated Pico in %.0f s (have %r)" % (marker, timeout, bytes(buf[-200:])))
-            if self.child is None and self.off_reason:
-                raise PicoError(self.off_reason)
-            r, _, _ = select.select([fd], [], [], 0.1)
-            if r:
-                try:
-                    b = os.read(fd, 65536)
-                except (BlockingIOError, OSError):
-                    continue
-                if sink is not None:
-                    sink(b)
-                buf += b
-
-    _pushback = b""
-
-    def wait_usb(self, timeout=120):
-        """Wait until the chip's REPL answers on the port (boot, and main.py if any, interrupted)."""
-        end = time.monotonic() + timeout
-        while True:
-            self._pushback = b""
-            self._write(b"\r\x03")
-            try:
-                self._read_until(b">>> ", min(5, max(0.1, end - time.monotonic())))
-                return
-            except PicoError:
-                if time.monotonic() > end:
-                    raise PicoError("the emulated Pico's REPL did not answer in %.0f s (see %s)"
-                                    % (timeout, self.state / "pico.log"))
-
-    def exec(self, code, timeout=600, echo=None):
-        """Run code on the chip over the raw REPL; its stdout. PicoError with the traceback on an
-        exception. `@RESULT {json}` lines are collected in self.results; echo(str) sees the output."""
-        if isinstance(code, str):
-            code = code.encode()
-        self._write(b"\r\x03\x03")
-        self._pushback = b""
-        self._write(b"\x01")
-        self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 30)
-        self._write(code)
-        self._write(b"\x04")
-        self._read_until(b"OK", 60)
-        done = [False]
-
-        def sink(b):
-            # echo the program's output, not the raw REPL's framing after it
-            if echo is not None and not done[0]:
-                i = b.find(b"\x04")
-                if i >= 0:
-                    done[0] = True
-                    b = b[:i]
-                echo(b.decode("utf-8", "replace"))
-
-        out = self._read_until(b"\x04", timeout, sink)
-        err = self._read_until(b"\x04", 30)
-        self._read_until(b">", 30)
-        self._write(b"\x02")  # back to the friendly REPL
-        text = out.decode("utf-8", "replace")
-        for line in text.splitlines():
-            i = line.find("@RESULT ")
-            if i >= 0:
-                try:
-                    self.results.append(json.loads(line[i + 8:]))
-                except ValueError:
-                    pass
-        if err.strip():
-            raise PicoError("exception on the emulated Pico:\n%s" % err.decode("utf-8", "replace"))
-        return text
-
-
-    def put(self, name, data, chunk=1024):
-        """Write a file on the chip's filesystem over the raw REPL (bytes or str)."""
-        if isinstance(data, str):
-            data = data.encode()
-        lines = ["f = open(%r, 'wb')" % name, "w = f.write"]
-        lines += ["w(%r)" % data[i:i + chunk] for i in range(0, len(data), chunk)]
-        lines += ["f.close()", "del f, w"]
-        self.exec("\n".join(lines) + "\n")
-
 
 # --- the command ----------------------------------------------------------------------------------
 def add_arguments(p):

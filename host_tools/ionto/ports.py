@@ -34,7 +34,7 @@ def find_units(include_virtual=True):
     except Exception:  # no USB enumeration on this host: virtual units can still be listed
         pass
     if include_virtual:
-        from .sim import registered
+        from .unit_server import registered
 
         for e in registered():
             out.append(UnitPort(e["port"], "virtual", e.get("serial"), "ionto sim in %s" % e.get("state_dir")))
@@ -46,7 +46,7 @@ def time_scale(port):
     pico`) registers the rate it measures; boards and the virtual unit are 1. Every wait for the
     unit's answer is stretched by it, so the same commands work on a slow target."""
     try:
-        from .sim import registered
+        from .unit_server import registered
 
         real = os.path.realpath(port)
         for e in registered():

@@ -5,11 +5,11 @@
     c = SimClient(".sim")              # a running `ionto sim --state-dir .sim`
     c.press("START"); c.state()["current_ua"]
 
-    with VirtualUnit() as vu:          # a private supervisor in a temporary state dir
+    with VirtualUnit() as vu:          # a private unit server in a temporary state dir
         vu.port                        # for mpremote / SerialTransport
         vu.ctl.eval("1 + 1")           # TEST-ONLY backdoor into the unit's __main__
 
-The protocol (JSON lines over STATE/control.sock) is described in ionto/sim.py.
+The protocol (JSON lines over STATE/control.sock) is described in ionto/unit_server/__init__.py.
 """
 import json
 import os
@@ -193,7 +193,7 @@ class SimClient:
 
 
 def _repo_env():
-    # The supervisor runs from this checkout even when ionto is not installed.
+    # The unit server runs from this checkout even when ionto is not installed.
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -288,7 +288,7 @@ class VirtualUnit:
         p = self.proc
         if p is not None and p.poll() is None:
             try:
-                os.killpg(p.pid, signal.SIGTERM)  # the supervisor stops its unit on the way out
+                os.killpg(p.pid, signal.SIGTERM)  # the server stops its unit on the way out
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
@@ -304,7 +304,7 @@ class VirtualUnit:
                 if f:
                     f.close()
         self.proc = None
-        # The unit has its own process group; the supervisor stops it, and it ends itself
+        # The unit has its own process group; the server stops it, and it ends itself
         # when its stdin closes. Make sure, in case it hung where it could not notice.
         if unit_pid:
             try:

@@ -13,29 +13,43 @@ under 1 % of the emulator's time, and the models stay one implementation.
 
 Pins and addresses come from firmware/pins.py. Board time outlives the chip: after a reset
 the emulator's clock restarts at 0 and `base_us` keeps the plant's time going forward.
+
+Faults (`fault(kind, value)`, names as the virtual unit's hw/sim/simboard.py where it has them):
+  over_current   the current source fails high: its setpoint input at value uA (31 mA) whatever
+                 the chip commands (the clamp still follows the chip)
+  short          the electrodes shorted (one tray, water bridging): the plant's short contact
+  lifted         contact lost: the hands out of the water (open circuit)
+  limiter        the hardware limiter trips (the plant's latch: the return path opens)
+  i2c_nack       the device at value (the INA219) does not acknowledge its address
+  sensor_frozen  the INA219's shunt register frozen at what it reads now
+  sensor_gain    the INA219 reads value (0.5) x the truth;  sensor_stuck: reads value uA
+  clear          all of them gone (the hands back in the water)
+A script on the chip applies them at a moment it chooses, in its own time: `arm(faults)` queues
+(kind, value, delay_us) entries; each rise of TRIGGER_PIN (GP28, not wired on the board) applies
+the next one delay_us later, each fall clears. `reactions` records, per applied fault, its
+board time, and how long after it the enable pin fell, the setpoint fell to the contact-test
+level and the fault was cleared (None: not before the clear).
 """
 import json
-import sys
-import types
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for _p in (ROOT / "hw" / "sim", ROOT / "firmware"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-if "micropython" not in sys.modules:  # the models' `from micropython import const` on CPython
-    sys.modules["micropython"] = types.SimpleNamespace(const=lambda x: x)
-
+# ionto.fw loads this module (ionto.pico): the plain names below are the virtual unit's models
+# (hw/sim) and the firmware's modules, imported under ionto's namespaces as the unit's
+# MICROPYPATH would find them, with no sys.path of their own.
 import fram_model  # noqa: E402
 import ina219_model  # noqa: E402
 import pins  # noqa: E402
 import plant as _plant  # noqa: E402
 import ssd1306_model  # noqa: E402
+from limits import CONTACT_TEST_UA as L_CONTACT_TEST_UA  # noqa: E402
 
 BUTTONS = {"start": pins.PIN_BTN_START, "stop": pins.PIN_BTN_STOP, "up": pins.PIN_BTN_UP,
            "down": pins.PIN_BTN_DOWN, "mode": pins.PIN_BTN_MODE}
 # GP22 is not wired on the board: a script raises it to open a measurement window (pico.mjs).
 WINDOW_PIN = 22
+TRIGGER_PIN = 28  # not wired either: a script's fault trigger (arm())
+FAULTS = ("over_current", "short", "lifted", "limiter", "i2c_nack", "sensor_frozen", "sensor_gain",
+          "sensor_stuck", "clear")
+OVER_CURRENT_UA = 31_000  # above the 30 mA absolute ceiling, below the limiter's 35 mA
 # rp2's filesystem partition: the last 1408 KiB of the Pico's 2 MiB flash.
 FS_BYTES = 1408 * 1024
 FS_OFFSET = 2 * 1024 * 1024 - FS_BYTES
@@ -49,7 +63,7 @@ def chip_config():
         "i2c_devices": [pins.INA219_ADDR, pins.SSD1306_ADDR, pins.FRAM_ADDR],
         "ina219_addr": pins.INA219_ADDR,
         "tick_marker_reg": ina219_model.REG_SHUNT,
-        "outputs": [pins.PIN_OUTPUT_ENABLE, pins.PIN_POLARITY, pins.PIN_PULSE_GATE, WINDOW_PIN],
+        "outputs": [pins.PIN_OUTPUT_ENABLE, pins.PIN_POLARITY, pins.PIN_PULSE_GATE, WINDOW_PIN, TRIGGER_PIN],
         "pwm": [pins.PIN_SETPOINT_PWM, pins.PIN_PULSE_GATE],
         # Open-drain/pulled-up inputs idle high (rp2040js models no pulls); VBUS set by the board.
         "inputs_high": sorted(BUTTONS.values()) + [pins.PIN_HW_LIMIT],
@@ -72,6 +86,13 @@ class PicoBoard:
         self.devices = {pins.INA219_ADDR: self.ina219, pins.SSD1306_ADDR: self.display,
                         pins.FRAM_ADDR: self.fram}
         self.sensor_stuck_ua = None
+        self.sensor_gain = None
+        self.forced_ua = None  # over_current: the source's setpoint input, uA
+        self.nack = set()  # addresses that do not acknowledge
+        self._duty = 0  # the setpoint PWM's duty as the chip drives it
+        self.armed = []  # [(kind, value, delay_us)] for the trigger pin's rises
+        self._pending = None  # (board_us, kind, value): an armed fault about to apply
+        self.reactions = []  # [{"kind", "at_us", "enable_low_us", "setpoint_low_us"}]
         self.levels = {}  # input pin -> level the board drives
         self.changed = {}
         self.timed = []  # [(board_us, pin, level)] button releases and the like
@@ -113,17 +134,85 @@ class PicoBoard:
         self._drive(pins.PIN_HW_LIMIT, 0 if tripped else 1)
 
     def _due(self):
+        if self._pending and self._pending[0] <= self.now_us():
+            _, kind, value = self._pending
+            self._pending = None
+            self.fault(kind, value)
         if self.timed:
             now = self.now_us()
             for e in [e for e in self.timed if e[0] <= now]:
                 self.timed.remove(e)
                 self._drive(e[1], e[2])
 
+    # --- faults --------------------------------------------------------------------------------
+    def fault(self, kind, value=None):
+        """Put a fault on the board now (the module's docstring lists them)."""
+        p = self.plant
+        if kind == "over_current":
+            self.forced_ua = int(value) if value is not None else OVER_CURRENT_UA
+            p.set_duty(self.forced_ua * 65535 // pins.SETPOINT_FULL_SCALE_UA)
+        elif kind == "short":
+            p.short()
+        elif kind == "lifted":
+            p.lift()
+        elif kind == "limiter":
+            p.trip_limiter()
+        elif kind == "i2c_nack":
+            self.nack.add(int(value) if value is not None else pins.INA219_ADDR)
+        elif kind == "sensor_frozen":
+            self.ina219.stuck_shunt_reg = self.ina219.peek(1)
+        elif kind == "sensor_gain":
+            self.sensor_gain = float(value) if value is not None else 0.5
+        elif kind == "sensor_stuck":
+            self.sensor_stuck_ua = int(value) if value is not None else p.current_ua(self.now_us())
+        elif kind == "clear":
+            if self.forced_ua is not None:
+                self.forced_ua = None
+                p.set_duty(self._duty)  # the chip's own command again
+            self.sensor_stuck_ua = self.sensor_gain = None
+            self.ina219.stuck_shunt_reg = None
+            self.nack.clear()
+            if p.contact != _plant.IMMERSED:
+                p.immerse()
+            if self.reactions and self.reactions[-1]["cleared_us"] is None:
+                self.reactions[-1]["cleared_us"] = self.now_us() - self.reactions[-1]["at_us"]
+            return
+        else:
+            raise ValueError("unknown fault %r (faults: %s)" % (kind, ", ".join(FAULTS)))
+        self.reactions.append({"kind": kind, "value": value, "at_us": self.now_us(), "enable_low_us": None,
+                               "setpoint_low_us": None, "cleared_us": None})
+
+    def arm(self, faults):
+        """Queue (kind, value, delay_us) faults for the trigger pin's next rises."""
+        self.armed.extend(faults)
+
+    def _trigger(self, level):
+        if level and self.armed:
+            kind, value, delay = self.armed.pop(0)
+            self._pending = (self.now_us() + delay, kind, value)
+            if not delay:
+                self._due()
+        elif not level:
+            self._pending = None
+            self.fault("clear")
+
+    def _watch(self, enable=None, duty=None):
+        r = self.reactions[-1] if self.reactions else None
+        if r is None or r["cleared_us"] is not None:  # what follows the fault's end is not its reaction
+            return
+        if enable == 0 and r["enable_low_us"] is None:
+            r["enable_low_us"] = self.now_us() - r["at_us"]
+        if duty is not None and r["setpoint_low_us"] is None and (
+                duty * pins.SETPOINT_FULL_SCALE_UA // 65535 <= 2 * L_CONTACT_TEST_UA):
+            r["setpoint_low_us"] = self.now_us() - r["at_us"]
+
     # --- models --------------------------------------------------------------------------------
     def _shunt_source(self, now_us):
         i = self.sensor_stuck_ua
         if i is None:
             i = self.plant.current_ua(now_us)
+            if self.sensor_gain is not None:
+                i = int(i * self.sensor_gain)
         return (i * pins.SHUNT_MILLIOHM // 1000, 0)
 
     def _adc12(self):
@@ -138,7 +227,10 @@ class PicoBoard:
 
     def _pwm(self, pin, en, freq, duty):
         if pin == pins.PIN_SETPOINT_PWM:
-            self.plant.set_duty(duty)
+            self._duty = duty
+            if self.forced_ua is None:
+                self.plant.set_duty(duty)
+            self._watch(duty=duty if en else 0)
         elif pin == pins.PIN_CLAMP_PWM:  # the adaptive clamp's set voltage (after its RC filter)
             self.plant.set_clamp(duty * pins.CLAMP_FULL_SCALE_MV / 65535 if en else 0)
         elif pin == pins.PIN_PULSE_GATE:
@@ -150,6 +242,9 @@ class PicoBoard:
     def _pin(self, pin, level):
         if pin == pins.PIN_OUTPUT_ENABLE:
             self.plant.set_enable(level)
+            self._watch(enable=level)
+        elif pin == TRIGGER_PIN:
+            self._trigger(level)
         elif pin == pins.PIN_POLARITY:
             self.plant.set_polarity(level)
         elif pin == pins.PIN_PULSE_GATE:
@@ -197,4 +292,10 @@ class PicoBoard:
         self._due()
         ch = ",".join("%d=%d" % kv for kv in self.changed.items())
         self.changed = {}
+        if self.nack != self._nack_sent:  # "iADDR=0": the device at ADDR stops acknowledging
+            ch = ",".join([ch] * bool(ch) + ["i%d=%d" % (a, a not in self.nack)
+                                             for a in sorted(self.nack ^ self._nack_sent)])
+            self._nack_sent = set(self.nack)
         return reply + ";" + ch
+
+    _nack_sent = frozenset()

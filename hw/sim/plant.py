@@ -36,33 +36,23 @@ Topology modelled (units: uA, mV, ohm, nF, us; 1 uA / 1 nF = 1 mV/us):
   shunt current as it advances (the gate's phase exactly) and keeps the last _HN segments of
   that charge, so `current_ua((t0, t1))` / `mean_ua(t0, t1)` answer for the recent past.
 
-Between input changes the reference cascade has a closed form; the node and the skin are
-advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
-Once everything has settled a query only moves time on, so a 500 Hz read costs ~1 us.
+How the circuit moves between input changes (closed forms, steps): plant_circuit.py; the
+charge history behind windowed means: plant_history.py. Plant is both, plus what this file
+holds: the inputs, the outputs, the load and the scenario.
 """
 import math
 from micropython import const
 
 import pins
 import scenario as _scn
+from plant_circuit import Circuit, OPEN, IMMERSED, SHORT, _LIMIT  # noqa: F401
+from plant_history import ChargeHistory
 
-_TAU_F = 1600.0  # us, each pole of the setpoint RC filter
-_TAU_L = 200.0  # us, the current source's own loop
-_K = _TAU_F / (_TAU_F - _TAU_L)
-_R_DIV = float(pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM)
 _VC = float(pins.COMPLIANCE_MV)
-_FS = float(pins.SETPOINT_FULL_SCALE_UA)
-_LIMIT = pins.HW_LIMIT_UA
-_H_MAX = const(1000)  # us, longest integration step while anything moves
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
-_HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
-_EPS = 0.01  # uA or mV: below this per step, the state is settled
 LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
 SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
 
-OPEN = "lifted"
-IMMERSED = "immersed"
-SHORT = "short"
 
 
 def _hash32(seed, k):
@@ -75,27 +65,13 @@ def _hash32(seed, k):
     return x ^ (x >> 16)
 
 
-def _on_time(e, a, b):
-    # us the gate of history segment e let through in [a, b] (all of it without a gate PWM)
-    f = e[3]
-    if not f:
-        return b - a
-    p = 1_000_000 // f
-    if p <= 0:
-        return b - a
-    on = p * e[4] // 65536
-    da = a - e[5]
-    db = b - e[5]
-    return (db // p - da // p) * on + min(db % p, on) - min(da % p, on)
-
-
 def _default_clock():
     import vclock
 
     return vclock.now_us
 
 
-class Plant:
+class Plant(Circuit, ChargeHistory):
     def __init__(self, scenario=None, clock=None):
         self._clock = clock if clock is not None else _default_clock()
         self.on_trip = None  # fn(tripped) when the limiter flag changes
@@ -141,7 +117,7 @@ class Plant:
             self._start_clock(t)
         self._update_rp()
         self._e_h = self._e_f = self._e_l = None
-        self._n_key = self._s_key = None
+        self._n_key = self._s_key = self._q_key = None
         self._settled = False
         self._noise_k = None
         self._r_noise = 1.0
@@ -449,48 +425,6 @@ class Plant:
             self._drop = ((h >> 16) & 0xFFFF) < self.noise_dropout * 65536
         return (k + 1) * p
 
-    # --- charge history: the integral of the shunt current, for windowed means -----------
-    # A ring of segments [start, q at start, on-current, gate freq, gate duty, gate t0]; over a
-    # segment the on-current is constant and the charge grows by it x the gate's on-time.
-    def _hist_reset(self, t):
-        self._h = [[t, 0.0, 0.0, 0, 0, 0] for _ in range(_HN)]
-        self._hi = 0  # newest segment
-        self._he = t  # end of the newest segment
-        self._qe = 0.0  # charge at _he, uA*us
-
-    def _acc(self, a, b, r):
-        # The shunt carried on-current r (uA) over [a, b] (gated if the gate is a PWM).
-        if b <= a:
-            return
-        if r < 0.0:
-            r = 0.0
-        f = 0 if self.output_stuck_on else self._gate_freq
-        e = self._h[self._hi]
-        if not (a == self._he and e[2] == r and e[3] == f and (not f or (e[4] == self._gate_duty and e[5] == self._gate_t0))):
-            self._hi = (self._hi + 1) % _HN
-            e = self._h[self._hi]
-            e[0] = a
-            e[1] = self._qe
-            e[2] = r
-            e[3] = f
-            e[4] = self._gate_duty
-            e[5] = self._gate_t0
-        self._he = b
-        self._qe = e[1] + r * _on_time(e, e[0], b)
-
-    def _charge(self, t):
-        # Charge (uA*us) delivered up to t, from the history; clamped to what it holds.
-        if t >= self._he:
-            return self._qe
-        h = self._h
-        i = self._hi
-        for _ in range(_HN):
-            e = h[i]
-            if e[0] <= t:
-                return e[1] + e[2] * _on_time(e, e[0], t)
-            i = (i - 1) % _HN
-        return h[(self._hi + 1) % _HN][1]  # older than the history: its oldest point
-
     def power_on(self, now_us=None):
         """The board lost power and came back (virtual time may restart at 0): the filter,
         the source and C_out are discharged, the limiter latch is clear; the patient's skin
@@ -517,8 +451,8 @@ class Plant:
             self._advance(self._clock())
 
     def _advance(self, now):
-        if self._busy:
-            return None
+        if now == self._t or self._busy:
+            return None  # nothing to run (a query at the time of the last: the common case)
         if now < self._t:  # virtual time restarted: a power-on nobody announced
             self.power_on(now)
         self._busy = True
@@ -539,7 +473,10 @@ class Plant:
                 hend = t + (self._hyd_mark - self._hyd)
                 if hend < end:
                     end = hend
-            nb = self._refresh_noise(t)
+            if self._r_noise != 1.0 or self._drop or self.noise_frac > 0.0 or self.noise_dropout > 0.0:
+                nb = self._refresh_noise(t)
+            else:
+                nb = None  # no noise: what _refresh_noise would say, without the call
             if nb is not None and nb < end:
                 end = nb
             if self._settled and nb is None:
@@ -562,154 +499,3 @@ class Plant:
                 t = self._t
         if t > self._t:
             self._t = t
-
-    def _snap(self):
-        # Hydration is minutes slow against the skin's milliseconds: a settled state
-        # moves straight to the new equilibrium instead of integrating towards it.
-        if not self._connected() or self.contact != IMMERSED or self._r_noise != 1.0:
-            return False
-        rs = self._rl()
-        rp = self._rp
-        i = self._x if self._active() else 0.0
-        if i < 0.0:
-            i = 0.0
-        v = i * (rs + rp) / 1000.0
-        if v > self.clamp_mv:
-            v = self.clamp_mv
-            i = v * 1000.0 / (rs + rp)
-        self._v = v
-        self._vp = i * rp / 1000.0
-        self._i = i
-        self._check_limit()
-        return True
-
-    def _integrate(self, t, end):
-        while t < end:
-            h = end - t
-            if h > _H_MAX:
-                h = _H_MAX
-            tripped = self.hw_limit_tripped
-            i0 = self._i if self._i > 0.0 else 0.0
-            self._step(h)
-            ia = self._iavg
-            if ia is None:
-                i1 = self._i if self._i > 0.0 else 0.0
-                ia = (i0 + i1) * 0.5  # trapezoid over the step
-            if tripped or self.hw_limit_tripped:
-                ia = 0.0
-            self._acc(t, t + h, ia if ia > 0.0 else 0.0)
-            t += h
-            if self._settled:
-                self._acc(t, end, self._i)
-                return None
-
-    def _step(self, h):
-        # Reference cascade: closed form for a constant target u over h.
-        if h != self._e_h:
-            self._e_h = h
-            self._e_f = math.exp(-h / _TAU_F)
-            self._e_l = math.exp(-h / _TAU_L)
-        e = self._e_f
-        el = self._e_l
-        u = self.duty * _FS / 65535.0
-        a2 = self._f2 - u
-        b2 = (self._f1 - u) / _TAU_F
-        b = b2 * _K
-        a = (a2 - b * _TAU_L) * _K
-        x0 = self._x
-        x1 = u + (x0 - u - a) * el + a * e + b * h * e
-        self._f1 = u + (self._f1 - u) * e
-        self._f2 = u + a2 * e + b2 * h * e
-        self._x = x1
-        if x0 < 0.0:
-            x0 = 0.0
-        if x1 < 0.0:
-            x1 = 0.0
-        # Node V with Vp held: C dV/dt = I - G V, input ramping x0 -> x1 (first-order hold).
-        active = self._active()
-        conn = self._connected()
-        vp = self._vp if self.contact == IMMERSED else 0.0
-        v0 = self._v
-        if conn:
-            g = 1000.0 / self._rl()
-            i_p = vp * g
-            if not active:
-                g += 1000.0 / _R_DIV
-        else:
-            g = 1000.0 / _R_DIV
-            i_p = 0.0
-        if active:
-            vi0 = (x0 + i_p) / g
-            vi1 = (x1 + i_p) / g
-        else:
-            vi0 = vi1 = i_p / g
-        tau = self.c_out_nf / g
-        key = h * 1e9 + tau
-        if key != self._n_key:
-            self._n_key = key
-            self._n_e = math.exp(-h / tau)
-            self._n_r = tau / h * (1.0 - self._n_e)
-        ne = self._n_e
-        nr = self._n_r
-        v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
-        vavg = (vi0 + vi1) * 0.5 + (v0 - vi0) * nr - (vi1 - vi0) * tau / h * (1.0 - nr)
-        vc = self.clamp_mv  # adaptive compliance (the rail at most)
-        if active and v1 > vc:
-            v1 = vc
-            if v0 >= vc or vi1 <= vc:
-                vavg = vc
-            else:  # reached compliance within the step
-                tc = tau * math.log((vi1 - v0) / (vi1 - vc))
-                vavg = (vi1 * tc - (vi1 - v0) * tau * (1.0 - (vi1 - vc) / (vi1 - v0)) + vc * (h - tc)) / h
-        self._v = v1
-        # Skin capacitance: fed by V through R_s when in the water, else it discharges in R_p.
-        rp = self._rp
-        vp0 = self._vp
-        if conn and self.contact == IMMERSED:
-            rs = self._rl()
-            target = vavg * rp / (rs + rp)
-            taup = self.c_skin_nf * (rs * rp / (rs + rp)) / 1000.0
-        else:
-            target = 0.0
-            taup = self.c_skin_nf * rp / 1000.0
-        key = h * 1e9 + taup
-        if key != self._s_key:
-            self._s_key = key
-            self._s_e = math.exp(-h / taup)
-        vp1 = target + (vp0 - target) * self._s_e
-        self._vp = vp1
-        if conn and self.contact == IMMERSED and not (active and v1 >= vc):
-            # Second pass: the node follows Vp as it ramps vp0 -> vp1 over the step.
-            if active:
-                vi1 = (x1 + vp1 * 1000.0 / self._rl()) / g
-            else:
-                vi1 = vp1 * 1000.0 / self._rl() / g
-            v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
-            if active and v1 > vc:
-                v1 = vc
-            self._v = v1
-        # Mean load current over the step by charge balance at the node (what the source put
-        # in, less what C_out kept, less the divider's share while off): exact for the fast
-        # discharge of C_out on re-contact, where a trapezoid of the end points is not. At the
-        # clamp the sink takes an unknown share: the trapezoid then (the node is held still).
-        if not conn:
-            self._iavg = 0.0
-        elif active and self._v >= vc:
-            self._iavg = None
-        elif active:
-            self._iavg = (x0 + x1) * 0.5 - self.c_out_nf * (self._v - v0) / h
-        else:
-            self._iavg = -self.c_out_nf * (self._v - v0) / h - vavg * 1000.0 / _R_DIV
-        self._i = self._load_current()
-        self._check_limit()
-        if (
-            abs(x1 - x0) < _EPS
-            and abs(x1 - u) < _EPS
-            and abs(self._f2 - u) < _EPS
-            and abs(self._f1 - u) < _EPS
-            and abs(v1 - v0) < _EPS
-            and abs(vp1 - vp0) < _EPS
-        ):
-            self._f1 = self._f2 = u
-            self._x = u
-            self._settled = True

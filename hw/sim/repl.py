@@ -29,7 +29,7 @@ BANNER = ("MicroPython v%d.%d.%d on %s; Raspberry Pi Pico with RP2040 (ionto vir
           'Type "help()" for more information.\r\n') % (_V[0], _V[1], _V[2], sys.version.split(" on ")[-1])
 
 # Frames of the simulator itself are dropped from tracebacks: a board shows only user code.
-_SIM_FILES = ("repl.py", "unit.py")
+_SIM_FILES = ("repl.py", "unit.py", "usb_serial.py")
 
 
 def print_exception(e, out):

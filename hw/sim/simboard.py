@@ -18,7 +18,7 @@
   value x the truth), `sensor_noise` (+- value uA, a fresh draw per conversion),
   `sensor_drift` (reading drifts by value uA per second from the moment of injection).
 - PIN_VBUS_SENSE: high while `usb_host_present`. `isolated_usb` is the board's declaration
-  that its USB port is isolated (issue 6 interlock); both can be changed on the fly.
+  that its USB port is isolated (the USB interlock); both can be changed on the fly.
 - Nurse panel: panel.Panel (buttons, buzzer, LED).
 - `handle(cmd)`: the control-channel commands that concern the board (see handle()).
 

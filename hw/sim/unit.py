@@ -4,12 +4,12 @@
 #       [--ctl-in FIFO --ctl-out FIFO] [--scenario NAME] [--accel X] [--seed-from DIR]
 #       [--flash-worst-case]
 #
-# Normally started (and restarted) by `ionto sim` (host_tools/ionto/sim.py), which serves
+# Normally started (and restarted) by `ionto sim` (host_tools/ionto/unit_server/), which serves
 # stdin/stdout on a pseudo-terminal. What it does, as rp2's main.c does:
 #   - sets up the `machine` mock, the simulated board and the flash (everything the simulator
 #     needs is imported first: the host filesystem disappears; firmware/ is on MICROPYPATH
 #     only for the board model's pins.py).
-#   - "frozen" modules: the files hw/rp2/manifest.py freezes into our rp2 build are read from
+#   - "frozen" modules (frozen.py): the files hw/rp2/manifest.py freezes into our rp2 build are read from
 #     firmware/ and kept on a read-only RAM filesystem mounted at '/.frozen' (a VFS cannot back
 #     rp2's '.frozen' path entry, which the import system keeps for real frozen code), so
 #     sys.path is ['', '.frozen', '/.frozen', '/lib']: the flash first, then the image's code,
@@ -22,9 +22,9 @@
 #     STORAGE ERROR on the display and prints the recovery. `rp2` here has Flash() only.
 #   - --seed-from DIR copies DIR's files in when /main.py is absent (before `ionto flash`).
 #   - runs boot.py, then main.py, then the REPL (repl.py) on stdin/stdout; Ctrl-D soft-reboots.
-#   - Ctrl-C: the clock's poll hook reads stdin while Python code runs and raises
-#     KeyboardInterrupt on the interrupt character, as the USB CDC interrupt does; other bytes
-#     wait for the REPL. `micropython` is a proxy whose kbd_intr(c) sets that character
+#   - the USB serial line (usb_serial.py). Ctrl-C: the clock's poll hook reads stdin while
+#     Python code runs and raises KeyboardInterrupt on the interrupt character, as the USB
+#     CDC interrupt does; other bytes wait for the REPL. `micropython` is a proxy whose kbd_intr(c) sets that character
 #     (-1: none, so 0x03 waits in the input like any byte); every execution starts with 3,
 #     as pyexec does on rp2.
 #   - the control channel (JSON lines on the ctl FIFOs) is served from the same poll hook and
@@ -42,41 +42,28 @@
 #   exit code 2        bad arguments
 import sys
 
-# The real clock, for pacing the REPL's idle time. MicroPython's idiom: an empty sys.path
-# reaches the built-in; then forget it so `import time` finds hw/sim/time.py.
-_p = sys.path
-sys.path = []
-import time as _rt  # noqa: E402
-
-sys.path = _p
-sys.modules.pop("time", None)
-del _p
+import usb_serial as _usb_serial  # first: it takes the real clock before `time` is the virtual one
 
 import gc  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import select  # noqa: E402
 import vfs  # noqa: E402
 
 import micropython  # noqa: E402
 import vclock  # noqa: E402
 import machine  # noqa: E402
-import time  # noqa: E402  (the virtual one)
+import time  # noqa: E402,F401  (the virtual one)
 import flash  # noqa: E402
 import simboard  # noqa: E402
 import patient as _patient  # noqa: E402
 import tracer as _tracer  # noqa: E402
 import repl as _repl  # noqa: E402
-
-from micropython import const  # noqa: E402
+import frozen as _frozen  # noqa: E402
 
 SIG_WDT = "USR1"
 SIG_POWER = "USR2"
 SIG_BOOTSEL = "ALRM"
 SIG_HANGUP = "TERM"
-
-_IDLE_POLL_MS = const(10)
 
 _PID = int(open("/proc/self/stat").read().split()[0])
 _out = sys.stdout.buffer
@@ -148,120 +135,6 @@ def _args(argv):
     return a
 
 
-class _Cooked(io.IOBase):
-    # rp2's stdout for text: every "\n" leaves as "\r\n".
-    def write(self, b):
-        n = len(b)
-        if isinstance(b, str):
-            b = b.encode()
-        else:
-            b = bytes(b)
-        if b"\n" in b:
-            b = b.replace(b"\n", b"\r\n")
-        _out.write(b)
-        return n
-
-    def ioctl(self, op, arg):
-        return 0
-
-
-class Serial:
-    """The USB serial line as the firmware and the REPL see it, plus the control channel."""
-
-    def __init__(self, ctl_in, ctl_out, handler):
-        self.kbd = False
-        self.intr_char = 3  # micropython.kbd_intr(); repl.execute sets 3 at each run
-        self.cooked = _Cooked()
-        self.buf = bytearray()
-        self.rd = 0
-        self._one = bytearray(1)
-        self._busy = False
-        self._ctl_in = ctl_in
-        self._ctl_out = ctl_out
-        self._handler = handler
-        self._p = select.poll()
-        self._p.register(0, select.POLLIN)
-        self._p_in = select.poll()
-        self._p_in.register(0, select.POLLIN)
-        if ctl_in is not None:
-            self._p.register(ctl_in, select.POLLIN)
-            self._p_ctl = select.poll()
-            self._p_ctl.register(ctl_in, select.POLLIN)
-
-    def write(self, b):
-        _out.write(b)
-
-    def getc(self):
-        while self.rd >= len(self.buf):
-            self.buf[:] = b""
-            self.rd = 0
-            self._idle()
-        c = self.buf[self.rd]
-        self.rd += 1
-        return c
-
-    def _idle(self):
-        # Waiting for a key: real time passes, so virtual time does (timers, the watchdog).
-        t0 = _rt.ticks_us()
-        self.pump(_IDLE_POLL_MS)
-        dt = _rt.ticks_diff(_rt.ticks_us(), t0)
-        k = vclock.get_accel()
-        vclock.advance(int(dt * k) if k > 0 else dt)
-
-    def pump(self, timeout_ms=0):
-        """Take in what the host sent; serve control requests. Ctrl-C raises while code runs."""
-        if self._busy:
-            return
-        self._busy = True
-        intr = False
-        try:
-            for obj, ev in self._p.poll(timeout_ms):
-                if obj == 0:
-                    intr = self._read_stdin()
-                else:
-                    self._serve_ctl()
-        finally:
-            self._busy = False
-        if intr:
-            raise KeyboardInterrupt
-
-    def _read_stdin(self):
-        intr = False
-        one = self._one
-        n = 0
-        while n < 4096 and self._p_in.poll(0):
-            if not _in.readinto(one):
-                _hard_exit(SIG_HANGUP)  # host side gone
-            n += 1
-            if one[0] == self.intr_char and self.kbd:
-                intr = True  # consumed, as rp2's CDC rx callback does
-            else:
-                self.buf.append(one[0])
-        return intr
-
-    def _serve_ctl(self):
-        n = 0
-        while n < 16 and self._p_ctl.poll(0):
-            n += 1
-            line = self._ctl_in.readline()
-            if not line:
-                return
-            rid = None
-            try:
-                cmd = json.loads(line)
-                rid = cmd.get("id")
-                reply = self._handler(cmd)
-            except Exception as e:
-                reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-            if rid is not None:
-                reply["id"] = rid
-            try:
-                s = json.dumps(reply)
-            except Exception as e:
-                s = json.dumps({"ok": False, "id": rid, "error": "reply not JSON: %s" % e})
-            self._ctl_out.write(s.encode() + b"\n")
-
-
 # --- the unit ------------------------------------------------------------------------------
 A = _args(sys.argv[1:])
 board = None
@@ -276,7 +149,7 @@ serial = None
 R = None
 _hanging = False
 _sim_modules = None
-_frozen = None  # the RAM block device holding the frozen modules
+_frozen_fs = None  # the RAM block device holding the frozen modules
 
 
 def _starve_hook(now):
@@ -420,62 +293,6 @@ def _seed(files):
     sys.stderr.write("unit: seeded %d entries into the flash\n" % len(files))
 
 
-class _Ram:
-    # A RAM block device for the read-only "frozen" filesystem.
-    def __init__(self, nblocks, bs=512):
-        self.bs = bs
-        self.n = nblocks
-        self.d = bytearray(nblocks * bs)
-
-    def readblocks(self, b, buf, off=0):
-        o = b * self.bs + off
-        buf[:] = memoryview(self.d)[o : o + len(buf)]
-
-    def writeblocks(self, b, buf, off=None):
-        o = b * self.bs + (off or 0)
-        self.d[o : o + len(buf)] = buf
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.n
-        if op == 5:
-            return self.bs
-        return 0
-
-
-def _frozen_files():
-    # What hw/rp2/manifest.py freezes (its module("NAME.py", ...) lines), read from firmware/
-    # now: the host filesystem goes away at the remount.
-    here = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
-    root = here + "/../.."
-    names = []
-    with open(root + "/hw/rp2/manifest.py") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith('module("'):
-                names.append(line.split('"')[1])
-    out = []
-    for n in names:
-        with open(root + "/firmware/" + n, "rb") as f:
-            out.append((n, f.read()))
-    return out
-
-
-def _mount_frozen(files):
-    size = 0
-    for n, data in files:
-        size += len(data)
-    ram = _Ram(size // 512 + 2 * len(files) + 16)
-    vfs.VfsLfs2.mkfs(ram)
-    fs = vfs.VfsLfs2(ram)
-    vfs.mount(fs, "/.frozen")
-    for n, data in files:
-        with open("/.frozen/" + n, "wb") as f:
-            f.write(data)
-    vfs.umount("/.frozen")
-    return ram
-
-
 class _Rp2:
     # The `rp2` module as far as the virtual unit has it: Flash(), the filesystem partition.
     @staticmethod
@@ -492,7 +309,7 @@ def _boot():
         except OSError:
             pass  # not mounted (a damaged image; the frozen one after a good mount)
     sys.path[:] = list(_SYS_PATH)
-    vfs.mount(vfs.VfsLfs2(_frozen), "/.frozen", readonly=True)
+    vfs.mount(vfs.VfsLfs2(_frozen_fs), "/.frozen", readonly=True)
     R.run_file("/.frozen/_boot.py")
     fm = sys.modules.get("fsmount")
     ok, words = fm.state if fm is not None else (False, "_boot.py did not run")
@@ -547,7 +364,7 @@ def _print(*args, sep=" ", end="\n", file=None):
 
 
 def main():
-    global board, patient, tracer, dev, serial, R, state, _sim_modules, _builtin_print, _frozen
+    global board, patient, tracer, dev, serial, R, state, _sim_modules, _builtin_print, _frozen_fs
     machine.sim_set_reset_cause(int(A["reset-cause"]))
     if A["serial"]:
         import binascii
@@ -565,7 +382,7 @@ def main():
     _restore_scratch()
     patient = _patient.Patient(board.plant, vclock)
     tracer = _tracer.Tracer(board, vclock, lambda: R.g.get("app"), patient)
-    serial = Serial(ctl_in, ctl_out, _command)
+    serial = _usb_serial.Serial(ctl_in, ctl_out, _command, lambda: _hard_exit(SIG_HANGUP))
     R = _repl.Repl(serial, {"__name__": "__main__"})
     import builtins
     _builtin_print = builtins.print
@@ -574,9 +391,9 @@ def main():
     sys.modules["micropython"] = _micropython_proxy()
     # The board model read firmware/pins.py from the host; the firmware imports its own copy.
     sys.modules.pop("pins", None)
-    frozen = _frozen_files()
+    frozen = _frozen.files()
     vfs.umount("/")
-    _frozen = _mount_frozen(frozen)
+    _frozen_fs = _frozen.mount(frozen)
     frozen = None
     sim = set(sys.modules)
     _boot()

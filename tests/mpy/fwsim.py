@@ -26,7 +26,7 @@ TPS = 1_000_000 // PERIOD_US  # loop ticks per second
 _EN = machine.sim_pin(pins.PIN_OUTPUT_ENABLE)
 _current = None
 
-# States in which the output must be off (issue 3 invariants).
+# States in which the output must be off (the safety invariants).
 OFF_STATES = (S.IDLE, S.DONE, S.STOPPED, S.FAULT)
 
 

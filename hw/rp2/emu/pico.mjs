@@ -22,7 +22,8 @@
 //   T j JSON               a measurement window closed (GP22 fell): I2C use inside it
 //   T x CODE               this run ends (CODE 3: watchdog reset; 0: stopped)
 // Every reply line ends with ";" and the input levels the board wants driven now
-// ("PIN=L,PIN=L"; buttons, limiter flag, VBUS sense), applied before the CPU goes on.
+// ("PIN=L,PIN=L"; buttons, limiter flag, VBUS sense), applied before the CPU goes on;
+// "iADDR=0" / "iADDR=1": the I2C device at ADDR stops / starts acknowledging (a fault).
 //
 // Time: rp2040js executes Cortex-M0+ instructions with their cycle counts at a fixed 125 MHz;
 // time.ticks_us() on the chip reads the emulated TIMER. The XIP cache is not modelled (flash
@@ -119,7 +120,8 @@ function applyInputs(s) {
   if (!s) return;
   for (const kv of s.split(',')) {
     const [p, v] = kv.split('=');
-    gp[Number(p)].setInputValue(v === '1');
+    if (p[0] === 'i') i2cPresent(Number(p.slice(1)), v === '1'); // a device (un)acknowledging
+    else gp[Number(p)].setInputValue(v === '1');
   }
 }
 
@@ -172,6 +174,10 @@ mcu.adc.onADCRead = (channel) => {
 
 // --- I2C0: the devices live in the board process; the wire time is the programmed one ----------
 const devices = new Set(BOARD.i2c_devices);
+function i2cPresent(addr, on) {
+  if (on) devices.add(addr);
+  else devices.delete(addr);
+}
 let win = null; // GP22 measurement window
 function later(ns, fn) {
   if (!I2C_TIMING) fn();

@@ -1,0 +1,368 @@
+"""How the plant's circuit moves between input changes (the Circuit half of plant.Plant).
+
+Between input changes the reference cascade has a closed form. In regulation (the source on,
+in the water, the node below the clamp and following the source within microseconds) the
+load current IS the source's x, and the skin charges from it with C_p x R_p: a closed form
+too, stepped at 1 ms for the charge history (at most 20 ms once within 1 uA of equilibrium).
+Otherwise (lifted, shorted, off, at the clamp, noisy contact) the node and the skin are
+advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
+Once everything has settled a query only moves time on.
+
+Plant's state (`_x`, `_f1`, `_f2`, `_v`, `_vp`, `_i`, inputs, load) is read and written here;
+plant.py owns the inputs, outputs and the scenario.
+"""
+import math
+from micropython import const
+
+import pins
+
+_TAU_F = 1600.0  # us, each pole of the setpoint RC filter
+_TAU_L = 200.0  # us, the current source's own loop
+_K = _TAU_F / (_TAU_F - _TAU_L)
+_R_DIV = float(pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM)
+_FS = float(pins.SETPOINT_FULL_SCALE_UA)
+_H_MAX = const(1000)  # us, longest integration step while anything moves
+_H_QUIET = const(20_000)  # us, longest step when the state is within _Q of its equilibrium
+_Q = 1.0  # uA: nothing is left to move by more than the INA219's LSB (see _regime)
+_EPS = 0.01  # uA or mV: below this per step, the state is settled
+_LIMIT = pins.HW_LIMIT_UA
+_HN = const(128)  # = plant_history._HN, the segments of the charge history
+# The cascade over a whole _H_MAX step, in deviations d1, d2, dx from the target (_cascade's
+# closed form with constant h): d1 *= E_F1; d2 = E_F1 d2 + C0 d1; dx = E_L1 dx + C2 d2 + C1 d1.
+_E_F1 = math.exp(-_H_MAX / _TAU_F)
+_E_L1 = math.exp(-_H_MAX / _TAU_L)
+_C0 = _H_MAX * _E_F1 / _TAU_F
+_C2 = _K * (_E_F1 - _E_L1)
+_C1 = _K * _H_MAX * _E_F1 / _TAU_F - _K * _TAU_L / _TAU_F * _C2
+
+OPEN = "lifted"
+IMMERSED = "immersed"
+SHORT = "short"
+
+
+class Circuit:
+    def _snap(self):
+        # Hydration is minutes slow against the skin's milliseconds: a settled state
+        # moves straight to the new equilibrium instead of integrating towards it.
+        if not self._connected() or self.contact != IMMERSED or self._r_noise != 1.0:
+            return False
+        rs = self._rl()
+        rp = self._rp
+        i = self._x if self._active() else 0.0
+        if i < 0.0:
+            i = 0.0
+        v = i * (rs + rp) / 1000.0
+        if v > self.clamp_mv:
+            v = self.clamp_mv
+            i = v * 1000.0 / (rs + rp)
+        self._v = v
+        self._vp = i * rp / 1000.0
+        self._i = i
+        self._check_limit()
+        return True
+
+    def _regime(self):
+        # 0: step the whole circuit (_step). 1: in regulation: active, in the water, the node
+        # below the clamp and following the source within microseconds (C_out x R_s), the
+        # load current within _Q of the source's x: _regulate, steps of _H_MAX. 2: besides,
+        # within _Q of the equilibrium the present input leads to (nothing left to move by more
+        # than the INA219's LSB): steps up to _H_QUIET. Holds until an input changes.
+        if not (self.contact == IMMERSED and self._r_noise == 1.0 and self._connected() and self._active()):
+            return 0
+        x = self._x
+        if x < 0.0:
+            return 0
+        # The load current is x less what C_out gives as the node follows the skin:
+        # C_out x dVp/dt = C_out / C_p x (x - Vp / R_p). Far from that (a step of R_p, a
+        # contact change) the node is not quasi-static: the general stepper.
+        d = self.c_out_nf / self.c_skin_nf * (x - self._vp * 1000.0 / self._rp)
+        if d > _Q or d < -_Q:
+            return 0
+        d = self._i - x
+        if d > 200.0 * _Q or d < -200.0 * _Q:  # a jump the stepper must take (contact, polarity)
+            return 0
+        rs = self._rl()
+        if self.c_out_nf * rs > 50_000.0:  # the node's tau (us x 1000) far below a step
+            return 0
+        u = self.duty * _FS / 65535.0
+        hi = u if u > x else x
+        if self._f1 > hi:
+            hi = self._f1
+        if self._f2 > hi:
+            hi = self._f2
+        # The node (x R_s + Vp) stays below the clamp over any interval without input changes:
+        # x stays within the cascade's values and u, Vp between its own and x R_p.
+        rp = self._rp
+        vp = hi * rp / 1000.0
+        if self._vp > vp:
+            vp = self._vp
+        if (hi + _Q) * rs / 1000.0 + vp >= self.clamp_mv - 1.0:
+            return 0
+        d = u - x
+        if d > _Q or d < -_Q:
+            return 1
+        d = u - self._f2
+        if d > _Q or d < -_Q:
+            return 1
+        d = u - self._f1
+        if d > _Q or d < -_Q:
+            return 1
+        return 2
+
+    def _cascade(self, h):
+        # Reference cascade: closed form for a constant target u over h. -> (u, x0, x1)
+        if h != self._e_h:
+            self._e_h = h
+            self._e_f = math.exp(-h / _TAU_F)
+            self._e_l = math.exp(-h / _TAU_L)
+        e = self._e_f
+        el = self._e_l
+        u = self.duty * _FS / 65535.0
+        a2 = self._f2 - u
+        b2 = (self._f1 - u) / _TAU_F
+        b = b2 * _K
+        a = (a2 - b * _TAU_L) * _K
+        x0 = self._x
+        x1 = u + (x0 - u - a) * el + a * e + b * h * e
+        self._f1 = u + (self._f1 - u) * e
+        self._f2 = u + a2 * e + b2 * h * e
+        self._x = x1
+        return u, x0, x1
+
+    def _regulate(self, t, end):
+        # In regulation the node follows the source within microseconds (C_out x R_s), so over
+        # a step V = x R_s + Vp at every instant and the load current is x (closed form, the
+        # cascade's); the skin charges from x with its own tau C_p x R_p. Exact to first order
+        # in what x moves within a step. Steps of _H_MAX (_H_QUIET once within _Q of the
+        # equilibrium), each one charge-history segment. One tight loop with the state in
+        # locals, as deviations from the target u (the cascade is then linear with constant
+        # factors for a whole _H_MAX step: _C1, _C2): this runs ~100 times per virtual second.
+        # -> the time reached: `end`, or earlier if the limiter tripped (the caller goes on).
+        u = self.duty * _FS / 65535.0
+        rs = self._rl() / 1000.0
+        rp = self._rp / 1000.0
+        c_out = self.c_out_nf
+        kc = c_out / self.c_skin_nf
+        taup = self.c_skin_nf * rp
+        if taup != self._q_key:
+            self._q_key = taup
+            self._q_e = math.exp(-_H_MAX / taup)
+        es1 = self._q_e
+        d1 = self._f1 - u
+        d2 = self._f2 - u
+        dx = self._x - u
+        vp = self._vp
+        v = self._v
+        peak = self.peak_ua
+        gated = self._gate_freq and not self.output_stuck_on
+        hist = self._h
+        hi = self._hi
+        qe = self._qe
+        he = self._he
+        h = 0
+        ia = 0.0
+        i = self._i
+        while t < end:
+            h = end - t
+            if h >= _H_MAX and not (-_Q < dx < _Q and -_Q < d2 < _Q and -_Q < d1 < _Q):
+                h = _H_MAX
+                dx0 = dx
+                dx = _E_L1 * dx + _C2 * d2 + _C1 * d1
+                d2 = _E_F1 * d2 + _C0 * d1
+                d1 = _E_F1 * d1
+                es = es1
+            else:  # the last part of the interval, or a long quiet step: factors for this h
+                if h > _H_QUIET:
+                    h = _H_QUIET
+                e = math.exp(-h / _TAU_F)
+                el = math.exp(-h / _TAU_L)
+                es = math.exp(-h / taup)
+                k = _K * (e - el)
+                dx0 = dx
+                dx = el * dx + k * d2 + (_K * h * e / _TAU_F - _K * _TAU_L / _TAU_F * k) * d1
+                d2 = e * d2 + h * e / _TAU_F * d1
+                d1 = e * d1
+            xm = u + (dx0 + dx) * 0.5
+            eq = xm * rp
+            vp0 = vp
+            vp = eq + (vp0 - eq) * es
+            v0 = v
+            x = u + dx
+            v = x * rs + vp
+            ia = xm - c_out * (v - v0) / h
+            i = x - kc * (x - vp / rp)  # the load current at the step's end (see _regime)
+            if i > peak:
+                peak = i
+            if i > _LIMIT:
+                break  # let _check_limit see it, and the general path take over
+            r = ia if ia > 0.0 else 0.0
+            if gated:
+                self._hi = hi
+                self._he = he
+                self._qe = qe
+                self._acc(t, t + h, r)
+                hi = self._hi
+                he = self._he
+                qe = self._qe
+            else:  # _acc, inline: a new segment unless the current is the same
+                seg = hist[hi]
+                if not (t == he and seg[2] == r and seg[3] == 0):
+                    hi = (hi + 1) % _HN
+                    seg = hist[hi]
+                    seg[0] = t
+                    seg[1] = qe
+                    seg[2] = r
+                    seg[3] = 0
+                    seg[4] = self._gate_duty
+                    seg[5] = self._gate_t0
+                he = t + h
+                qe = seg[1] + r * (he - seg[0])
+            t += h
+            if (-_EPS < dx - dx0 < _EPS and -_EPS < dx < _EPS and -_EPS < d2 < _EPS and -_EPS < d1 < _EPS
+                    and -_EPS < v - v0 < _EPS and -_EPS < vp - vp0 < _EPS):
+                d1 = d2 = dx = 0.0
+                self._settled = True
+                break
+        self._hi = hi
+        self._he = he
+        self._qe = qe
+        self._f1 = u + d1
+        self._f2 = u + d2
+        x = u + dx
+        self._x = x
+        self._vp = vp
+        self._v = v
+        i = x - kc * (x - vp / rp)
+        self._i = i
+        self.peak_ua = peak
+        if i > _LIMIT:
+            self._check_limit()  # trips: the step is booked as the stepper books one that tripped
+            self._acc(t, t + h, 0.0 if self.hw_limit_tripped else (ia if ia > 0.0 else 0.0))
+            t += h
+        elif self._settled:
+            self._acc(t, end, i)
+            t = end
+        return t
+
+    def _integrate(self, t, end):
+        while t < end:
+            if self._regime():
+                t = self._regulate(t, end)
+                if self._settled:
+                    return None
+                continue
+            h = end - t
+            if h > _H_MAX:
+                h = _H_MAX
+            tripped = self.hw_limit_tripped
+            i0 = self._i if self._i > 0.0 else 0.0
+            self._step(h)
+            ia = self._iavg
+            if ia is None:
+                i1 = self._i if self._i > 0.0 else 0.0
+                ia = (i0 + i1) * 0.5  # trapezoid over the step
+            if tripped or self.hw_limit_tripped:
+                ia = 0.0
+            self._acc(t, t + h, ia if ia > 0.0 else 0.0)
+            t += h
+            if self._settled:
+                self._acc(t, end, self._i)
+                return None
+
+    def _step(self, h):
+        u, x0, x1 = self._cascade(h)
+        if x0 < 0.0:
+            x0 = 0.0
+        if x1 < 0.0:
+            x1 = 0.0
+        # Node V with Vp held: C dV/dt = I - G V, input ramping x0 -> x1 (first-order hold).
+        active = self._active()
+        conn = self._connected()
+        vp = self._vp if self.contact == IMMERSED else 0.0
+        v0 = self._v
+        if conn:
+            g = 1000.0 / self._rl()
+            i_p = vp * g
+            if not active:
+                g += 1000.0 / _R_DIV
+        else:
+            g = 1000.0 / _R_DIV
+            i_p = 0.0
+        if active:
+            vi0 = (x0 + i_p) / g
+            vi1 = (x1 + i_p) / g
+        else:
+            vi0 = vi1 = i_p / g
+        tau = self.c_out_nf / g
+        key = h * 1e9 + tau
+        if key != self._n_key:
+            self._n_key = key
+            self._n_e = math.exp(-h / tau)
+            self._n_r = tau / h * (1.0 - self._n_e)
+        ne = self._n_e
+        nr = self._n_r
+        v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
+        vavg = (vi0 + vi1) * 0.5 + (v0 - vi0) * nr - (vi1 - vi0) * tau / h * (1.0 - nr)
+        vc = self.clamp_mv  # adaptive compliance (the rail at most)
+        if active and v1 > vc:
+            v1 = vc
+            if v0 >= vc or vi1 <= vc:
+                vavg = vc
+            else:  # reached compliance within the step
+                tc = tau * math.log((vi1 - v0) / (vi1 - vc))
+                vavg = (vi1 * tc - (vi1 - v0) * tau * (1.0 - (vi1 - vc) / (vi1 - v0)) + vc * (h - tc)) / h
+        self._v = v1
+        # Skin capacitance: fed by V through R_s when in the water, else it discharges in R_p.
+        rp = self._rp
+        vp0 = self._vp
+        if conn and self.contact == IMMERSED:
+            rs = self._rl()
+            target = vavg * rp / (rs + rp)
+            taup = self.c_skin_nf * (rs * rp / (rs + rp)) / 1000.0
+        else:
+            target = 0.0
+            taup = self.c_skin_nf * rp / 1000.0
+        key = h * 1e9 + taup
+        if key != self._s_key:
+            self._s_key = key
+            self._s_e = math.exp(-h / taup)
+        vp1 = target + (vp0 - target) * self._s_e
+        self._vp = vp1
+        if conn and self.contact == IMMERSED and not (active and v1 >= vc):
+            # Second pass: the node follows Vp as it ramps vp0 -> vp1 over the step.
+            if active:
+                vi1 = (x1 + vp1 * 1000.0 / self._rl()) / g
+            else:
+                vi1 = vp1 * 1000.0 / self._rl() / g
+            v1 = vi1 + (v0 - vi0) * ne - (vi1 - vi0) * nr
+            if active and v1 > vc:
+                v1 = vc
+            self._v = v1
+        # Mean load current over the step by charge balance at the node (what the source put
+        # in, less what C_out kept, less the divider's share while off): exact for the fast
+        # discharge of C_out on re-contact, where a trapezoid of the end points is not. At the
+        # clamp the sink takes an unknown share: the trapezoid then (the node is held still).
+        if not conn:
+            self._iavg = 0.0
+        elif active and self._v >= vc:
+            self._iavg = None
+        elif active:
+            self._iavg = (x0 + x1) * 0.5 - self.c_out_nf * (self._v - v0) / h
+        else:
+            self._iavg = -self.c_out_nf * (self._v - v0) / h - vavg * 1000.0 / _R_DIV
+        self._i = self._load_current()
+        self._check_limit()
+        self._settle_check(u, x0, x1, v0, v1, vp0, vp1)
+
+    def _settle_check(self, u, x0, x1, v0, v1, vp0, vp1):
+        if (
+            abs(x1 - x0) < _EPS
+            and abs(x1 - u) < _EPS
+            and abs(self._f2 - u) < _EPS
+            and abs(self._f1 - u) < _EPS
+            and abs(v1 - v0) < _EPS
+            and abs(vp1 - vp0) < _EPS
+        ):
+            self._f1 = self._f2 = u
+            self._x = u
+            self._settled = True
