@@ -99,7 +99,7 @@ def draw():
 
     # --- the stand-ins for a board ---------------------------------------------------------------
     _group(ax, 7.6, 0.2, 4.4, 10.0, "Stand-ins for a board", C_SIM)
-    host = _box(ax, 7.8, 7.95, 4.0, 1.75, "ionto sim: the host process (sim.py)", [
+    host = _box(ax, 7.8, 7.95, 4.0, 1.75, "ionto sim: the unit server (unit_server/)", [
         "owns the pty master; restarts the unit on a", "reset or power cut; counts bytes; interrupts",
         "at the n-th byte (tests); control.sock:", "JSON lines (simctl.py)"], C_SIM)
     unit = _box(ax, 7.8, 3.9, 4.0, 3.55, "micropython hw/sim/unit.py", [

@@ -26,7 +26,7 @@ def test_make_docs_renders_the_picture_and_the_committed_one_is_up_to_date(tmp_p
     assert w > 1200 and h > 700
     svg = (tmp_path / "architecture.svg").read_text()
     for words in ("REPL (host -> unit)", "status (unit -> host)", "board.py: the only door to machine",
-                  "ionto sim: the host process", "ionto pico: the emulated Pico", "supervisor"):
+                  "ionto sim: the unit server", "ionto pico: the emulated Pico", "supervisor"):
         assert words.replace(">", "&gt;") in svg, words
     # The SVG carries no date and fixed ids: unchanged source, same bytes. Stale? `make docs`.
     assert (DOCS / "architecture.svg").read_text() == svg, "docs/architecture.svg is stale: run `make docs`"
@@ -39,6 +39,7 @@ def test_the_page_is_linked_and_names_only_files_that_exist():
     assert "docs/architecture.md" in (ROOT / "README.md").read_text()
     names = set(re.findall(r"`([\w/.-]+\.(?:py|md|csv))`", page))
     assert len(names) > 30
-    roots = [ROOT, ROOT / "firmware", ROOT / "host_tools" / "ionto", ROOT / "hw" / "sim", ROOT / "tests"]
+    roots = [ROOT, ROOT / "firmware", ROOT / "host_tools" / "ionto", ROOT / "host_tools" / "ionto" / "unit_server",
+             ROOT / "hw" / "sim", ROOT / "tests"]
     missing = [n for n in names if not any((r / n).exists() for r in roots)]
     assert not missing, missing
