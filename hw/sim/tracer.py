@@ -31,6 +31,15 @@ COLUMNS = ("t_ms", "ticks", "state", "target_ua", "set_ua", "measured_ua", "true
            "load_ohm", "polarity", "fault", "limited_ua", "dose_uas", "time_left_s", "enable")
 
 
+
+def _window(n, size, seq, most):
+    """A reader's window on a ring that has taken n rows and keeps the last size: from seq
+    (moved up past what was overwritten) for at most `most` rows -> (seq, end, rows lost)."""
+    lo = n - size if n > size else 0
+    lost = lo - seq if seq < lo else 0
+    seq = min(max(seq, lo), n)
+    return seq, min(n, seq + most), lost
+
 class _Rows:
     # A ring of fixed-width int rows in one preallocated array: the tracer lives on the unit's
     # heap beside the firmware, so it allocates nothing per sample.
@@ -49,14 +58,7 @@ class _Rows:
 
     def since(self, seq, most):
         """Up to `most` rows from sequence number seq on: (rows, lost, next seq)."""
-        lo = self.n - self.size if self.n > self.size else 0
-        lost = 0
-        if seq < lo:
-            lost = lo - seq
-            seq = lo
-        if seq > self.n:
-            seq = self.n
-        end = min(self.n, seq + most)
+        seq, end, lost = _window(self.n, self.size, seq, most)
         out = []
         for i in range(seq, end):
             o = (i % self.size) * self.w
@@ -82,14 +84,7 @@ class _Frames:
 
     def since(self, seq, most):
         size = len(self.buf)
-        lo = self.n - size if self.n > size else 0
-        lost = 0
-        if seq < lo:
-            lost = lo - seq
-            seq = lo
-        if seq > self.n:
-            seq = self.n
-        end = min(self.n, seq + most)
+        seq, end, lost = _window(self.n, size, seq, most)
         out = []
         for i in range(seq, end):
             t, fl = self.meta[i % size]
