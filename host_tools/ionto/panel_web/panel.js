@@ -1,5 +1,7 @@
 // The front panel of the virtual unit. Plain JavaScript, no build step, nothing fetched from
 // the internet: one EventSource for what the unit does, POST /cmd for what the user does.
+// One file on purpose: the page loads it without a bundler or modules; it is grouped by panel
+// part, in this order: display, commands, buttons, sound, stream, chart, patient, training, replay.
 "use strict";
 
 const P = (window.panel = {

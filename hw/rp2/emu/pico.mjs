@@ -1,5 +1,7 @@
 // The emulated Pico: the unit's rp2 image on rp2040js, with the reference board's electronics
 // at its pins. Started by host_tools/ionto/pico.py (`ionto pico`), which owns everything else.
+// One file on purpose (a little over 500 lines): node runs it as is, with no bundler or build
+// step, and the board's electronics live in Python (hw/rp2/picoboard.py), not here.
 //
 //   node pico.mjs --image firmware.uf2 --bootrom bootrom-b1.bin --flash-file fs.img --board JSON
 //                 [--reset-reason 0|1|2] [--scratch hex,hex,...] [--serial HEX16] [--flash-timing 1|0]
