@@ -32,11 +32,11 @@ import subprocess
 import sys
 import threading
 import time
-import tty
 from pathlib import Path
 
 from .pico_repl import PicoError, ReplHost
 from .shipped import RP2
+from .unit_server.usb import open_port
 
 __all__ = ["Pico", "PicoError", "node_exe"]
 
@@ -107,15 +107,7 @@ class Pico(ReplHost):
         self.logf = open(st / "pico.log", "ab", buffering=0)
         self.board = pb.PicoBoard(self.scenario, usb_host_present=self.usb_power)
         self.chip_config = pb.chip_config()
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.port = os.ttyname(self.slave)
-        (st / "port").write_text(self.port + "\n")
-        link = st / "tty"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.port)
+        self.master, self.slave, self.port = open_port(st)
         self._rate_mark = None
         if self.do_register:
             self._register(self.scale)  # until measured

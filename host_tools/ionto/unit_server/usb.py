@@ -13,22 +13,29 @@ def _set_nonblock(fd):
     os.set_blocking(fd, False)
 
 
+def open_port(state):
+    """A new raw pseudo-terminal for the host, as a board enumerates on USB: (master, slave,
+    its path), the path written to <state>/port and linked as <state>/tty. Shared by the
+    virtual unit and the emulated Pico, so both appear to host tools alike."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    _set_nonblock(master)
+    port = os.ttyname(slave)
+    (state / "port").write_text(port + "\n")
+    link = state / "tty"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(port)
+    return master, slave, port
+
+
 class UsbPort:
     """Mixed into UnitServer: self.state, self.serial, self.child, self.to_host, self.to_unit,
     self.counts, self.trigger, self.registered are the server's."""
 
     def _plug(self):
         """A new pseudo-terminal for the host, as a board enumerates on USB."""
-        st = self.state
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        _set_nonblock(self.master)
-        self.port = os.ttyname(self.slave)
-        (st / "port").write_text(self.port + "\n")
-        link = st / "tty"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.port)
+        self.master, self.slave, self.port = open_port(self.state)
 
     def unplug(self):
         """The USB cable pulled: the host's port goes away (its reads and writes fail), what the
