@@ -15,6 +15,17 @@ _ETIMEDOUT = const(110)
 
 
 # --- I2C ------------------------------------------------------------------------------------
+
+def _device_read(dev, buf, n):
+    # The device model answers outside the firmware's heap lock (it may allocate; rp2's
+    # driver does not); a short answer reads as an idle bus (0xFF), as on the wire.
+    d = vclock.sim_unlock()
+    try:
+        data = dev.i2c_read(n)
+        buf[:] = data[:n] if len(data) >= n else data + b"\xff" * (n - len(data))
+    finally:
+        vclock.sim_relock(d)
+
 class _Bus:
     """Simulated I2C wires (`sim_i2c_bus(id)`)."""
 
@@ -141,12 +152,7 @@ class I2C:
         if self._fits(n) < n:
             vclock.charge(self._timeout)
             raise OSError(_ETIMEDOUT)
-        d = vclock.sim_unlock()
-        try:
-            data = dev.i2c_read(n)
-            buf[:] = data[:n] if len(data) >= n else data + b"\xff" * (n - len(data))
-        finally:
-            vclock.sim_relock(d)
+        _device_read(dev, buf, n)
         self._wire(n)
 
     def _memaddr(self, memaddr, addrsize):
@@ -208,12 +214,7 @@ class I2C:
         finally:
             vclock.sim_relock(d)
         vclock.charge(18_000_000 // self._freq)
-        d = vclock.sim_unlock()
-        try:
-            data = dev.i2c_read(n)
-            buf[:] = data[:n] if len(data) >= n else data + b"\xff" * (n - len(data))
-        finally:
-            vclock.sim_relock(d)
+        _device_read(dev, buf, n)
         vclock.charge((n + 1) * 9_000_000 // self._freq)
 
     def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
