@@ -112,7 +112,10 @@ def no_page_left_open(browser):
 
 @pytest.fixture
 def panel(fw_bundle):
-    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=0) as vu:
+    # Four times real time, not as fast as possible: the unit's own timeouts (a confirmation
+    # expires in 30 s, a pause ends the session after 5 min) must outlast a loaded machine's
+    # browser between two clicks, as they outlast a nurse's.
+    with VirtualUnit(seed_from=fw_bundle, scenario="palms", accel=4) as vu:
         srv = PanelServer(vu.state_dir, unplug_usb=True).start()
         try:
             yield vu, srv
