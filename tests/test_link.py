@@ -29,6 +29,10 @@ def test_status_lines_parse_old_and_new_formats():
     assert link.parse_line("@EV 512 PAUSE 30 9000\n")[1] == {"ticks": 512, "name": "PAUSE", "a": 30, "b": 9000}
     assert link.parse_line("@ID 0123ABCD 0.1.0\n")[1] == {"serial": "0123ABCD", "version": "0.1.0"}
     assert link.parse_line("@ST\n") is None and link.parse_line("hello\n") is None
+    # A board's lines: rp2's text stdout turns the firmware's "\r\n" into "\r\r\n".
+    kind, st = link.parse_line(b"@ST IDLE 1200 15000 0 0 0 0 -1 0 0 1\r\r\n")
+    assert kind == "ST" and st.state == "IDLE" and st.session == 1
+    assert link.parse_line(b"@ID 8FEC6E350355DCE7 0.1.0\r\r\n")[1] == {"serial": "8FEC6E350355DCE7", "version": "0.1.0"}
 
 
 def test_listen_is_read_only_and_sees_the_application(vu):

@@ -12,7 +12,9 @@ import re
 import time
 
 IDLE_STATES = ("IDLE", "DONE", "STOPPED", "FAULT")  # the firmware's names of the states that do not treat
-LINE = re.compile(rb"@(ST|EV|ID) ([^\r\n]*)\r?\n")
+# The firmware ends each line with "\r\n"; on rp2 its text stdout turns every "\n" into "\r\n" on
+# the way out, so a board's lines end "\r\r\n" (the virtual unit's stdout is not cooked: "\r\n").
+LINE = re.compile(rb"@(ST|EV|ID) ([^\r\n]*)\r*\n")
 # The application's status line at the start of a line: seen inside a REPL answer, it means the
 # unit restarted (power lost, reset) and its application runs again.
 APP = re.compile(rb"(?:^|\n)@(?:ST|ID) [A-Z0-9]")
