@@ -472,6 +472,7 @@ const hostIn = new net.Socket({ fd: Number(args['fd-in'] ?? 3), readable: true, 
 hostIn.on('data', (d) => {
   for (const b of d) pending.push(b);
   if (pending.length > 8192) hostIn.pause();
+  wake();
 });
 hostIn.on('end', () => finish(0, 'host side closed'));
 
@@ -479,6 +480,12 @@ hostIn.on('end', () => finish(0, 'host side closed'));
 // The board is polled every emulated millisecond while the output is enabled (the limiter can
 // trip, the plant moves), every 10 ms while it is off (buttons, VBUS): each poll is a round
 // trip to the board process.
+// Asleep (WFI/WFE), the core skips to its next alarm, but never past the next board poll nor the
+// end of the slice (where host bytes come in): nothing else can wake it, so the skip changes no
+// emulated time. Asleep with no alarm at all (at its REPL, waiting for a key), the chip would
+// otherwise race through its idle time as fast as the board answers polls, burning two processes'
+// CPU for nothing: then it sleeps at real time (its emulated time no faster than the wall clock
+// since it fell asleep) and wakes at once when host bytes arrive.
 let lastPollNs = 0;
 let pollNs = 10_000_000;
 gp[BOARD.outputs[0]].addListener(() => {
@@ -499,13 +506,14 @@ function finish(code, why) {
   process.exit(code);
 }
 function slice() {
+  idleTimer = null;
   const core = mcu.core;
   const end = clock.nanos + 4_000_000; // 4 ms emulated per slice, then host I/O
   while (clock.nanos < end && !stopped) {
     if (core.waiting) {
       // asleep (WFI): jump to the next alarm, but not past the next board poll
       const dn = clock.nanosToNextAlarm;
-      clock.tick(Math.max(CYCLE_NS, Math.min(dn > 0 ? dn : CYCLE_NS, lastPollNs + pollNs - clock.nanos)));
+      clock.tick(Math.max(CYCLE_NS, Math.min(dn > 0 ? dn : end - clock.nanos, lastPollNs + pollNs - clock.nanos)));
     }
     else clock.tick(core.executeInstruction() * CYCLE_NS);
     if (clock.nanos - lastPollNs >= pollNs) {
@@ -518,7 +526,26 @@ function slice() {
   if (DEBUG && clock.nanos % 1_000_000_000 < 4_100_000) log(`t ${(clock.nanos / 1e9).toFixed(2)} s PC ${mcu.core.PC.toString(16)}`);
   if (pending.length < 4096 && hostIn.isPaused()) hostIn.resume();
   if (dirty.size) writeBack();
-  if (!stopped) setImmediate(slice);
+  if (stopped) return;
+  if (core.waiting && clock.nanosToNextAlarm <= 0 && !pending.length) {
+    const wallNs = process.hrtime.bigint();
+    if (idleSince === null) idleSince = [wallNs, clock.nanos];
+    const aheadMs = (clock.nanos - idleSince[1] - Number(wallNs - idleSince[0])) / 1e6;
+    if (aheadMs >= 1) {
+      idleTimer = setTimeout(slice, Math.min(aheadMs, 50));
+      return;
+    }
+  } else idleSince = null;
+  setImmediate(slice);
+}
+let idleSince = null; // [wall ns, emulated ns] when the chip fell asleep with nothing scheduled
+let idleTimer = null;
+function wake() {
+  // host bytes for a sleeping chip: the next slice now
+  if (idleTimer === null) return;
+  clearTimeout(idleTimer);
+  idleTimer = null;
+  setImmediate(slice);
 }
 process.on('SIGTERM', () => finish(0, 'SIGTERM'));
 process.on('SIGINT', () => finish(0, 'SIGINT'));
