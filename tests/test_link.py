@@ -35,6 +35,43 @@ def test_status_lines_parse_old_and_new_formats():
     assert link.parse_line(b"@ID 8FEC6E350355DCE7 0.1.0\r\r\n")[1] == {"serial": "8FEC6E350355DCE7", "version": "0.1.0"}
 
 
+class _QuietUnit:
+    """A port on which nothing comes, in a fake time: each read waits its timeout of wall time,
+    during which the unit's own clock moves `rate` times as far (None: it tells no time)."""
+
+    def __init__(self, rate):
+        self.wall = 0.0
+        self.unit = 100.0
+        self.rate = rate
+        self.timeout = 0.05
+
+    def read(self, n):
+        self.wall += self.timeout
+        self.unit += self.timeout * (self.rate or 0)
+        return b""
+
+    def clock(self):
+        return None if self.rate is None else self.unit
+
+
+@pytest.mark.parametrize("rate, scale, ends_at", [
+    (0.1, 200.0, 10.0),  # a slow emulated chip: once it has lived the second asked
+    (5.0, 200.0, 1.0),  # a chip faster than a board (asleep at its REPL): never sooner than a board
+    (None, 20.0, 20.0),  # a unit that does not tell its time: the stretched deadline
+    (0.0, 20.0, 20.0),  # one whose clock stopped (the emulator hung): the same
+])
+def test_listening_to_a_silent_unit_ends_on_its_own_clock(monkeypatch, rate, scale, ends_at):
+    q = _QuietUnit(rate)
+    monkeypatch.setattr(link, "time", type("FakeTime", (), {"monotonic": staticmethod(lambda: q.wall)}))
+    u = link.Link.__new__(link.Link)
+    u.ser, u.port, u._buf, u.scale = q, "fake", b"", scale
+    u.status = u.identity = None
+    u.events = []
+    u.unit_clock = q.clock if rate is not None else None
+    assert u.listen(1.0) is None
+    assert ends_at <= q.wall <= ends_at + 0.11, q.wall
+
+
 def test_listen_is_read_only_and_sees_the_application(vu):
     _ready(vu)
     to_idle(vu.ctl)

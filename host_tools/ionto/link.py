@@ -32,7 +32,7 @@ import time
 import zlib  # noqa: F401 (transfer's checksums: tests reach it here)
 
 from .errors import EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError
-from .ports import BAUD, USB_IDS, UnitPort, find_units, resolve_port, time_scale  # noqa: F401
+from .ports import BAUD, USB_IDS, UnitPort, find_units, resolve_port, time_scale, unit_clock  # noqa: F401
 from .progress import Progress  # noqa: F401
 from .rawrepl import PORT_ERRORS as _PORT_ERRORS, PushbackSerial as _Serial, RawRepl, Restarted as _Restarted
 from .rawrepl import oserr as _oserr
@@ -79,6 +79,7 @@ class Link(RawRepl, Files):
         self._lease_s = _LEASE_MARGIN_S + 30
         self._buf = b""
         self.scale = 1.0  # time_scale(port): waits are stretched on a slow (emulated) unit
+        self.unit_clock = None  # unit_clock(port): an emulated unit's own time, if it tells it
         self._deflate = None  # can the unit inflate zlib streams (its `deflate` module)?
         transport.serial.timeout = 0.05
 
@@ -115,6 +116,7 @@ class Link(RawRepl, Files):
 
         work.unit = "the unit on %s was not disturbed (nothing was sent to it)" % port
         u.scale = time_scale(port)
+        u.unit_clock = unit_clock(port)
         u._drain()
         return u
 
@@ -289,8 +291,17 @@ class Link(RawRepl, Files):
         return lines
 
     def lines(self, timeout=None):
-        """Yield lines the unit prints, without ever writing to it; stops after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout * self.scale
+        """Yield lines the unit prints, without ever writing to it; stops after `timeout` s of
+        the unit's time: stretched by its time scale, or, where the unit tells its own clock
+        (an emulated Pico), once it has lived them (and as many wall seconds have passed, as
+        with a board) with nothing more coming."""
+        t0 = time.monotonic()
+        deadline = None if timeout is None else t0 + timeout * self.scale
+        clock = self.unit_clock if timeout is not None else None
+        unit_end = None
+        if clock is not None:
+            u0 = clock()
+            unit_end = None if u0 is None else u0 + timeout
         old = self.ser.timeout
         self.ser.timeout = 0.05
         try:
@@ -304,6 +315,10 @@ class Link(RawRepl, Files):
                     self._any = True
                 for line in self._take(data):
                     yield line
+                if not data and unit_end is not None and time.monotonic() - t0 >= timeout:
+                    now = clock()
+                    if now is not None and now >= unit_end:
+                        return
         finally:
             self.ser.timeout = old
 

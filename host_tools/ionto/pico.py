@@ -13,6 +13,7 @@ in it, and time.ticks_us() on the chip reads it (hw/rp2/README.md says what it m
 STATE/flash.img    the filesystem partition of the chip's flash (1408 KiB), kept across runs
 STATE/serial       the chip's unique ID (its flash's), one per flash image
 STATE/port, tty    the pseudo-terminal;  STATE/pico.log  the emulator's log
+STATE/clock        the chip's time (board time, us), for host tools' waits (ports.unit_clock)
 
 Python API (tests, benchmarks):
 
@@ -89,6 +90,8 @@ class Pico(ReplHost):
         self.off_reason = None
         self.registered = None
         self._host_fd = None
+        self._clock_fd = None
+        self.clock_file = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def setup(self):
@@ -109,6 +112,10 @@ class Pico(ReplHost):
         self.chip_config = pb.chip_config()
         self.master, self.slave, self.port = open_port(st)
         self._rate_mark = None
+        self.clock_file = st / "clock"
+        self._clock_fd = os.open(str(self.clock_file), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._clock_at = 0.0
+        self._tell_clock()
         if self.do_register:
             self._register(self.scale)  # until measured
 
@@ -123,7 +130,8 @@ class Pico(ReplHost):
             f = d / ("%d.json" % os.getpid())
             tmp = f.with_suffix(".tmp")
             tmp.write_text(json.dumps({"port": self.port, "state_dir": str(self.state), "serial": self.serial,
-                                       "pid": os.getpid(), "kind": "emulated Pico", "time_scale": round(scale, 1)}))
+                                       "pid": os.getpid(), "kind": "emulated Pico", "time_scale": round(scale, 1),
+                                       "clock": str(self.clock_file)}))
             os.replace(tmp, f)
             self.registered = f
         except OSError:
@@ -149,6 +157,19 @@ class Pico(ReplHost):
                 self._seen_busy = True
             if self.do_register:
                 self._register(self.scale)
+
+    def _tell_clock(self):
+        # The chip's time for host tools (ports.unit_clock), a few times a wall second: written
+        # in place, twice on the line, so a reader that catches a write halfway sees the two differ.
+        now = time.monotonic()
+        fd = self._clock_fd
+        if fd is not None and now - self._clock_at >= 0.02:
+            self._clock_at = now
+            us = self.board.now_us()
+            try:
+                os.pwrite(fd, b"%020d %020d\n" % (us, us), 0)
+            except OSError:
+                pass
 
     rate = None  # emulated s per wall s, measured while running
     scale = 20.0  # registered time scale: the most times slower than a board seen so far
@@ -239,7 +260,10 @@ class Pico(ReplHost):
                 os.close(fd)
             except OSError:
                 pass
-        for p in (self.state / "port", self.state / "tty", self.registered):
+        fd, self._clock_fd = self._clock_fd, None
+        if fd is not None:
+            os.close(fd)
+        for p in (self.state / "port", self.state / "tty", self.registered, self.clock_file):
             if p is not None:
                 try:
                     p.unlink()
@@ -277,6 +301,7 @@ class Pico(ReplHost):
             if self._req_r in r:
                 self._board_requests()
             self._measure_rate()
+            self._tell_clock()
             if c.stdout.fileno() in r:
                 try:
                     b = os.read(c.stdout.fileno(), 65536)

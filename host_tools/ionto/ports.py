@@ -57,6 +57,33 @@ def time_scale(port):
     return 1.0
 
 
+def unit_clock(port):
+    """The unit's own clock, for a unit whose time is not the wall clock's: an emulated Pico
+    (`ionto pico`) keeps its emulated time in a file it registers. -> a function returning the
+    unit's seconds (None when unreadable), or None for a board or the virtual unit. A wait for
+    "this long of the unit's time" (listening for a status line that may never come) then ends
+    when the unit has lived it, not at a guess of how slow it runs."""
+    try:
+        from .unit_server import registered
+
+        real = os.path.realpath(port)
+        path = next((e.get("clock") for e in registered() if os.path.realpath(e.get("port", "")) == real), None)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not path:
+        return None
+
+    def read():
+        try:
+            with open(path, "rb") as f:
+                a, b = f.read(64).split()[:2]  # the same figure twice: differing, a write was halfway
+            return int(a) / 1e6 if a == b else None
+        except (OSError, ValueError):
+            return None
+
+    return read if read() is not None else None
+
+
 def resolve_port(port=None):
     """The port to use: --port, else IONTO_PORT, else the only unit connected."""
     port = port or os.environ.get("IONTO_PORT")
