@@ -309,6 +309,16 @@ const flash = {
     if (FLASH_TIMING) this.busyUntil = clock.nanos + us * 1000;
     this.wel = false;
   },
+  skipBusy() {
+    // Read while busy: the ROM polls the status register until the busy time ends, a loop of a
+    // few dozen instructions the core would run thousands of times (its interrupts are off, and
+    // XIP is unusable meanwhile). Emulating each turn cost wall seconds per second of flash work;
+    // instead the clock moves on at once to the end of the busy time, or to the next board
+    // poll first (the board keeps its pace). The loop ends at the same emulated time, give or
+    // take one turn.
+    const t = Math.min(this.busyUntil, lastPollNs + pollNs);
+    if (t > clock.nanos) clock.tick(t - clock.nanos);
+  },
   select(low) {
     if (low === this.csLow) return;
     rx.length = 0;
@@ -342,6 +352,7 @@ const flash = {
     }
     switch (this.cmd) {
       case 0x05: // status 1: BUSY, WEL
+        if (clock.nanos < this.busyUntil) this.skipBusy();
         return (clock.nanos < this.busyUntil ? 1 : 0) | (this.wel ? 2 : 0);
       case 0x35: // status 2: QE set (boot2 then leaves the status registers alone)
         return 0x02;
