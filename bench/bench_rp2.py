@@ -57,16 +57,17 @@ def run():
         td = Path(td)
         (td / "mpy").mkdir()
         with Pico(td / "chip", usb_power=False, fresh=True) as p:
+            files = []
             for f in sorted(FIRMWARE.glob("*.py")):
                 if f.name in ("main.py", "boot.py", "_boot.py"):
                     continue
                 m = td / "mpy" / (f.stem + ".mpy")
                 subprocess.run([mpy_cross, "-o", str(m), str(f)], check=True, cwd=str(FIRMWARE))
-                p.exec("f = open(%r, 'wb')\nf.write(%r)\nf.close()\n" % (m.name, m.read_bytes()))
+                files.append((m.name, m.read_bytes()))
             m = td / "mpy" / "rp2loop.mpy"
             subprocess.run([mpy_cross, "-o", str(m), "rp2_loop.py"], check=True, cwd=str(Path(__file__).parent))
-            p.put("rp2loop.mpy", m.read_bytes())
-            p.put("rp2opts.py", "W = %d\n" % w)
+            files += [("rp2loop.mpy", m.read_bytes()), ("rp2opts.py", "W = %d\n" % w)]
+            p.put_files(files)
         # A fresh chip, the emulator restarted on the same flash: a fresh heap, as a unit's
         # main.py starts with.
         with Pico(td / "chip", usb_power=False) as p:

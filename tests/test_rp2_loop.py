@@ -55,12 +55,14 @@ def pico(tmp_path_factory):
         # files left out; they shadow the image's frozen copies
         out = st / "mpy"
         out.mkdir()
+        files = []
         for f in sorted(FIRMWARE.glob("*.py")):
             if f.name in ("main.py", "boot.py", "_boot.py"):
                 continue
             m = out / (f.stem + ".mpy")
             subprocess.run([MPY_CROSS, "-o", str(m), str(f)], check=True, cwd=str(FIRMWARE))
-            p.exec("f = open(%r, 'wb')\nf.write(%r)\nf.close()\n" % (m.name, m.read_bytes()))
+            files.append((m.name, m.read_bytes()))
+        p.put_files(files)
         yield p
     finally:
         p.stop()
