@@ -8,8 +8,10 @@ reset: the emulator restarts the chip, the board runs on); `ionto status` then r
 firmware, self-test and storage from the unit. The nurse's buttons on the board run a short
 session on the chip (START, confirm, the contact check, the ramp, STOP), followed on its status
 lines; `ionto logs pull` then copies its log from the emulated flash into an archive, verified,
-and `ionto logs list` shows it. The emulated chip runs ~10x slower than a board (host tools
-stretch their waits by the rate it registers), so this takes minutes: slow.
+and `ionto logs list` shows it. The host tools hear the application's status lines from the
+chip (a board's lines end "\r\r\n"), and a listen that hears nothing (the fresh chip has no
+application) ends on the chip's own clock. The emulated chip runs several times slower than a
+board while it works, so this takes a minute or two: slow.
 """
 import os
 import sqlite3
@@ -42,6 +44,7 @@ def test_ionto_flash_status_and_logs_pull_on_the_emulated_pico(tmp_path):
         assert p.serial in out
         assert "intact" in out and "self-test  passed" in out, out
         assert "storage    flash" in out, out
+        assert "state      IDLE" in out, out  # from the chip's status line, not "at REPL"
 
         # A short session: the unit on its own supply (no USB host: START allowed), the nurse's
         # buttons, followed on the application's status lines (@ST STATE ...).
