@@ -121,6 +121,11 @@ def deployed_name(src_name):
     return src_name if src_name in SOURCE_ONLY else src_name[:-3] + ".mpy"
 
 
+def deployed_names(src=FIRMWARE):
+    """The names build(mpy, src=src) deploys, for any mpy (sorted, as Bundle.names())."""
+    return sorted(deployed_name(p.name) for p in Path(src).glob("*.py") if p.name not in FROZEN_ONLY)
+
+
 def cache_dir():
     """Compiled modules kept between runs (IONTO_CACHE, else ~/.cache/ionto/mpy): a redeploy
     with nothing changed compiles nothing. mpy-cross output depends only on the source, its
