@@ -289,7 +289,7 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
                                                                           family=uf2.RP2350_ARM_S)
     (tmp_path / "mp.uf2").write_bytes(data)
     board = VirtualUnit(seed_from=None, accel=0)
-    real_copy = flash_cmd.uf2.copy_to
+    real_copy = uf2.copy_to
 
     def copy_then_restart(*a, **kw):
         # The ROM restarts the chip once the last block is in: then the USB serial port appears.
@@ -298,7 +298,7 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
         board.start()
         return r
 
-    monkeypatch.setattr(flash_cmd.uf2, "copy_to", copy_then_restart)
+    monkeypatch.setattr(uf2, "copy_to", copy_then_restart)
     try:
         rc = flash("--runtime", str(tmp_path / "mp.uf2"), "--bootsel-dir", str(boot))
         out, err = capsys.readouterr()

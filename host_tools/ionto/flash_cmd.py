@@ -27,7 +27,7 @@ import os
 import sys
 import time
 
-from . import link, mpy_build, uf2, unit_side
+from . import link, mpy_build, unit_side
 from .errors import EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, EXIT_USAGE, IontoError
 
 MANIFEST = "manifest.json"
@@ -78,6 +78,8 @@ def read_uf2(path):
 
 def put_runtime(path, bootsel_dir=None, port=None, dry_run=False):
     """Check and copy the UF2, then wait for the board's serial port -> that port."""
+    from . import uf2
+
     data = read_uf2(path)
     uf2.parse(data)  # a broken file is refused before looking for a board
     try:
