@@ -263,8 +263,8 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
         try:
             # Several files per REPL round trip, each checked before any is renamed into place.
             u.write_files([("/" + n, bundle.files[n]) for n in r.copied], progress=prog)
-            for n in r.removed:  # before the manifest: a stale app.py must not outlive it
-                u.remove("/" + n)
+            # Before the manifest (a stale app.py must not outlive it), all in one round trip.
+            u.remove_files(["/" + n for n in r.removed])
             u.write_file("/" + MANIFEST, bundle.manifest_text, progress=lambda k: prog(r.bytes_copied + k))
         finally:
             prog.close()

@@ -91,7 +91,10 @@ class Link(RawRepl, Files):
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, port=None):
+    def open(cls, port=None, drain=True):
+        """The unit on `port`, the port opened; `drain`: drop a backlog from before (see
+        _drain). Only a reopen right after the unit's reset skips that: all that comes then is
+        the new boot's, the @ID line with the version it runs among it."""
         port = resolve_port(port)
         if not os.path.exists(port):
             raise IontoError(EXIT_NO_DEVICE, "no device at %s: is the unit plugged in (or `ionto sim` running)?" % port)
@@ -117,7 +120,8 @@ class Link(RawRepl, Files):
 
         work.unit = "the unit on %s was not disturbed (nothing was sent to it)" % port
         u.scale = time_scale(port)
-        u._drain()
+        if drain:
+            u._drain()
         return u
 
     def _drain(self, quiet_s=0.05, max_s=0.5):
@@ -449,7 +453,9 @@ class Link(RawRepl, Files):
         time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
         while True:
             try:
-                fresh = Link.open(port)
+                # Not drained: nothing ran between our last read and the reset (we held the
+                # raw REPL), so all that comes is the new boot's, its @ID among the first lines.
+                fresh = Link.open(port, drain=False)
                 break
             except IontoError:
                 if time.monotonic() > deadline:
