@@ -121,6 +121,22 @@ def test_compiled_modules_are_cached_by_source_and_compiler(tmp_path, monkeypatc
     assert all(changed.files[n] == first.files[n] for n in first.files if n not in ("ramp.mpy",))
 
 
+def test_a_bundle_built_before_comes_from_the_cache_checked_against_its_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("IONTO_CACHE", str(tmp_path / "cache"))
+    src = _tree(tmp_path)
+    first = mpy_build.build(UNIX_MPY, src=src)
+    again = mpy_build.build(UNIX_MPY, src=src)
+    assert again.files == first.files and again.manifest_text == first.manifest_text
+    assert again.manifest == first.manifest and again.version == first.version
+    (kept,) = (tmp_path / "cache" / "bundles").glob("*.json")
+    kept.write_text(kept.read_text().replace(first.sha256("app.mpy"), "0" * 64))  # damaged
+    assert mpy_build.build(UNIX_MPY, src=src).manifest_text == first.manifest_text  # built afresh
+    (src / "version.py").write_text('VERSION = "0.1.1-test"\n')
+    changed = mpy_build.build(UNIX_MPY, src=src)
+    assert changed.version == "0.1.1-test" and changed.files["version.mpy"] != first.files["version.mpy"]
+    assert len(list((tmp_path / "cache" / "bundles").glob("*.json"))) == 2
+
+
 def test_a_module_that_does_not_compile_is_a_firmware_error(tmp_path):
     src = _tree(tmp_path)
     (src / "ramp.py").write_text("def broken(:\n")

@@ -23,10 +23,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from . import firmware_build
 from .errors import EXIT_FIRMWARE, IontoError
-
-FIRMWARE = firmware_build.FIRMWARE
+from .shipped import FIRMWARE
 SOURCE_ONLY = ("main.py", "boot.py")
 # Run by the rp2 port from the frozen image only (hw/rp2/manifest.py), never from the flash.
 FROZEN_ONLY = ("_boot.py",)
@@ -181,15 +179,6 @@ def _cache_key(exe, src, name, emits):
     return cache_dir() / (h.hexdigest() + ".mpy")
 
 
-def _cached(exe, src, out, name, emits):
-    """Copy the compiled module from the cache to out -> True, or False if it is not there."""
-    try:
-        shutil.copyfile(_cache_key(exe, src, name, emits), out)
-        return True
-    except OSError:
-        return False
-
-
 def _compile(exe, src, out, name, emits=None):
     import subprocess
 
@@ -235,11 +224,29 @@ class Bundle:
 
 def build(mpy, dest=None, src=FIRMWARE):
     """Compile src/*.py for a unit reporting `mpy` (sys.implementation._mpy) into dest (a
-    temporary folder if None) and write dest/manifest.json -> Bundle."""
+    temporary folder if None) and write dest/manifest.json -> Bundle. Without dest, a bundle
+    built before from the same sources by the same compiler comes from the cache (its files
+    checked against its manifest), with nothing written."""
     exe, v = compiler_for(mpy)
     src = Path(src)
+    sources = sorted(p.name for p in src.glob("*.py") if p.name not in FROZEN_ONLY)
+    if not sources:
+        raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
+    # Where each deployed file's bytes come from: its source (main.py, boot.py) or its compiled
+    # module's place in the cache (which may not be filled yet).
+    origin = {}
+    for n in sources:
+        if n in SOURCE_ONLY:
+            origin[n] = (src / n, hashlib.sha256((src / n).read_bytes()).hexdigest())
+        else:
+            key = _cache_key(exe, src / n, n, v)
+            origin[deployed_name(n)] = (key, key.stem)
+    bkey = hashlib.sha256("".join("%s %s\n" % (k, origin[k][1]) for k in sorted(origin)).encode()).hexdigest()
     own = dest is None
     if own:
+        b = _cached_bundle(bkey, origin, v)
+        if b is not None:
+            return b
         import tempfile
     dest = Path(tempfile.mkdtemp(prefix="ionto-mpy-") if own else dest)
     try:
@@ -248,15 +255,14 @@ def build(mpy, dest=None, src=FIRMWARE):
                 if p.is_file():
                     p.unlink()
         dest.mkdir(parents=True, exist_ok=True)
-        sources = sorted(p.name for p in src.glob("*.py") if p.name not in FROZEN_ONLY)
-        if not sources:
-            raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
         jobs = []
         for n in sources:
             out = dest / deployed_name(n)
-            if n in SOURCE_ONLY:
-                shutil.copyfile(src / n, out)
-            elif not _cached(exe, src / n, out, n, v):
+            try:
+                shutil.copyfile(origin[deployed_name(n)][0], out)
+            except OSError:
+                if n in SOURCE_ONLY:
+                    raise
                 jobs.append((exe, src / n, out, n, v))
         if jobs:  # what the cache does not have yet: mpy-cross, several at a time
             from concurrent.futures import ThreadPoolExecutor
@@ -264,6 +270,8 @@ def build(mpy, dest=None, src=FIRMWARE):
             with ThreadPoolExecutor(max_workers=8) as pool:
                 for f in [pool.submit(_compile, *j) for j in jobs]:
                     f.result()
+        from . import firmware_build
+
         names = sorted(deployed_name(n) for n in sources)
         integrity = firmware_build._firmware_module("integrity")
         version = _version_of(src)
@@ -271,10 +279,38 @@ def build(mpy, dest=None, src=FIRMWARE):
         text = json.dumps(man, indent=1, sort_keys=True) + "\n"
         (dest / integrity.MANIFEST).write_text(text)
         files = {n: (dest / n).read_bytes() for n in names}
+        _keep_bundle(bkey, text)
         return Bundle(files, man, text.encode(), version, v)
     finally:
         if own:
             shutil.rmtree(dest, ignore_errors=True)
+
+
+def _cached_bundle(bkey, origin, mpy_version):
+    """The Bundle built before for these very files (bkey), or None: its manifest (made by
+    firmware/integrity.py then) from the cache, every file read from its origin and checked
+    against the manifest's SHA-256 (a damaged or altered cache is built afresh)."""
+    try:
+        text = (cache_dir() / "bundles" / (bkey + ".json")).read_bytes()
+        man = json.loads(text)
+        files = {n: Path(p).read_bytes() for n, (p, _k) in origin.items()}
+        ok = sorted(man["files"]) == sorted(files) and all(
+            hashlib.sha256(b).hexdigest() == man["files"][n] for n, b in files.items())
+        version = man["version"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return Bundle(files, man, text, version, mpy_version) if ok and isinstance(version, str) else None
+
+
+def _keep_bundle(bkey, text):
+    f = cache_dir() / "bundles" / (bkey + ".json")
+    try:  # written aside and renamed, as the compiled modules are
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(text)
+        os.replace(tmp, f)
+    except OSError:
+        pass  # no cache, no harm
 
 
 def _version_of(src):
