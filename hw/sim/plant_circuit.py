@@ -35,9 +35,30 @@ _C0 = _H_MAX * _E_F1 / _TAU_F
 _C2 = _K * (_E_F1 - _E_L1)
 _C1 = _K * _H_MAX * _E_F1 / _TAU_F - _K * _TAU_L / _TAU_F * _C2
 
+# The closed form of a whole regulated interval (_regulate_exact) is used while the source's
+# states stay within this far of the limit's margin and above _EXACT_MIN_UA (the load current
+# then is the source's, a little over zero), and the skin's tau is at least this share away
+# from the cascade's (the closed form's coefficients divide by their difference).
+_EXACT_MIN_UA = 100.0
+_EXACT_MARGIN_UA = 1_000.0
+_EXACT_TAU_GAP = 0.05
+
 OPEN = "lifted"
 IMMERSED = "immersed"
 SHORT = "short"
+
+
+def seg_charge(c, s):
+    """Charge (uA*us) over the first s us of a closed-form regulated segment (_regulate_exact)."""
+    u, ca, a, b, vpu, al, be, ga, de, rs, taup, c_out, v0, _, _, _, _ = c
+    tf = _TAU_F
+    tl = _TAU_L
+    el = math.exp(-s / tl)
+    e = math.exp(-s / tf)
+    x = u + ca * el + (a + b * s) * e
+    vp = vpu + al * el + (be + ga * s) * e + de * math.exp(-s / taup)
+    ix = u * s + ca * tl * (1.0 - el) + a * tf * (1.0 - e) + b * (tf * tf - tf * (s + tf) * e)
+    return ix - c_out * (x * rs + vp - v0)
 
 
 class Circuit:
@@ -144,6 +165,8 @@ class Circuit:
         c_out = self.c_out_nf
         kc = c_out / self.c_skin_nf
         taup = self.c_skin_nf * rp
+        if not (self._gate_freq and not self.output_stuck_on) and self._regulate_exact(t, end, u, rs, rp, kc, taup):
+            return end
         if taup != self._q_key:
             self._q_key = taup
             self._q_e = math.exp(-_H_MAX / taup)
@@ -243,6 +266,95 @@ class Circuit:
             self._acc(t, end, i)
             t = end
         return t
+
+    def _regulate_exact(self, t, end, u, rs, rp, kc, taup):
+        # Regulation in closed form from t for as long as the inputs hold: the cascade's x(s)
+        # (see _cascade), the skin's Vp driven by it exactly (Vp' = (x R_p - Vp) / tau_p, the
+        # ODE _regulate steps), the node V = x R_s + Vp and the load current x - C_out V'
+        # (charge: the integral of x less C_out times what V gained). The interval is one
+        # "open" charge-history segment whose charge is known at every instant
+        # (plant_history._charge), so a windowed mean is exact, and a later query up to
+        # _open_end (the next hydration mark or scenario event; an input change closes it
+        # first) only evaluates the closed form at its time (Plant._advance): no stepping and
+        # no history segment per millisecond while the firmware dithers its setpoint.
+        # Taken when nothing calls for the stepper: the states lie between _EXACT_MIN_UA and
+        # the limit's margin (no trip, no clipping at zero), the node starts where regulation
+        # puts it, the skin's tau is apart from the cascade's, and x stays within _Q of the
+        # higher of its start and its target (the peak is then what the queries see, as the
+        # stepper's is what its steps see). -> False: the stepper takes the interval.
+        f1 = self._f1
+        f2 = self._f2
+        x0 = self._x
+        lo = hi = u
+        for v in (f1, f2, x0):
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        if lo < _EXACT_MIN_UA or hi + _EXACT_MARGIN_UA >= _LIMIT or hi - (x0 if x0 > u else u) > _Q:
+            return False
+        tf = _TAU_F
+        tl = _TAU_L
+        if abs(taup - tf) < _EXACT_TAU_GAP * tf or abs(taup - tl) < _EXACT_TAU_GAP * tl:
+            return False
+        vp0 = self._vp
+        v0 = self._v
+        if abs(x0 * rs + vp0 - v0) > 1.0:  # the node is not where regulation holds it (mV)
+            return False
+        d1 = f1 - u
+        d2 = f2 - u
+        b = _K * d1 / tf
+        a = (d2 - b * tl) * _K
+        ca = x0 - u - a  # x = u + ca e^-s/tl + (a + b s) e^-s/tf
+        al = rp * ca * tl / (tl - taup)  # Vp = rp u + al e^-s/tl + (be + ga s) e^-s/tf + de e^-s/taup
+        ga = rp * b * tf / (tf - taup)
+        be = (rp * a - ga * taup) * tf / (tf - taup)
+        vpu = rp * u
+        de = vp0 - vpu - al - be
+        seg = (u, ca, a, b, vpu, al, be, ga, de, rs, taup, self.c_out_nf, v0, d1, d2, rp, kc)
+        hist = self._h
+        k = (self._hi + 1) % _HN
+        g = hist[k]
+        g[0] = t
+        g[1] = self._qe
+        g[2] = 0.0
+        g[3] = -1  # a closed-form segment: its charge is seg_charge(g[4], s)
+        g[4] = seg
+        g[5] = 0
+        self._hi = k
+        self._open = seg
+        self._open_t0 = t
+        self._open_q0 = g[1]
+        ev = self._ev_at
+        he = self._hend
+        self._open_end = ev if ev is not None and (he is None or ev < he) else he
+        self._open_eval(end - t)
+        return True
+
+    def _open_eval(self, s):
+        # The state s us into the open closed-form segment (_regulate_exact), and the charge.
+        u, ca, a, b, vpu, al, be, ga, de, rs, taup, c_out, v0, d1, d2, rp, kc = self._open
+        tf = _TAU_F
+        tl = _TAU_L
+        exp = math.exp
+        el = exp(-s / tl)
+        e = exp(-s / tf)
+        dx = ca * el + (a + b * s) * e
+        x = u + dx
+        vp = vpu + al * el + (be + ga * s) * e + de * exp(-s / taup)
+        v = x * rs + vp
+        i = x - kc * (x - vp / rp)
+        self._f1 = u + d1 * e
+        self._f2 = u + (d2 + d1 * s / tf) * e
+        self._x = x
+        self._vp = vp
+        self._v = v
+        self._i = i
+        if i > self.peak_ua:
+            self.peak_ua = i
+        self._he = self._open_t0 + s
+        ix = u * s + ca * tl * (1.0 - el) + a * tf * (1.0 - e) + b * (tf * tf - tf * (s + tf) * e)
+        self._qe = self._open_q0 + ix - c_out * (v - v0)
 
     def _integrate(self, t, end):
         while t < end:

@@ -3,9 +3,13 @@ shunt current as the plant advances, so the mean over a recent window can be ask
 averaging ADC such as the INA219 reads the mean over its conversion, a gated current's too).
 
 A ring of _HN segments [start, q at start, on-current, gate freq, gate duty, gate t0]; over a
-segment the on-current is constant and the charge grows by it x the gate's on-time.
+segment the on-current is constant and the charge grows by it x the gate's on-time. A segment
+with gate freq -1 is a regulated interval in closed form (plant_circuit._regulate_exact): its
+charge s us after its start is seg_charge(segment[4], s).
 """
 from micropython import const
+
+from plant_circuit import seg_charge
 
 _HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 
@@ -60,6 +64,8 @@ class ChargeHistory:
         for _ in range(_HN):
             e = h[i]
             if e[0] <= t:
+                if e[3] < 0:
+                    return e[1] + seg_charge(e[4], t - e[0])
                 return e[1] + e[2] * _on_time(e, e[0], t)
             i = (i - 1) % _HN
         return h[(self._hi + 1) % _HN][1]  # older than the history: its oldest point
