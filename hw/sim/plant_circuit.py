@@ -3,8 +3,10 @@
 Between input changes the reference cascade has a closed form. In regulation (the source on,
 in the water, the node below the clamp and following the source within microseconds) the
 load current IS the source's x, and the skin charges from it with C_p x R_p: a closed form
-too, stepped at 1 ms for the charge history (at most 20 ms once within 1 uA of equilibrium).
-Otherwise (lifted, shorted, off, at the clamp, noisy contact) the node and the skin are
+too, taken whole for as long as the inputs hold (_regulate_exact: one charge-history segment
+whose charge is known at every instant; a query evaluates it at its time). Where its
+conditions do not hold (a gated output, near zero or near the limit) it is stepped at 1 ms for
+the charge history (at most 20 ms once within 1 uA of equilibrium) by _regulate. Otherwise (lifted, shorted, off, at the clamp, noisy contact) the node and the skin are
 advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
 Once everything has settled a query only moves time on.
 
@@ -48,17 +50,12 @@ IMMERSED = "immersed"
 SHORT = "short"
 
 
-def seg_charge(c, s):
-    """Charge (uA*us) over the first s us of a closed-form regulated segment (_regulate_exact)."""
-    u, ca, a, b, vpu, al, be, ga, de, rs, taup, c_out, v0, _, _, _, _ = c
-    tf = _TAU_F
-    tl = _TAU_L
-    el = math.exp(-s / tl)
-    e = math.exp(-s / tf)
-    x = u + ca * el + (a + b * s) * e
-    vp = vpu + al * el + (be + ga * s) * e + de * math.exp(-s / taup)
-    ix = u * s + ca * tl * (1.0 - el) + a * tf * (1.0 - e) + b * (tf * tf - tf * (s + tf) * e)
-    return ix - c_out * (x * rs + vp - v0)
+def seg_charge(c, o, s):
+    """Charge (uA*us) over the first s us of a closed-form regulated segment (_regulate_exact)
+    whose seven numbers k0, u, p, r, q, d, taup are c[o:o + 7]: k0 + u s + p e^-s/tl +
+    (r + q s) e^-s/tf + d e^-s/taup. (In an array of doubles the history allocates once.)"""
+    return (c[o] + c[o + 1] * s + c[o + 2] * math.exp(-s / _TAU_L) + (c[o + 3] + c[o + 4] * s) * math.exp(-s / _TAU_F)
+            + c[o + 5] * math.exp(-s / c[o + 6]))
 
 
 class Circuit:
@@ -311,18 +308,28 @@ class Circuit:
         be = (rp * a - ga * taup) * tf / (tf - taup)
         vpu = rp * u
         de = vp0 - vpu - al - be
-        seg = (u, ca, a, b, vpu, al, be, ga, de, rs, taup, self.c_out_nf, v0, d1, d2, rp, kc)
-        hist = self._h
+        c_out = self.c_out_nf
+        # The charge since t, grouped by exponential (see seg_charge): the integral of x less
+        # C_out times what V = x R_s + Vp gained since v0.
         k = (self._hi + 1) % _HN
-        g = hist[k]
+        c = self._hc
+        o = k * 7
+        c[o] = ca * tl + a * tf + b * tf * tf - c_out * (rs * u + vpu - v0)
+        c[o + 1] = u
+        c[o + 2] = -ca * tl - c_out * (rs * ca + al)
+        c[o + 3] = -a * tf - b * tf * tf - c_out * (rs * a + be)
+        c[o + 4] = -b * tf - c_out * (rs * b + ga)
+        c[o + 5] = -c_out * de
+        c[o + 6] = taup
+        g = self._h[k]
         g[0] = t
         g[1] = self._qe
         g[2] = 0.0
-        g[3] = -1  # a closed-form segment: its charge is seg_charge(g[4], s)
-        g[4] = seg
+        g[3] = -1  # a closed-form segment: its charge is seg_charge(self._hc, g[4], s)
+        g[4] = o
         g[5] = 0
         self._hi = k
-        self._open = seg
+        self._open = (u, ca, a, b, vpu, al, be, ga, de, rs, taup, d1, d2, rp, kc, o)
         self._open_t0 = t
         self._open_q0 = g[1]
         ev = self._ev_at
@@ -333,15 +340,15 @@ class Circuit:
 
     def _open_eval(self, s):
         # The state s us into the open closed-form segment (_regulate_exact), and the charge.
-        u, ca, a, b, vpu, al, be, ga, de, rs, taup, c_out, v0, d1, d2, rp, kc = self._open
+        u, ca, a, b, vpu, al, be, ga, de, rs, taup, d1, d2, rp, kc, o = self._open
         tf = _TAU_F
-        tl = _TAU_L
         exp = math.exp
-        el = exp(-s / tl)
+        el = exp(-s / _TAU_L)
         e = exp(-s / tf)
+        ep = exp(-s / taup)
         dx = ca * el + (a + b * s) * e
         x = u + dx
-        vp = vpu + al * el + (be + ga * s) * e + de * exp(-s / taup)
+        vp = vpu + al * el + (be + ga * s) * e + de * ep
         v = x * rs + vp
         i = x - kc * (x - vp / rp)
         self._f1 = u + d1 * e
@@ -353,8 +360,8 @@ class Circuit:
         if i > self.peak_ua:
             self.peak_ua = i
         self._he = self._open_t0 + s
-        ix = u * s + ca * tl * (1.0 - el) + a * tf * (1.0 - e) + b * (tf * tf - tf * (s + tf) * e)
-        self._qe = self._open_q0 + ix - c_out * (v - v0)
+        c = self._hc
+        self._qe = self._open_q0 + c[o] + u * s + c[o + 2] * el + (c[o + 3] + c[o + 4] * s) * e + c[o + 5] * ep
 
     def _integrate(self, t, end):
         while t < end:
