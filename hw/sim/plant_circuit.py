@@ -347,12 +347,24 @@ class Circuit:
         e = exp(-s / tf)
         ep = exp(-s / taup)
         dx = ca * el + (a + b * s) * e
-        x = u + dx
         vp = vpu + al * el + (be + ga * s) * e + de * ep
+        d2 = (d2 + d1 * s / tf) * e
+        d1 = d1 * e
+        eps = _EPS
+        if -eps < d1 < eps and -eps < d2 < eps and -eps < dx < eps:
+            # Settled as the stepper judges it (every deviation, and what each moves in a
+            # millisecond, below _EPS): from here the plant only books time (Plant._run).
+            dxd = (-ca * el / _TAU_L + (b - (a + b * s) / tf) * e) * _H_MAX
+            vpd = ((u + dx) * rp - vp) / taup * _H_MAX
+            if -eps < dxd < eps and -eps < vpd < eps and -eps < dxd * rs + vpd < eps:
+                d1 = d2 = dx = 0.0
+                self._settled = True
+                self._open = None
+        x = u + dx
         v = x * rs + vp
         i = x - kc * (x - vp / rp)
-        self._f1 = u + d1 * e
-        self._f2 = u + (d2 + d1 * s / tf) * e
+        self._f1 = u + d1
+        self._f2 = u + d2
         self._x = x
         self._vp = vp
         self._v = v
