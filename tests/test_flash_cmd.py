@@ -316,8 +316,7 @@ def test_refuses_while_a_treatment_runs_and_sends_nothing(vu, capsys):
     c = vu.ctl
     c.usb(host_present=False)  # behind the USB isolator: START allowed
     wait_for(c, "app is not None and app.ticks > 50", timeout=30)
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state in (3, 4)", timeout=60)
     before = c.eval("app.ticks")
     sent = bytes_received(c)
