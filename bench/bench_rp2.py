@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
+PRELUDE_PY = ROOT / "tests" / "rp2" / "app_prelude.py"  # sent before reactions.py
 REACTIONS_PY = ROOT / "tests" / "rp2" / "reactions.py"
 # (name in the figures, board fault, value); contact lost is timed to the setpoint's fall.
 FAULTS = (("over_current", "over_current", None), ("short", "short", None), ("sensor_nack", "i2c_nack", None),
@@ -78,7 +79,8 @@ def run():
             n0 = len(p.board.reactions)
             with p._lock:
                 p.board.arm(armed)
-            p.exec("N = %d\nHOLD_MS = %d\n" % (len(armed), limits.FROZEN_WINDOW_MS + 300) + REACTIONS_PY.read_text(),
+            p.exec("N = %d\nHOLD_MS = %d\n" % (len(armed), limits.FROZEN_WINDOW_MS + 300)
+                   + PRELUDE_PY.read_text() + REACTIONS_PY.read_text(),
                    timeout=36_000)
             chip = p.results[-1]
             board = p.board.reactions[n0:]

@@ -34,8 +34,7 @@ def _unit_figures(q, out):
             c.usb(host_present=False)  # in the clinic: no laptop, START allowed
             wait_for(c, "app is not None and app.ticks > 50")
             t0 = time.monotonic()
-            press(c, "START")
-            press(c, "START")
+            press(c, "START", "START")
             wait_for(c, "app.s.state == 4", timeout=240)
             to_treat = time.monotonic() - t0
             v0 = c.state()["now_us"]

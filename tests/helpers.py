@@ -84,8 +84,7 @@ def host_session(vu, *calls, armed=None):
 def run_treatment(c, treat_s=2):
     """START, confirm, `treat_s` virtual seconds of TREAT, STOP; wait until its log is on flash.
     -> (session number, end reason) as the firmware has them; the unit is left STOPPED."""
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state == %d" % S.TREAT, timeout=120)
     wait_virtual_s(c, treat_s)
     press(c, "STOP")

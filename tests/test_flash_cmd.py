@@ -121,6 +121,22 @@ def test_compiled_modules_are_cached_by_source_and_compiler(tmp_path, monkeypatc
     assert all(changed.files[n] == first.files[n] for n in first.files if n not in ("ramp.mpy",))
 
 
+def test_a_bundle_built_before_comes_from_the_cache_checked_against_its_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("IONTO_CACHE", str(tmp_path / "cache"))
+    src = _tree(tmp_path)
+    first = mpy_build.build(UNIX_MPY, src=src)
+    again = mpy_build.build(UNIX_MPY, src=src)
+    assert again.files == first.files and again.manifest_text == first.manifest_text
+    assert again.manifest == first.manifest and again.version == first.version
+    (kept,) = (tmp_path / "cache" / "bundles").glob("*.json")
+    kept.write_text(kept.read_text().replace(first.sha256("app.mpy"), "0" * 64))  # damaged
+    assert mpy_build.build(UNIX_MPY, src=src).manifest_text == first.manifest_text  # built afresh
+    (src / "version.py").write_text('VERSION = "0.1.1-test"\n')
+    changed = mpy_build.build(UNIX_MPY, src=src)
+    assert changed.version == "0.1.1-test" and changed.files["version.mpy"] != first.files["version.mpy"]
+    assert len(list((tmp_path / "cache" / "bundles").glob("*.json"))) == 2
+
+
 def test_a_module_that_does_not_compile_is_a_firmware_error(tmp_path):
     src = _tree(tmp_path)
     (src / "ramp.py").write_text("def broken(:\n")
@@ -289,7 +305,7 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
                                                                           family=uf2.RP2350_ARM_S)
     (tmp_path / "mp.uf2").write_bytes(data)
     board = VirtualUnit(seed_from=None, accel=0)
-    real_copy = flash_cmd.uf2.copy_to
+    real_copy = uf2.copy_to
 
     def copy_then_restart(*a, **kw):
         # The ROM restarts the chip once the last block is in: then the USB serial port appears.
@@ -298,7 +314,7 @@ def test_runtime_onto_a_new_board_then_the_app(tmp_path, monkeypatch, capsys):
         board.start()
         return r
 
-    monkeypatch.setattr(flash_cmd.uf2, "copy_to", copy_then_restart)
+    monkeypatch.setattr(uf2, "copy_to", copy_then_restart)
     try:
         rc = flash("--runtime", str(tmp_path / "mp.uf2"), "--bootsel-dir", str(boot))
         out, err = capsys.readouterr()
@@ -316,8 +332,7 @@ def test_refuses_while_a_treatment_runs_and_sends_nothing(vu, capsys):
     c = vu.ctl
     c.usb(host_present=False)  # behind the USB isolator: START allowed
     wait_for(c, "app is not None and app.ticks > 50", timeout=30)
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state in (3, 4)", timeout=60)
     before = c.eval("app.ticks")
     sent = bytes_received(c)

@@ -64,8 +64,7 @@ def vu(fw_bundle, tmp_path_factory):
         assert r.returncode == 0, r.stderr
         app_ready(v.ctl)
         # One short session on the unit, so `logs pull` has a summary and a trace to fetch.
-        press(v.ctl, "START")
-        press(v.ctl, "START")
+        press(v.ctl, "START", "START")
         wait_for(v.ctl, "app.s.state in (3, 4)", timeout=60)
         press(v.ctl, "STOP")
         wait_for(v.ctl, "app.s.state == 11", timeout=60)

@@ -44,6 +44,7 @@ class _QuietUnit:
         self.unit = 100.0
         self.rate = rate
         self.timeout = 0.05
+        self.in_waiting = 0
 
     def read(self, n):
         self.wall += self.timeout
@@ -144,8 +145,7 @@ def test_refuses_while_treating_without_sending_a_byte(vu):
     _ready(vu)
     to_idle(vu.ctl)
     vu.ctl.usb(host_present=False)
-    press(vu.ctl, "START")
-    press(vu.ctl, "START")
+    press(vu.ctl, "START", "START")
     wait_for(vu.ctl, "app.s.state in (3, 4)", timeout=60)
     before = vu.ctl.eval("app.ticks")
     sent = bytes_received(vu.ctl)

@@ -51,8 +51,7 @@ def db_path(tmp_path_factory):
 def run_session(c):
     """START, confirm, wait for TREAT, 2 s of it, STOP, wait until its log is on flash.
     -> (session number, end reason) as the firmware has them."""
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state == %d" % S.TREAT, timeout=60)
     wait_virtual_s(c, 2)
     press(c, "STOP")
@@ -348,8 +347,7 @@ def test_pull_refuses_while_a_treatment_runs(vu, db_path, capsys, first_pull):
     c = vu.ctl
     ready(c)
     before = [tuple(r) for r in rows(db_path, "SELECT * FROM sessions")]
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state == %d" % S.TREAT, timeout=60)
     rc, _o, err = ionto(capsys, "pull", "--port", vu.port, "--archive", db_path)
     assert rc == EXIT_TREATING and "treatment is running" in err

@@ -224,8 +224,7 @@ def test_monitor_during_a_treatment_leaves_it_unharmed(ionto, vu, tmp_path, list
     th.start()
     try:
         assert live.wait(30)  # the monitor has the port and has skipped what waited in it
-        press(c, "START")
-        press(c, "START")
+        press(c, "START", "START")
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1000", timeout=30)
         with pytest.raises(IontoError) as e:  # nothing else can break in while it listens
             link.Link.open(vu.port)

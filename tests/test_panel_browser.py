@@ -186,7 +186,8 @@ def test_nurse_flow_in_the_browser(browser, panel, glyphs):
     page.select_option("#faultsel", "sensor_silent")
     page.click("#inject")
     # (the firmware draws a page a line at a time: wait for the whole of it)
-    lines = wait_display(lambda t: t[0] == "SENSOR FAULT" and t[1] == "no reply" and t[7].startswith("STOP"),
+    lines = wait_display(lambda t: t[0] == "SENSOR FAULT" and t[1] == "no reply" and t[2] == "Output cut."
+                         and t[7].startswith("STOP"),
                          "the fault screen")
     assert "not answering:" in lines
     page.wait_for_function("() => !document.getElementById('faultlamp').hidden")

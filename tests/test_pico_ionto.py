@@ -4,7 +4,8 @@ time, so the steps share it and run in order in one test).
 
 A fresh (erased) chip: our frozen _boot.py formats it, `ionto flash` compiles and deploys the
 firmware over the USB serial port's pseudo-terminal, verifies it and resets the chip (a watchdog
-reset: the emulator restarts the chip, the board runs on); `ionto status` then reads the
+reset: the emulator restarts the chip, the board runs on); flashed again while the application
+runs, it copies nothing and does not reset the chip; `ionto status` then reads the
 firmware, self-test and storage from the unit. The nurse's buttons on the board run a short
 session on the chip (START, confirm, the contact check, the ramp, STOP), followed on its status
 lines; `ionto logs pull` then copies its log from the emulated flash into an archive, verified,
@@ -38,6 +39,11 @@ def test_ionto_flash_status_and_logs_pull_on_the_emulated_pico(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert "verified" in r.stdout and "after reboot" in r.stdout, r.stdout
         assert p.boots == 2  # the flash ended in one reset of the chip
+        # Again, with the application running: its hashes prove it up to date; no reset.
+        r = _ionto("flash", "--port", p.port, timeout=900)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "already up to date, integrity ok" in r.stdout, r.stdout
+        assert p.boots == 2
         r = _ionto("status", "--port", p.port, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         out = r.stdout

@@ -49,8 +49,7 @@ def test_clock_kept_after_a_treatment_and_a_power_cut_loses_no_dose(fw_bundle):
         assert sums[0]["rtc_valid"] is True  # the treatment before was dated too
 
         # A treatment cut by a power loss.
-        press(c, "START")
-        press(c, "START")
+        press(c, "START", "START")
         wait_for(c, "app.s.state == %d" % S.TREAT, timeout=120)
         n = c.eval("log.open_session")
         ops = c.state()["unit"]["flash"]["ops"]

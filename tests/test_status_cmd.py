@@ -107,8 +107,7 @@ def test_status_during_a_treatment_does_not_disturb_it(vu, capsys):
     c = vu.ctl
     ready(c)
     c.usb(host_present=False)  # the clinic's isolated supply: START is allowed
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=60)
     before = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms)")
     sent = bytes_received(c)

@@ -268,8 +268,7 @@ def test_status_channel_st_and_id_lines(bundle):
 def test_ctrl_c_is_ignored_during_a_treatment_and_honoured_when_idle(bundle):
     with VirtualUnit(seed_from=bundle, accel=0) as vu:
         c = _boot_unit(vu)
-        press(c, "START")
-        press(c, "START")
+        press(c, "START", "START")
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=120)
         p = Pty(vu.port)
         try:

@@ -18,6 +18,7 @@ import sqlite3
 from pathlib import Path
 
 from .errors import EXIT_USAGE, IontoError
+from .texttable import table  # noqa: F401 (the commands import it from here too)
 
 SCHEMA_VERSION = 1
 
@@ -135,29 +136,6 @@ def connect(path=None):
     except OSError as e:
         raise IontoError(EXIT_USAGE, "cannot open the archive %s: %s" % (path, e.strerror or e))
     return db
-
-
-def table(rows, headers):
-    """Plain aligned text for a list of row tuples (numbers right-aligned)."""
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, v in enumerate(r):
-            widths[i] = max(widths[i], len(v))
-    numeric = [all(_num(r[i]) for r in rows if r[i] != "") and rows for i in range(len(headers))]
-    out = ["  ".join(h.ljust(w) if not numeric[i] else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
-    out.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        out.append("  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
-    return "\n".join(line.rstrip() for line in out)
-
-
-def _num(s):
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 # --- what `ionto logs pull` writes ---------------------------------------------------------------

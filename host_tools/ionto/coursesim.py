@@ -62,8 +62,7 @@ def run_session(c, spec, unix_start):
     c.scenario(data={"name": "course_day_%d" % spec["day"], "description": "",
                      "load": spec.get("load", {}), "events": spec.get("events", [])})
     c.exec(_SET_CLOCK % (unix_start, unix_start))
-    press(c, "START")
-    press(c, "START")
+    press(c, "START", "START")
     wait_for(c, "app.s.state == 4 or app.s.limited", timeout=60)  # at target, or held below it (LIMITED)
     done = 0
     for p in spec.get("presses", []):

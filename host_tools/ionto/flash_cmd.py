@@ -27,8 +27,8 @@ import os
 import sys
 import time
 
-from . import link, mpy_build, uf2
-from .errors import EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_USAGE, IontoError
+from . import link, mpy_build, unit_side
+from .errors import EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, EXIT_USAGE, IontoError
 
 MANIFEST = "manifest.json"
 # Data on the unit's flash that a deployment must never remove, whatever an old manifest says.
@@ -78,6 +78,8 @@ def read_uf2(path):
 
 def put_runtime(path, bootsel_dir=None, port=None, dry_run=False):
     """Check and copy the UF2, then wait for the board's serial port -> that port."""
+    from . import uf2
+
     data = read_uf2(path)
     uf2.parse(data)  # a broken file is refused before looking for a board
     try:
@@ -154,7 +156,7 @@ def wait_idle(u, seconds=LISTEN_S):
     """Listen (sending nothing) until a status line shows the state; refuse while treating.
     -> Status, or None when nothing is printed (no application running)."""
     for _ in u.lines(seconds):
-        if u.status is not None:
+        if u.status is not None and not u._waiting():  # the latest line there is
             break
     st = u.status
     if st is not None and st.treating:
@@ -163,13 +165,24 @@ def wait_idle(u, seconds=LISTEN_S):
     return st
 
 
-def _unit_mpy(u):
-    u.exec("import sys")
-    mpy = u.eval("getattr(sys.implementation, '_mpy', 0)")
+def _survey(u, names):
+    """In one round trip: the .mpy files the unit loads (sys.implementation._mpy), its root
+    folder {name: (name, size, is_dir)} and {path: SHA-256 or None} of `names` and the manifest."""
+    paths = ["/" + n for n in names] + ["/" + MANIFEST]
+    out = u.exec("import sys\nprint(getattr(sys.implementation, '_mpy', 0))\n" + unit_side.call("ls", "/")
+                 + unit_side.call("h", paths), timeout=120)
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    try:
+        mpy, listing, have = int(lines[-3]), json.loads(lines[-2]), json.loads(lines[-1])
+        on_unit = dict((e[0], tuple(e)) for e in listing)
+        if not isinstance(have, dict):
+            raise ValueError(have)
+    except (IndexError, ValueError, TypeError):
+        raise IontoError(EXIT_UNIT, "the unit gave no answer to the firmware check: %r" % out[-200:])
     if not mpy:
         raise IontoError(EXIT_FIRMWARE, "the unit's MicroPython cannot load .mpy files (no sys.implementation._mpy): "
                          "put a standard MicroPython on it with `ionto flash --runtime FILE.uf2`")
-    return mpy
+    return mpy, on_unit, have
 
 
 def stale_names(on_unit, bundle, old_names=()):
@@ -202,20 +215,25 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
         r.dry_run = dry_run
         wait_idle(u)
         u.enter(listen_s=0)  # just listened: a treatment started since is refused by enter itself
-        r.mpy = _unit_mpy(u)
+        # The names do not depend on the unit's .mpy version: one round trip asks for it and
+        # hashes what is there, before compiling.
+        names = mpy_build.deployed_names(src) if src else mpy_build.deployed_names()
+        r.mpy, on_unit, have = _survey(u, names)
         bundle = mpy_build.build(r.mpy, src=src) if src else mpy_build.build(r.mpy)
         r.version = bundle.version
-        names = bundle.names()
-        on_unit = dict((e[0], e) for e in u.listdir("/"))
+        manifest_same = have.get("/" + MANIFEST) == _sha(bundle.manifest_text)
         old_names = []
-        if MANIFEST in on_unit:
+        if manifest_same:
+            # The unit's manifest is, byte for byte, the one just built: nothing to read back.
+            old_names = list(bundle.manifest["files"])
+            r.old_version = bundle.version
+        elif MANIFEST in on_unit:
             try:
                 old = json.loads(u.read_file("/" + MANIFEST).decode())
                 old_names = list(old.get("files", {}))
                 r.old_version = old.get("version")
             except (ValueError, AttributeError, IontoError):
                 pass  # unreadable: the stale-file rules still apply to the module names
-        have = u.sha256(["/" + n for n in names] + ["/" + MANIFEST])
         for n in names:
             if have.get("/" + n) == bundle.sha256(n):
                 r.unchanged.append(n)
@@ -224,7 +242,6 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
                 r.copied.append(n)
                 r.bytes_copied += len(bundle.files[n])
         r.removed = stale_names(on_unit, bundle, old_names)
-        manifest_same = have.get("/" + MANIFEST) == _sha(bundle.manifest_text)
         if dry_run:
             r.seconds = time.monotonic() - t0
             return r
@@ -246,8 +263,8 @@ def deploy(port=None, dry_run=False, reboot=True, src=None):
         try:
             # Several files per REPL round trip, each checked before any is renamed into place.
             u.write_files([("/" + n, bundle.files[n]) for n in r.copied], progress=prog)
-            for n in r.removed:  # before the manifest: a stale app.py must not outlive it
-                u.remove("/" + n)
+            # Before the manifest (a stale app.py must not outlive it), all in one round trip.
+            u.remove_files(["/" + n for n in r.removed])
             u.write_file("/" + MANIFEST, bundle.manifest_text, progress=lambda k: prog(r.bytes_copied + k))
         finally:
             prog.close()
@@ -310,7 +327,7 @@ def _reboot_and_confirm(u, r):
 
 
 def summary(r):
-    from .archive import table
+    from .texttable import table
 
     def names(lst):
         s = ", ".join(lst[:6])

@@ -1,7 +1,10 @@
-"""The one adapter between `ionto` and mpremote: a unit on a serial port.
+"""A unit on a serial port: the one way `ionto` talks to a unit.
 
-mpremote's transport API is marked unstable, so nothing else in ionto imports mpremote: when a
-new mpremote changes it, this file is the one to fix (pyproject.toml pins the version).
+It speaks the raw REPL itself, the small protocol mpremote speaks (rawrepl.py), on a port opened
+with pyserial as mpremote opens it. Nothing in ionto imports mpremote: its transport API is
+marked unstable, and importing it (with its package metadata) would cost every command a
+noticeable share of its start-up. mpremote stays installed, pinned, for engineers
+(`mpremote connect PORT ...`), and reaches a unit exactly as this does.
 
     from ionto.link import Link, resolve_port, find_units
 
@@ -50,10 +53,14 @@ _REPL_LEASE_S = 120  # firmware/main.py: the lease a host's Ctrl-C starts, befor
 _LEASE = "try:\n import board as _bd\n _bd.host_lease(%d)\nexcept Exception:\n pass\n"
 
 
-def _transport_errors():
-    from mpremote.transport import TransportError
+class _Port:
+    """The open serial port, as the transport that holds it: `serial`, `close()`."""
 
-    return TransportError
+    def __init__(self, ser):
+        self.serial = ser
+
+    def close(self):
+        self.serial.close()
 
 
 class Link(RawRepl, Files):
@@ -85,7 +92,10 @@ class Link(RawRepl, Files):
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, port=None):
+    def open(cls, port=None, drain=True):
+        """The unit on `port`, the port opened; `drain`: drop a backlog from before (see
+        _drain). Only a reopen right after the unit's reset skips that: all that comes then is
+        the new boot's, the @ID line with the version it runs among it."""
         port = resolve_port(port)
         if not os.path.exists(port):
             raise IontoError(EXIT_NO_DEVICE, "no device at %s: is the unit plugged in (or `ionto sim` running)?" % port)
@@ -94,9 +104,10 @@ class Link(RawRepl, Files):
                              "(dialout or uucp) and log in again" % port)
         import serial
 
-        # SerialTransport reports every open failure as "failed to access": probe first for why.
+        # Opened as mpremote's SerialTransport opens it (exclusive; opening flushes what the
+        # port held), once, and pyserial's own error says why it could not be.
         try:
-            serial.Serial(port, BAUD, exclusive=True).close()
+            ser = serial.Serial(port, BAUD, exclusive=True, timeout=0.05, inter_byte_timeout=1)
         except serial.SerialException as e:
             text = str(e).lower()
             if "lock" in text or "busy" in text or "resource temporarily" in text:
@@ -105,30 +116,34 @@ class Link(RawRepl, Files):
             if "permission" in text:
                 raise IontoError(EXIT_BUSY, "permission denied on %s: add your user to the dialout group" % port)
             raise IontoError(EXIT_NO_DEVICE, "cannot open %s: %s" % (port, getattr(e, "strerror", None) or e))
-        from mpremote.transport_serial import SerialTransport
-
-        try:
-            t = SerialTransport(port, baudrate=BAUD, exclusive=True)
-        except _transport_errors() as e:
-            raise IontoError(EXIT_BUSY, "cannot open %s: %s" % (port, e))
-        u = cls(port, t)
+        u = cls(port, _Port(ser))
         from .interrupt import work
 
         work.unit = "the unit on %s was not disturbed (nothing was sent to it)" % port
         u.scale = time_scale(port)
         u.unit_clock = unit_clock(port)
-        u._drain()
+        if drain:
+            u._drain()
         return u
 
     def _drain(self, quiet_s=0.05, max_s=0.5):
         """Drop what the port held from before we opened it (a virtual unit keeps up to 64 KiB
         for a host that is not there): a stale IDLE must never pass for the unit's state now.
-        The backlog arrives at once in large reads; it has passed when the port goes quiet or
-        only a line or two trickles in (a unit running flat out prints without pause)."""
+        Opening flushed what the port itself held; a backlog still to come arrives at once,
+        in large reads. So the first bytes to come decide: nothing by quiet_s, or a line or two
+        (dropped too: a remainder of a few lines may still be old), and draining stops there; a
+        large read is a backlog, read until the port goes quiet or only a line or two trickles
+        in within quiet_s (a unit running flat out prints without pause)."""
         old = self.ser.timeout
         self.ser.timeout = quiet_s
         end = time.monotonic() + max_s
         try:
+            got = self.ser.read(max(1, self.ser.in_waiting))
+            if not got:
+                return
+            got += self.ser.read(self.ser.in_waiting)  # the rest of what came with that first byte
+            if len(got) < 256:
+                return
             while time.monotonic() < end:
                 got = self.ser.read(65536)
                 if len(got) < 256:
@@ -307,7 +322,9 @@ class Link(RawRepl, Files):
         try:
             while deadline is None or time.monotonic() < deadline:
                 try:
-                    data = self.ser.read(4096)
+                    # What is there, else the first byte to come (by 50 ms, to check the
+                    # deadline): a line is seen as it arrives, not at the end of a read window.
+                    data = self.ser.read(max(1, min(4096, self.ser.in_waiting)))
                 except Exception as e:
                     self.gone = True
                     raise IontoError(EXIT_NO_DEVICE, "the unit on %s went away: %s" % (self.port, _oserr(e)))
@@ -359,9 +376,11 @@ class Link(RawRepl, Files):
         self.check_idle(listen_s)
         self.touched = True  # from the first byte on, leaving must give the unit back
         try:
+            # Ctrl-C, then Ctrl-A at once (as mpremote does): the unit keeps what follows the
+            # Ctrl-C in its input until its REPL reads it, after main.py's finally. Whatever the
+            # application prints until then (a status line, the traceback) comes before the raw
+            # REPL's own prompt, which is what ends the wait.
             self._write(b"\r\x03")
-            # What the application printed before it stopped: until the port goes quiet.
-            self._quiet(0.1, 2.0)
             self._write(b"\r\x01")
             self._expect(b"raw REPL; CTRL-B to exit\r\n>", deadline=time.monotonic() + 5 * self.scale)
         except IontoError:
@@ -449,7 +468,9 @@ class Link(RawRepl, Files):
         time.sleep(0.05 if os.path.realpath(port).startswith("/dev/pts/") else 0.3)
         while True:
             try:
-                fresh = Link.open(port)
+                # Not drained: nothing ran between our last read and the reset (we held the
+                # raw REPL), so all that comes is the new boot's, its @ID among the first lines.
+                fresh = Link.open(port, drain=False)
                 break
             except IontoError:
                 if time.monotonic() > deadline:

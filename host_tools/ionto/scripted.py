@@ -122,7 +122,11 @@ def wait_virtual_s(ctl, seconds, recorder=None, timeout=300.0):
         time.sleep(0.02)
 
 
-def press(ctl, button, settle_s=0.3):
-    """Press a button and let the firmware's debounce and a tick or two pass."""
-    ctl.press(button)
-    wait_virtual_s(ctl, settle_s)
+def press(ctl, *buttons, settle_s=0.3):
+    """Press a button and let the firmware's debounce and a tick or two pass. Several buttons
+    are one sequence on the unit's clock, settle_s apart: however late the host is, the
+    unit sees them at a nurse's pace (START, START is never taken for a confirmation that
+    expired while a loaded machine looked away)."""
+    for i, button in enumerate(buttons):
+        ctl.press(button, after_ms=int(i * settle_s * 1000))
+    wait_virtual_s(ctl, settle_s * len(buttons))

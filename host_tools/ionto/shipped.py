@@ -11,10 +11,11 @@ They are package data of `ionto` (ionto/firmware, ionto/hw, ionto/bench): a whee
 `pip install .` copies them into the package; in the repository those three names are links
 to the top-level firmware/, hw/ and bench/ folders, so a checkout and an install look alike.
 """
-from importlib.resources import files
 from pathlib import Path
 
-PACKAGE = Path(str(files("ionto")))
+# The package's own folder (what importlib.resources.files("ionto") names for an installed or
+# checked-out package, without importing importlib.resources at every command's start).
+PACKAGE = Path(__file__).parent
 FIRMWARE = (PACKAGE / "firmware").resolve()
 SIM = (PACKAGE / "hw" / "sim").resolve()
 RP2 = (PACKAGE / "hw" / "rp2").resolve()

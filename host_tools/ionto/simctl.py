@@ -92,7 +92,10 @@ class SimClient:
     def frame(self):
         return self.request("frame")
 
-    def press(self, button, hold_ms=120):
+    def press(self, button, hold_ms=120, after_ms=0):
+        """Press `button` now, or after_ms of the unit's time from now."""
+        if after_ms:
+            return self.request("press", button=button, hold_ms=hold_ms, after_ms=after_ms)
         return self.request("press", button=button, hold_ms=hold_ms)
 
     def hold(self, button):

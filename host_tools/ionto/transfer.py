@@ -145,5 +145,10 @@ class Files:
     def remove(self, path):
         self.exec(call("rm", path))
 
+    def remove_files(self, paths):
+        """Remove several files in one round trip (one that is not there is no error)."""
+        if paths:
+            self.exec(source("rm") + "".join("_rm(%r)\n" % p for p in paths))
+
     def mkdir(self, path):
         self.exec(call("mkdir", path))

@@ -339,6 +339,18 @@ class _Slice:
         finally:
             vclock.sim_relock(d)
 
+    def refresh_channel(self, ch):
+        # refresh_pins() for a change of one channel's compare level: only the pads that
+        # channel drives (GPn and GPn+16 of this slice) can see it.
+        d = vclock.sim_unlock()
+        try:
+            pid = 2 * self.n + ch
+            for st in (_pins.get(pid), _pins.get(pid + 16)):
+                if st is not None and st.mode == 3 and st.alt == 4:
+                    st._refresh()
+        finally:
+            vclock.sim_relock(d)
+
 
 _slices = [_Slice(n) for n in range(8)]
 
@@ -464,9 +476,20 @@ class PWM:
         if not 0 <= d <= 65535:
             raise ValueError("duty_u16 must be from 0 to 65535")
         s = self._s
-        s.cc[self._ch] = (d * (s.top + 1) + 65535 // 2) // 65535
-        s.duty[self._ch] = d
-        s.duty_type[self._ch] = 1
+        ch = self._ch
+        cc = (d * (s.top + 1) + 65535 // 2) // 65535
+        if s.enabled and not _defer and s.duty_type[ch] == 1:
+            # A running channel's new duty (the control loop's setpoint, every tick): what
+            # _start() would do, for the pads of this channel only, and nothing when the
+            # compare level stays (the pads' levels and means cannot change then).
+            s.duty[ch] = d
+            if cc != s.cc[ch]:
+                s.cc[ch] = cc
+                s.refresh_channel(ch)
+            return
+        s.cc[ch] = cc
+        s.duty[ch] = d
+        s.duty_type[ch] = 1
         self._start()
 
     def _duty_ns_set(self, ns):

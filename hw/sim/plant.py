@@ -119,6 +119,10 @@ class Plant(Circuit, ChargeHistory):
         self._e_h = self._e_f = self._e_l = None
         self._n_key = self._s_key = self._q_key = None
         self._settled = False
+        self._open = None  # closed-form regulated segment in force (plant_circuit._regulate_exact)
+        self._open_t0 = self._open_end = 0
+        self._open_q0 = 0.0
+        self._hend = None
         self._noise_k = None
         self._r_noise = 1.0
         self._drop = False
@@ -350,6 +354,7 @@ class Plant(Circuit, ChargeHistory):
 
     def _unsettle(self):
         self._settled = False
+        self._open = None  # the inputs change: a closed-form segment ends here
 
     def _update_rp(self):
         r0 = self.r_skin_ohm
@@ -443,6 +448,7 @@ class Plant(Circuit, ChargeHistory):
         self._gate_freq = 0
         self.hw_limit_tripped = False
         self._settled = False
+        self._open = None
         self._hist_reset(now)
 
     def _sync(self):
@@ -453,6 +459,16 @@ class Plant(Circuit, ChargeHistory):
     def _advance(self, now):
         if now == self._t or self._busy:
             return None  # nothing to run (a query at the time of the last: the common case)
+        if self._open is not None and self._t < now and not self.hw_limit_tripped:
+            end = self._open_end
+            if end is None or now < end:
+                # In regulation, in closed form: the state at `now`, nothing to step.
+                if self._start is not None and self.contact == IMMERSED:
+                    self._hyd += now - self._t
+                self._open_eval(now - self._open_t0)
+                self._t = now
+                return None
+        self._open = None
         if now < self._t:  # virtual time restarted: a power-on nobody announced
             self.power_on(now)
         self._busy = True
@@ -464,13 +480,15 @@ class Plant(Circuit, ChargeHistory):
     def _run(self, now):
         t = self._t
         while t < now:
+            self._open = None  # only the interval ending at `now` may leave one open
             end = now
             ev = self._ev_at
             if ev is not None and ev < end:
                 end = ev
             hydrating = self._start is not None and self.contact == IMMERSED
+            self._hend = None
             if hydrating:
-                hend = t + (self._hyd_mark - self._hyd)
+                hend = self._hend = t + (self._hyd_mark - self._hyd)
                 if hend < end:
                     end = hend
             if self._r_noise != 1.0 or self._drop or self.noise_frac > 0.0 or self.noise_dropout > 0.0:

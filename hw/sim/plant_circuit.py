@@ -3,8 +3,10 @@
 Between input changes the reference cascade has a closed form. In regulation (the source on,
 in the water, the node below the clamp and following the source within microseconds) the
 load current IS the source's x, and the skin charges from it with C_p x R_p: a closed form
-too, stepped at 1 ms for the charge history (at most 20 ms once within 1 uA of equilibrium).
-Otherwise (lifted, shorted, off, at the clamp, noisy contact) the node and the skin are
+too, taken whole for as long as the inputs hold (_regulate_exact: one charge-history segment
+whose charge is known at every instant; a query evaluates it at its time). Where its
+conditions do not hold (a gated output, near zero or near the limit) it is stepped at 1 ms for
+the charge history (at most 20 ms once within 1 uA of equilibrium) by _regulate. Otherwise (lifted, shorted, off, at the clamp, noisy contact) the node and the skin are
 advanced by exponential steps (exact for each part with the other held) of at most 1 ms.
 Once everything has settled a query only moves time on.
 
@@ -35,9 +37,25 @@ _C0 = _H_MAX * _E_F1 / _TAU_F
 _C2 = _K * (_E_F1 - _E_L1)
 _C1 = _K * _H_MAX * _E_F1 / _TAU_F - _K * _TAU_L / _TAU_F * _C2
 
+# The closed form of a whole regulated interval (_regulate_exact) is used while the source's
+# states stay within this far of the limit's margin and above _EXACT_MIN_UA (the load current
+# then is the source's, a little over zero), and the skin's tau is at least this share away
+# from the cascade's (the closed form's coefficients divide by their difference).
+_EXACT_MIN_UA = 100.0
+_EXACT_MARGIN_UA = 1_000.0
+_EXACT_TAU_GAP = 0.05
+
 OPEN = "lifted"
 IMMERSED = "immersed"
 SHORT = "short"
+
+
+def seg_charge(c, o, s):
+    """Charge (uA*us) over the first s us of a closed-form regulated segment (_regulate_exact)
+    whose seven numbers k0, u, p, r, q, d, taup are c[o:o + 7]: k0 + u s + p e^-s/tl +
+    (r + q s) e^-s/tf + d e^-s/taup. (In an array of doubles the history allocates once.)"""
+    return (c[o] + c[o + 1] * s + c[o + 2] * math.exp(-s / _TAU_L) + (c[o + 3] + c[o + 4] * s) * math.exp(-s / _TAU_F)
+            + c[o + 5] * math.exp(-s / c[o + 6]))
 
 
 class Circuit:
@@ -144,6 +162,8 @@ class Circuit:
         c_out = self.c_out_nf
         kc = c_out / self.c_skin_nf
         taup = self.c_skin_nf * rp
+        if not (self._gate_freq and not self.output_stuck_on) and self._regulate_exact(t, end, u, rs, rp, kc, taup):
+            return end
         if taup != self._q_key:
             self._q_key = taup
             self._q_e = math.exp(-_H_MAX / taup)
@@ -243,6 +263,117 @@ class Circuit:
             self._acc(t, end, i)
             t = end
         return t
+
+    def _regulate_exact(self, t, end, u, rs, rp, kc, taup):
+        # Regulation in closed form from t for as long as the inputs hold: the cascade's x(s)
+        # (see _cascade), the skin's Vp driven by it exactly (Vp' = (x R_p - Vp) / tau_p, the
+        # ODE _regulate steps), the node V = x R_s + Vp and the load current x - C_out V'
+        # (charge: the integral of x less C_out times what V gained). The interval is one
+        # "open" charge-history segment whose charge is known at every instant
+        # (plant_history._charge), so a windowed mean is exact, and a later query up to
+        # _open_end (the next hydration mark or scenario event; an input change closes it
+        # first) only evaluates the closed form at its time (Plant._advance): no stepping and
+        # no history segment per millisecond while the firmware dithers its setpoint.
+        # Taken when nothing calls for the stepper: the states lie between _EXACT_MIN_UA and
+        # the limit's margin (no trip, no clipping at zero), the node starts where regulation
+        # puts it, the skin's tau is apart from the cascade's, and x stays within _Q of the
+        # higher of its start and its target (the peak is then what the queries see, as the
+        # stepper's is what its steps see). -> False: the stepper takes the interval.
+        f1 = self._f1
+        f2 = self._f2
+        x0 = self._x
+        lo = hi = u
+        for v in (f1, f2, x0):
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        if lo < _EXACT_MIN_UA or hi + _EXACT_MARGIN_UA >= _LIMIT or hi - (x0 if x0 > u else u) > _Q:
+            return False
+        tf = _TAU_F
+        tl = _TAU_L
+        if abs(taup - tf) < _EXACT_TAU_GAP * tf or abs(taup - tl) < _EXACT_TAU_GAP * tl:
+            return False
+        vp0 = self._vp
+        v0 = self._v
+        if abs(x0 * rs + vp0 - v0) > 1.0:  # the node is not where regulation holds it (mV)
+            return False
+        d1 = f1 - u
+        d2 = f2 - u
+        b = _K * d1 / tf
+        a = (d2 - b * tl) * _K
+        ca = x0 - u - a  # x = u + ca e^-s/tl + (a + b s) e^-s/tf
+        al = rp * ca * tl / (tl - taup)  # Vp = rp u + al e^-s/tl + (be + ga s) e^-s/tf + de e^-s/taup
+        ga = rp * b * tf / (tf - taup)
+        be = (rp * a - ga * taup) * tf / (tf - taup)
+        vpu = rp * u
+        de = vp0 - vpu - al - be
+        c_out = self.c_out_nf
+        # The charge since t, grouped by exponential (see seg_charge): the integral of x less
+        # C_out times what V = x R_s + Vp gained since v0.
+        k = (self._hi + 1) % _HN
+        c = self._hc
+        o = k * 7
+        c[o] = ca * tl + a * tf + b * tf * tf - c_out * (rs * u + vpu - v0)
+        c[o + 1] = u
+        c[o + 2] = -ca * tl - c_out * (rs * ca + al)
+        c[o + 3] = -a * tf - b * tf * tf - c_out * (rs * a + be)
+        c[o + 4] = -b * tf - c_out * (rs * b + ga)
+        c[o + 5] = -c_out * de
+        c[o + 6] = taup
+        g = self._h[k]
+        g[0] = t
+        g[1] = self._qe
+        g[2] = 0.0
+        g[3] = -1  # a closed-form segment: its charge is seg_charge(self._hc, g[4], s)
+        g[4] = o
+        g[5] = 0
+        self._hi = k
+        self._open = (u, ca, a, b, vpu, al, be, ga, de, rs, taup, d1, d2, rp, kc, o)
+        self._open_t0 = t
+        self._open_q0 = g[1]
+        ev = self._ev_at
+        he = self._hend
+        self._open_end = ev if ev is not None and (he is None or ev < he) else he
+        self._open_eval(end - t)
+        return True
+
+    def _open_eval(self, s):
+        # The state s us into the open closed-form segment (_regulate_exact), and the charge.
+        u, ca, a, b, vpu, al, be, ga, de, rs, taup, d1, d2, rp, kc, o = self._open
+        tf = _TAU_F
+        exp = math.exp
+        el = exp(-s / _TAU_L)
+        e = exp(-s / tf)
+        ep = exp(-s / taup)
+        dx = ca * el + (a + b * s) * e
+        vp = vpu + al * el + (be + ga * s) * e + de * ep
+        d2 = (d2 + d1 * s / tf) * e
+        d1 = d1 * e
+        eps = _EPS
+        if -eps < d1 < eps and -eps < d2 < eps and -eps < dx < eps:
+            # Settled as the stepper judges it (every deviation, and what each moves in a
+            # millisecond, below _EPS): from here the plant only books time (Plant._run).
+            dxd = (-ca * el / _TAU_L + (b - (a + b * s) / tf) * e) * _H_MAX
+            vpd = ((u + dx) * rp - vp) / taup * _H_MAX
+            if -eps < dxd < eps and -eps < vpd < eps and -eps < dxd * rs + vpd < eps:
+                d1 = d2 = dx = 0.0
+                self._settled = True
+                self._open = None
+        x = u + dx
+        v = x * rs + vp
+        i = x - kc * (x - vp / rp)
+        self._f1 = u + d1
+        self._f2 = u + d2
+        self._x = x
+        self._vp = vp
+        self._v = v
+        self._i = i
+        if i > self.peak_ua:
+            self.peak_ua = i
+        self._he = self._open_t0 + s
+        c = self._hc
+        self._qe = self._open_q0 + c[o] + u * s + c[o + 2] * el + (c[o + 3] + c[o + 4] * s) * e + c[o + 5] * ep
 
     def _integrate(self, t, end):
         while t < end:

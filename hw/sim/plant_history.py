@@ -3,9 +3,14 @@ shunt current as the plant advances, so the mean over a recent window can be ask
 averaging ADC such as the INA219 reads the mean over its conversion, a gated current's too).
 
 A ring of _HN segments [start, q at start, on-current, gate freq, gate duty, gate t0]; over a
-segment the on-current is constant and the charge grows by it x the gate's on-time.
+segment the on-current is constant and the charge grows by it x the gate's on-time. A segment
+with gate freq -1 is a regulated interval in closed form (plant_circuit._regulate_exact): its
+charge s us after its start is seg_charge(_hc, segment[4], s), its seven numbers kept in _hc.
 """
+from array import array
 from micropython import const
+
+from plant_circuit import seg_charge
 
 _HN = const(128)  # segments of charge history kept for windowed means (>= 100 ms moving)
 
@@ -27,6 +32,7 @@ def _on_time(e, a, b):
 class ChargeHistory:
     def _hist_reset(self, t):
         self._h = [[t, 0.0, 0.0, 0, 0, 0] for _ in range(_HN)]
+        self._hc = array("d", bytes(8 * 7 * _HN))  # closed-form segments' numbers, 7 a segment
         self._hi = 0  # newest segment
         self._he = t  # end of the newest segment
         self._qe = 0.0  # charge at _he, uA*us
@@ -60,6 +66,8 @@ class ChargeHistory:
         for _ in range(_HN):
             e = h[i]
             if e[0] <= t:
+                if e[3] < 0:
+                    return e[1] + seg_charge(self._hc, e[4], t - e[0])
                 return e[1] + e[2] * _on_time(e, e[0], t)
             i = (i - 1) % _HN
         return h[(self._hi + 1) % _HN][1]  # older than the history: its oldest point

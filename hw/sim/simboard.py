@@ -297,7 +297,7 @@ class Board:
     def handle(self, cmd):
         """One control-channel request -> reply dict ({"ok": True, ...} or {"ok": False, "error"}).
 
-        {"cmd": "press", "button": "START", "hold_ms": 120}; "hold"/"release" with "button";
+        {"cmd": "press", "button": "START", "hold_ms": 120, "after_ms": 0}; "hold"/"release" with "button";
         {"cmd": "scenario", "name": "palms"} or {"cmd": "scenario", "data": {...}} (neither:
         the current one and the names available); {"cmd": "fault", "kind": K, "value": uA,
         "addr": a} with K in FAULTS; {"cmd": "clear_faults"}; {"cmd": "usb", "host_present":
@@ -312,7 +312,8 @@ class Board:
         c = cmd.get("cmd")
         p = self.panel
         if c == "press":
-            t = p.press(cmd["button"], cmd.get("hold_ms", 120))
+            after = cmd.get("after_ms", 0)  # later in virtual time: a sequence the host's pace cannot stretch
+            t = p.press(cmd["button"], cmd.get("hold_ms", 120), self._vc.now_us() + int(after * 1000) if after else None)
             return {"ok": True, "release_us": t}
         if c == "hold":
             p.hold(cmd["button"])

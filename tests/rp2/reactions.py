@@ -5,10 +5,8 @@
 # setpoint's) on its clock, which is the chip's; the loop runs until it has reacted, then the pin
 # falls (the board clears the fault) and the session is ended. Prints "@RESULT {json}": per fault,
 # the state before and after and the fault code the firmware named.
-# Options (lines the host prepends): N = how many faults are armed; HOLD_MS = the longest wait.
-import gc
-import json
-
+# The host sends it after app_prelude.py (the App, step, finish) and option lines: N = how many
+# faults are armed; HOLD_MS = the longest wait.
 from machine import Pin
 
 try:
@@ -20,34 +18,7 @@ try:
 except NameError:
     HOLD_MS = 1_000
 
-import board as fwboard  # noqa: E402  (output safe at import)
-import config  # noqa: E402
-import session as S  # noqa: E402
-from app import App, PERIOD_US  # noqa: E402
-
-TPS = 1_000_000 // PERIOD_US
 trigger = Pin(28, Pin.OUT, value=0)
-c = config.defaults()
-c["default_preset"] = "hands_feet"
-for p in c["presets"]:
-    if p["name"] == "hands_feet":
-        p["target_ua"] = 10_000
-b = fwboard.Board()
-b.init_devices()
-app = App(b, c, True, lock_heap=True)
-take0 = app._take
-inj = [0]
-
-
-def take():
-    m = take0()
-    if inj[0]:
-        m |= inj[0]
-        inj[0] = 0
-    return m
-
-
-app._take = take
 heap_min = [gc.mem_free()]
 
 
@@ -55,10 +26,6 @@ def heap_look():
     f = gc.mem_free()
     if f < heap_min[0]:
         heap_min[0] = f
-
-
-def step(n):
-    app.run(max_ticks=app.ticks + n)
 
 
 def until(states, ms):
@@ -110,9 +77,4 @@ for _ in range(N):
     step(TPS // 20)
 to_idle()
 res["heap_free_min"] = heap_min[0]
-b.safe()
-# As main.py's finally: the watchdog the session armed is fed from a timer while the chip sits at
-# its REPL with the output off (otherwise it resets the chip a second later, under the next run).
-if b.output.enable_level() == 0:
-    b.feed_from_timer(250)
-print("@RESULT " + json.dumps(res))
+finish(res)

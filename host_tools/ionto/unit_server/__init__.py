@@ -43,4 +43,13 @@ the byte pumps), control.py (the control channel's requests and replies), regist
 units for `ionto devices`), command.py (the `ionto sim` command).
 """
 from .registry import register, registered, registry_dir  # noqa: F401
-from .server import UnitServer, UnitServerError  # noqa: F401
+
+
+def __getattr__(name):
+    # The server (and all it imports) when it is asked for: every command that looks for a unit
+    # reads the registry, and only `ionto sim` runs a server.
+    if name in ("UnitServer", "UnitServerError"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
