@@ -90,3 +90,17 @@ def test_batch_mode_collects_results_and_emulated_time(tmp_path):
     rec = json.loads(out.read_text())
     assert 250_000 <= rec["results"][0]["slept_us"] < 252_000  # emulated time, cycle-exact
     assert rec["emulated_s"] > 0.25
+
+
+def test_an_emulator_that_ends_at_start_is_one_error_not_a_hang(tmp_path, monkeypatch):
+    """node (or the emulator) failing at once: start() says so, with where its log is, instead
+    of waiting on a port nobody drains any more."""
+    import ionto.pico as P
+
+    monkeypatch.setattr(P, "node_exe", lambda: "/bin/false")
+    p = Pico(tmp_path, usb_power=False, fresh=True)
+    try:
+        with pytest.raises(P.PicoError, match="the emulator ended"):
+            p.start()
+    finally:
+        p.stop()

@@ -26,13 +26,22 @@ class ReplHost:
             tty.setraw(self._host_fd)
         return self._host_fd
 
-    def _write(self, data):
+    def _write(self, data, timeout=60):
+        """All of data onto the port; PicoError when the emulator has ended (nobody drains the
+        port any more) or takes nothing for `timeout` wall seconds."""
         fd = self._host()
+        end = time.monotonic() + timeout
         while data:
             try:
                 n = os.write(fd, data)
                 data = data[n:]
+                end = time.monotonic() + timeout
             except BlockingIOError:
+                if self.child is None and self.off_reason:
+                    raise PicoError(self.off_reason)
+                if time.monotonic() > end:
+                    raise PicoError("the emulated Pico took no input for %.0f s (see %s)"
+                                    % (timeout, self.state / "pico.log"))
                 time.sleep(0.01)
 
     def _read_until(self, marker, timeout, sink=None):
@@ -76,6 +85,8 @@ class ReplHost:
                 self._read_until(b">>> ", min(5, max(0.1, end - time.monotonic())))
                 return
             except PicoError:
+                if self.child is None and self.off_reason:
+                    raise  # the emulator ended: no REPL will answer
                 if time.monotonic() > end:
                     raise PicoError("the emulated Pico's REPL did not answer in %.0f s (see %s)"
                                     % (timeout, self.state / "pico.log"))
