@@ -41,20 +41,28 @@ def find_units(include_virtual=True):
     return out
 
 
+def _registered(port):
+    """What the unit on `port` registered (an emulated Pico's rate and clock), or {}."""
+    try:
+        from .unit_server.registry import registered
+
+        real = os.path.realpath(port)
+        for e in registered():
+            if os.path.realpath(e.get("port", "")) == real:
+                return e
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return {}
+
+
 def time_scale(port):
     """How many times slower than a board the unit on `port` runs: an emulated Pico (`ionto
     pico`) registers the rate it measures; boards and the virtual unit are 1. Every wait for the
     unit's answer is stretched by it, so the same commands work on a slow target."""
     try:
-        from .unit_server import registered
-
-        real = os.path.realpath(port)
-        for e in registered():
-            if os.path.realpath(e.get("port", "")) == real:
-                return max(1.0, float(e.get("time_scale", 1.0)))
-    except (OSError, ValueError, TypeError):
-        pass
-    return 1.0
+        return max(1.0, float(_registered(port).get("time_scale", 1.0)))
+    except (ValueError, TypeError):
+        return 1.0
 
 
 def unit_clock(port):
@@ -63,13 +71,7 @@ def unit_clock(port):
     unit's seconds (None when unreadable), or None for a board or the virtual unit. A wait for
     "this long of the unit's time" (listening for a status line that may never come) then ends
     when the unit has lived it, not at a guess of how slow it runs."""
-    try:
-        from .unit_server import registered
-
-        real = os.path.realpath(port)
-        path = next((e.get("clock") for e in registered() if os.path.realpath(e.get("port", "")) == real), None)
-    except (OSError, ValueError, TypeError):
-        return None
+    path = _registered(port).get("clock")
     if not path:
         return None
 
