@@ -110,14 +110,18 @@ def _known_emits():
 
 
 def _keep_emits(known):
-    f = cache_dir() / "compilers.json"
-    try:  # written aside and renamed, as the compiled modules are
+    _keep(cache_dir() / "compilers.json", json.dumps(known, indent=1, sort_keys=True) + "\n")
+
+
+def _keep(f, text):
+    """text into the cache file f, written aside and renamed, as the compiled modules are."""
+    try:
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_suffix(".tmp%d" % os.getpid())
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, f)
     except OSError:
-        pass  # no cache, no harm: asked again next time
+        pass  # no cache, no harm: made again next time
 
 
 def compilers():
@@ -272,14 +276,14 @@ def build(mpy, dest=None, src=FIRMWARE):
                     f.result()
         from . import firmware_build
 
-        names = sorted(deployed_name(n) for n in sources)
+        names = deployed_names(src)
         integrity = firmware_build._firmware_module("integrity")
         version = _version_of(src)
         man = integrity.build_manifest(str(dest), names, version)
         text = json.dumps(man, indent=1, sort_keys=True) + "\n"
         (dest / integrity.MANIFEST).write_text(text)
         files = {n: (dest / n).read_bytes() for n in names}
-        _keep_bundle(bkey, text)
+        _keep(cache_dir() / "bundles" / (bkey + ".json"), text)
         return Bundle(files, man, text.encode(), version, v)
     finally:
         if own:
@@ -300,17 +304,6 @@ def _cached_bundle(bkey, origin, mpy_version):
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return Bundle(files, man, text, version, mpy_version) if ok and isinstance(version, str) else None
-
-
-def _keep_bundle(bkey, text):
-    f = cache_dir() / "bundles" / (bkey + ".json")
-    try:  # written aside and renamed, as the compiled modules are
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(".tmp%d" % os.getpid())
-        tmp.write_text(text)
-        os.replace(tmp, f)
-    except OSError:
-        pass  # no cache, no harm
 
 
 def _version_of(src):
