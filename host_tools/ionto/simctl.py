@@ -94,9 +94,7 @@ class SimClient:
 
     def press(self, button, hold_ms=120, after_ms=0):
         """Press `button` now, or after_ms of the unit's time from now."""
-        if after_ms:
-            return self.request("press", button=button, hold_ms=hold_ms, after_ms=after_ms)
-        return self.request("press", button=button, hold_ms=hold_ms)
+        return self.request("press", button=button, hold_ms=hold_ms, after_ms=after_ms)
 
     def hold(self, button):
         return self.request("hold", button=button)
