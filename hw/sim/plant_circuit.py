@@ -372,7 +372,7 @@ class Circuit:
         if i > self.peak_ua:
             self.peak_ua = i
         self._he = self._open_t0 + s
-        c = self._hc
+        c = self._hc  # seg_charge(c, o, s), with the exponentials already at hand
         self._qe = self._open_q0 + c[o] + u * s + c[o + 2] * el + (c[o + 3] + c[o + 4] * s) * e + c[o + 5] * ep
 
     def _integrate(self, t, end):
