@@ -18,14 +18,27 @@ percent of gain and offset error. Per tick::
 
 Trim rate: error clamped to TRIM_ERR_MAX_UA and integrated with TRIM_TI_MS, so the trim moves
 at most 1 mA/s: slower than any ramp, never a step.
+
+Deadband: the setpoint PWM has 125 MHz / SETPOINT_PWM_FREQ levels (2500 at 50 kHz), so the
+source moves in steps of SETPOINT_FULL_SCALE_UA / 2500 = 16 uA. A target between two steps
+cannot be reached; integrating an error smaller than half a step only makes the trim hop
+between the two steps around it on every tick (a 50 Hz square ripple of one step on the
+patient). So once the error has changed sign within one step (both errors inside it: the
+output straddles the target, and the reading's own noise of a few uA is no reason to move),
+the trim holds until the error leaves that band: the current stays on one step, at most a
+step from the target. An error that stays on one side (a source short by a uA or two) is
+still trimmed away.
 """
 from micropython import const
 
 import limits as L
+import pins
 from output import ua_to_duty  # noqa: F401  (one conversion, from the pin map's full scale)
 
 _TI = const(1_000)  # = limits.TRIM_TI_MS; local const so it is inlined
 _ERR_MAX = const(1_000)  # = limits.TRIM_ERR_MAX_UA
+# One setpoint PWM step, uA: 40_000 x 50_000 / 125 MHz = 16.
+_DEAD = pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
 
 
 class Regulator:
@@ -37,8 +50,12 @@ class Regulator:
         self.out = 0
         self.saturated = False
         self.freeze = False
+        self._err = 0  # the last error integrated or held, for the deadband's sign test
+        self._hold = False
 
     def reset(self):
+        self._err = 0
+        self._hold = False
         self._acc = 0
         self.trim = 0
         self.out = 0
@@ -58,7 +75,19 @@ class Regulator:
             elif err < -_ERR_MAX:
                 err = -_ERR_MAX
             # Anti-windup: never integrate further into a saturated direction.
-            if (err > 0 and not hi) or (err < 0 and not lo):
+            if -_DEAD <= err <= _DEAD:
+                # Within a PWM step: a sign change means the steps straddle the target,
+                # and the actuator can do no better (module doc).
+                e = self._err
+                if (err > 0 and -_DEAD <= e < 0) or (err < 0 and 0 < e <= _DEAD):
+                    self._hold = True
+            else:
+                self._hold = False
+            if err:
+                self._err = err
+            if self._hold:
+                pass
+            elif (err > 0 and not hi) or (err < 0 and not lo):
                 acc = self._acc + err * dt_ms
                 if acc > self._acc_max:
                     acc = self._acc_max

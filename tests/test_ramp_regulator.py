@@ -1,5 +1,6 @@
 """Ramp generator and regulator (firmware/ramp.py, regulator.py)."""
 import limits as L
+import pins
 from ramp import Ramp
 from regulator import Regulator, ua_to_duty
 
@@ -154,3 +155,23 @@ def test_reset_and_zero_setpoint():
     reg.reset()
     assert reg.trim == 0 and reg.out == 0 and not reg.saturated
     assert reg.update(5_000, 0, True, 2, 3_000, False) == 3_000  # clamp to max_ua
+
+
+def test_an_error_within_a_pwm_step_is_held_not_dithered():
+    # The source moves in steps of one setpoint PWM level (40 mA / 2500 = 16 uA at 50 kHz).
+    # A target between two steps: integrating the leftover error would hop the output
+    # between the two steps every tick; the trim holds instead, on a step at most one step
+    # away, and a reading's noise of a few uA does not move it.
+    step = pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
+    assert step == 16
+    reg = Regulator()
+    sp = 15_000  # 15_000 / 16 = 937.5 steps: exactly between two
+    meas = 0
+    outs = []
+    for _ in range(3_000):  # 30 s at 10 ms
+        out = reg.update(sp, meas, True, 10, 30_000, False)
+        meas = (out * 98 // 100) // step * step  # a weak source, quantized by the PWM
+        meas += (-2, 0, 1, 2, -1)[len(outs) % 5]  # the reading's noise
+        outs.append(out)
+    assert abs(meas - sp) <= step + 2
+    assert len(set(outs[-500:])) == 1  # the last 5 s: one output, no hopping
