@@ -52,6 +52,7 @@ _VC = float(pins.COMPLIANCE_MV)
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
 SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
+_NEVER = 1 << 62  # us: a time no run reaches (no scenario event or hydration mark ahead)
 
 
 
@@ -119,6 +120,8 @@ class Plant(Circuit, ChargeHistory):
         self._e_h = self._e_f = self._e_l = None
         self._n_key = self._s_key = self._q_key = None
         self._settled = False
+        self._quiet_end = 0  # a settled plant only books time before this (_advance, _run)
+        self._quiet_hyd = False
         self._open = None  # closed-form regulated segment in force (plant_circuit._regulate_exact)
         self._open_t0 = self._open_end = 0
         self._open_q0 = 0.0
@@ -354,6 +357,7 @@ class Plant(Circuit, ChargeHistory):
 
     def _unsettle(self):
         self._settled = False
+        self._quiet_end = 0
         self._open = None  # the inputs change: a closed-form segment ends here
 
     def _update_rp(self):
@@ -448,6 +452,7 @@ class Plant(Circuit, ChargeHistory):
         self._gate_freq = 0
         self.hw_limit_tripped = False
         self._settled = False
+        self._quiet_end = 0
         self._open = None
         self._hist_reset(now)
 
@@ -457,14 +462,26 @@ class Plant(Circuit, ChargeHistory):
             self._advance(self._clock())
 
     def _advance(self, now):
-        if now == self._t or self._busy:
+        t = self._t
+        if now == t or self._busy:
             return None  # nothing to run (a query at the time of the last: the common case)
-        if self._open is not None and self._t < now and not self.hw_limit_tripped:
+        if self._settled and t < now < self._quiet_end:
+            # Settled, before the next hydration mark or scenario event and without noise (as
+            # _run found it, see there): all _run would do is book the time, extending the
+            # newest charge-history segment (its _acc, written out), and count hydration.
+            e = self._h[self._hi]
+            self._he = now
+            self._qe = e[1] + e[2] * (now - e[0])
+            if self._quiet_hyd:
+                self._hyd += now - t
+            self._t = now
+            return None
+        if self._open is not None and t < now and not self.hw_limit_tripped:
             end = self._open_end
             if end is None or now < end:
                 # In regulation, in closed form: the state at `now`, nothing to step.
                 if self._start is not None and self.contact == IMMERSED:
-                    self._hyd += now - self._t
+                    self._hyd += now - t
                 self._open_eval(now - self._open_t0)
                 self._t = now
                 return None
@@ -517,3 +534,22 @@ class Plant(Circuit, ChargeHistory):
                 t = self._t
         if t > self._t:
             self._t = t
+        # Until what a settled plant only books time (_advance's shortcut): the next hydration
+        # mark or scenario event, if nothing else moves (no contact noise) and the newest
+        # history segment is the one _acc would extend (DC, this current, ending now).
+        q = 0
+        if self._settled and self._r_noise == 1.0 and not self._drop and (
+                self.noise_frac <= 0.0 and self.noise_dropout <= 0.0 or self.contact != IMMERSED):
+            e = self._h[self._hi]
+            i = self._i
+            if self._he == self._t and e[3] == 0 and e[2] == (i if i > 0.0 else 0.0) and (
+                    self.output_stuck_on or not self._gate_freq):
+                q = self._ev_at
+                if q is None:
+                    q = _NEVER
+                self._quiet_hyd = self._start is not None and self.contact == IMMERSED
+                if self._quiet_hyd:
+                    hend = t + (self._hyd_mark - self._hyd)
+                    if hend < q:
+                        q = hend
+        self._quiet_end = q
