@@ -52,7 +52,7 @@ _VC = float(pins.COMPLIANCE_MV)
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
 SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
-_NEVER = 1 << 62  # us: a time no run reaches (no scenario event or hydration mark ahead)
+_NEVER = 1 << 60  # us: a time no run reaches (no scenario event or hydration mark ahead; a small int)
 
 
 
