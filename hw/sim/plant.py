@@ -305,7 +305,10 @@ class Plant(Circuit, ChargeHistory):
             # interval (the common case: a treatment): _charge's two lookups, written out.
             he = self._he
             if f == 0:
-                q1 = self._qe if t1 >= he else e[1] + e[2] * (t1 - a)
+                if t1 <= he:  # a constant current's mean is that current
+                    m = e[2]
+                    return int(m + 0.5) if m > 0.0 else 0
+                q1 = self._qe
                 q0 = self._qe if t0 >= he else e[1] + e[2] * (t0 - a)
             else:
                 c = self._hc
