@@ -201,6 +201,27 @@ def charge(us):
         _flush()
 
 
+def charge_unlocked(us, d):
+    """charge() for simulator code that already holds the heap unlocked: `d` is what its
+    sim_unlock() returned (the firmware's depth). A bus transfer unlocks once for its wire
+    times and its device's answer; soft callbacks that fall due run, as after charge(),
+    back under the firmware's lock."""
+    global _soft, _fw_depth
+    old = _fw_depth
+    if d:
+        _fw_depth = d
+    try:
+        _soft += 1
+        try:
+            _advance(us)
+        finally:
+            _soft -= 1
+        if _q_n and not _soft and not _masked:
+            _flush()
+    finally:
+        _fw_depth = old
+
+
 def _run_events(t):
     global _now, _next_due
     ev = _events
