@@ -96,7 +96,7 @@ class Board:
         m.sim_adc(pins.PIN_SENSE_ADC, self._adc_sense)
         m.sim_pwm(pins.PIN_CLAMP_PWM).on_change(self._on_clamp)
         self.panel = _panel.Panel(machine, vclock, seed)
-        vclock.add_hook(self._hook)
+        vclock.add_hook(self._hook, timed=True)
         self._sync_inputs()
         self._drive_outputs()
 
@@ -166,12 +166,16 @@ class Board:
         self._m.sim_pin(pins.PIN_HW_LIMIT).drive(0 if tripped else 1)
 
     def _hook(self, now):
-        if now < self._last_hook:
+        # A timed clock hook: returns when it next needs to run (the clock skips it until then).
+        last = self._last_hook
+        if now < last:
             self.power_on()
-            return
-        if now - self._last_hook >= _HOOK_STEP:
+            return now + _HOOK_STEP
+        if now - last >= _HOOK_STEP:
             self._last_hook = now
             self.plant.current_ua(now)  # lets the limiter trip with nobody reading
+            return now + _HOOK_STEP
+        return last + _HOOK_STEP
 
     def _sync_inputs(self):
         m = self._m

@@ -105,6 +105,10 @@ strict = False  # True: an exception in a soft callback propagates (tests); rp2 
 
 _now = 0
 _hooks = []
+_timed = []  # the hooks that say when they next need to run (add_hook(fn, timed=True))
+_all_timed = True
+_hook_due = 0  # the hooks run when virtual time reaches this (0: at every step)
+_hook_gen = 0  # add_hook/remove_hook count: a hook run that saw a change keeps _hook_due
 _events = []  # [due_us, fn, arg] sorted by due, FIFO among equal dues
 _next_due = _NEVER
 _soft = 0  # >0 while soft callbacks must wait (charge, running soft callback)
@@ -180,8 +184,8 @@ def _advance(us):
         _wdt_expire()  # at its deadline, not at the end of a long step
     if t > _now:
         _now = t
-    for h in _hooks:
-        h(_now)
+    if _now >= _hook_due:
+        _run_hooks(_now)
     _count += 1
     if not (_count & 63) and _poll is not None:
         _poll()
@@ -230,8 +234,8 @@ def _run_events(t):
         _next_due = ev[0][0] if ev else _NEVER
         if e[0] > _now:
             _now = e[0]
-            for h in _hooks:
-                h(_now)
+            if _now >= _hook_due:
+                _run_hooks(_now)
         e[1](e[2])
     _next_due = ev[0][0] if ev else _NEVER
 
@@ -402,14 +406,55 @@ def _wdt_expire():
 
 
 # --- hooks, poll, pacing -----------------------------------------------------------------
-def add_hook(fn):
+def add_hook(fn, timed=False):
+    """fn(now) runs, in the order added, whenever virtual time moves (each step, each event).
+
+    timed: fn returns the virtual time it next needs to run at. While every hook is timed
+    the clock skips them all until the earliest of those times (one integer compare per
+    step); a hook may still be called before its time, when another one is due.
+    """
+    global _hook_due, _hook_gen
     if fn not in _hooks:
         _hooks.append(fn)
+        if timed:
+            _timed.append(fn)
+    _hook_due = 0  # the new hook runs at the next step and says when it wants to again
+    _hook_gen += 1
+    _hooks_changed()
 
 
 def remove_hook(fn):
+    global _hook_gen
     if fn in _hooks:
         _hooks.remove(fn)
+    if fn in _timed:
+        _timed.remove(fn)
+    _hook_gen += 1
+    _hooks_changed()
+
+
+def _hooks_changed():
+    global _all_timed
+    _all_timed = True
+    for h in _hooks:
+        if h not in _timed:
+            _all_timed = False
+
+
+def _run_hooks(now):
+    global _hook_due
+    if not _all_timed:
+        for h in _hooks:
+            h(now)
+        return  # _hook_due stays 0: every step
+    g = _hook_gen
+    due = _NEVER
+    for h in _hooks:
+        d = h(now)
+        if d < due:
+            due = d
+    if g == _hook_gen:  # (a hook added by a hook is due at once)
+        _hook_due = due
 
 
 def set_poll(fn):
@@ -451,9 +496,10 @@ def reset():
 
     Hooks, the poll hook, pacing and boot_offset stay: they belong to the simulator.
     """
-    global _now, _next_due, _soft
+    global _now, _next_due, _soft, _hook_due
     global _wdt_due, _wdt_fn, _wdt_timeout, _count, _dropped, _irq_errors, last_irq_error
     _now = 0
+    _hook_due = 0  # time went back: every hook runs at the next step (the board sees the power-on)
     del _events[:]
     _next_due = _NEVER
     _soft = 0
