@@ -160,19 +160,30 @@ def ticks_add(t, delta):
 
 def advance(us):
     """Move virtual time forward by `us` (>= 0), running everything that falls due."""
+    if _heap_lock is None:
+        _advance(us)
+        return
+    # sim_unlock() written out, its common case: the heap was not locked
+    d = _heap_unlock()
+    if d == _UNDERFLOW:
+        _heap_lock()
+        _advance(us)
+    else:
+        _advance_fw(us, d)
+
+
+def _advance_fw(us, d):
+    # advance() under the firmware's heap lock, whose depth is d + 1 (one level is already
+    # off): fully unlocked for the simulator, the depth kept for soft callbacks.
     global _fw_depth
-    if _heap_lock is not None:
-        d = sim_unlock()
-        if d:
-            old = _fw_depth
-            _fw_depth = d
-            try:
-                _advance(us)
-            finally:
-                _fw_depth = old
-                sim_relock(d)
-            return
-    _advance(us)
+    d = sim_unlock() + 1 if d else 1
+    old = _fw_depth
+    _fw_depth = d
+    try:
+        _advance(us)
+    finally:
+        _fw_depth = old
+        sim_relock(d)
 
 
 def _advance(us):
@@ -214,14 +225,26 @@ def charge_unlocked(us, d):
     old = _fw_depth
     if d:
         _fw_depth = d
+    _soft += 1
     try:
-        _soft += 1
-        try:
-            _advance(us)
-        finally:
-            _soft -= 1
-        if _q_n and not _soft and not _masked:
-            _flush()
+        _advance(us)
+    finally:
+        _soft -= 1
+        _fw_depth = old
+    if _q_n and not _soft and not _masked:
+        _flush_as(d)
+
+
+def _flush_as(d):
+    # _flush() from unlocked simulator code whose firmware holds the lock at depth d
+    global _fw_depth
+    if not d:
+        _flush()
+        return
+    old = _fw_depth
+    _fw_depth = d
+    try:
+        _flush()
     finally:
         _fw_depth = old
 
