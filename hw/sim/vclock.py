@@ -221,6 +221,18 @@ def charge_unlocked(us, d):
     sim_unlock() returned (the firmware's depth). A bus transfer unlocks once for its wire
     times and its device's answer; soft callbacks that fall due run, as after charge(),
     back under the firmware's lock."""
+    global _now, _count
+    t = _now + us
+    if t < _next_due and t < _wdt_due and t < _hook_due and (_count & 63) != 63 and not (_pace_k or _q_n):
+        # Nothing falls due within it (no event, watchdog, hook, poll or pacing; no soft
+        # callback waiting): all that _advance() would do, the common case of a wire time.
+        _now = t
+        _count += 1
+    else:
+        _charge_unlocked(us, d)
+
+
+def _charge_unlocked(us, d):
     global _soft, _fw_depth
     old = _fw_depth
     if d:
