@@ -115,8 +115,11 @@ class INA219:
         self._win = True  # the source takes (t0, t1) windows (see _update); cleared if not
         self._seed = seed
         # i2c_read bound once on the instance, so that i2c_read_into can tell when something
-        # has been put in its place (tests wrap it to act at a read) and go through that.
-        self.i2c_read = self._i2c_read = self.i2c_read
+        # has been put in its place (tests wrap it to act at a read) and go through that (a
+        # subclass's own i2c_read is always gone through).
+        self._i2c_read = None
+        if type(self).i2c_read is INA219.i2c_read:
+            self.i2c_read = self._i2c_read = self.i2c_read
         self.reset()
 
     # --- state ---------------------------------------------------------------------------
