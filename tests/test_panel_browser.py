@@ -185,9 +185,10 @@ def test_nurse_flow_in_the_browser(browser, panel, glyphs):
     # A sensor fault from the training menu: the fault screen, the output off (TRUE current).
     page.select_option("#faultsel", "sensor_silent")
     page.click("#inject")
-    # (the firmware draws a page a line at a time: wait for the whole of it)
+    # (the firmware draws a page a line at a time, top to bottom: wait for its last line,
+    # which on the treatment screen read "STOP  end")
     lines = wait_display(lambda t: t[0] == "SENSOR FAULT" and t[1] == "no reply" and t[2] == "Output cut."
-                         and t[7].startswith("STOP"),
+                         and t[7].startswith("STOP  clear"),
                          "the fault screen")
     assert "not answering:" in lines
     page.wait_for_function("() => !document.getElementById('faultlamp').hidden")
