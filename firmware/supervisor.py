@@ -61,7 +61,8 @@ _R_DEAD = const(13)
 _R_IMPL = const(14)
 _R_MISMATCH = const(15)
 _R_FROZEN = const(16)
-_PERIOD_MS = const(10)  # = limits.LOOP_PERIOD_MS: one loop period, what a first-seen condition counts
+# one loop period (limits.LOOP_PERIOD_MS): what a first-seen condition counts
+_PERIOD_MS = const(10)
 # The limits the tick reads, as consts of this module: mpy-cross inlines those, while each
 # L.NAME is two look-ups (the module, then its attribute) at every use, some forty a tick in
 # check() and veto(). Each _NAME is limits.NAME, the same value (tests/test_supervisor.py
@@ -241,13 +242,15 @@ class Supervisor:
         ua = meas.ua
         mv = meas.mv
         ok = meas.err == 0
-        en = self._en and self.armed
+        was_en = self._en  # (attributes read more than once: locals)
+        armed = self.armed
+        en = was_en and armed
         sp = self._cmd_ua if en else 0
         # Pulsed DC: the reading must be an average over whole gate periods (the driver's job:
         # an instantaneous sample aliases with the gate), so it is judged against sp x duty.
         duty = self.duty_pct
         sp_eff = sp * duty // 100
-        if self._en:
+        if was_en:
             self._off_ms = 0
         elif self._off_ms < _OFF_MS_MAX:
             self._off_ms += dt
@@ -266,7 +269,7 @@ class Supervisor:
         # Pulsed DC: an averaged voltage at the rail reads about rail x duty.
         near = mv >= (_COMPLIANCE_MV - _OPEN_NEAR_COMPLIANCE_MV) * duty // 100
         # Bookkeeping: dose and time with current flowing.
-        if self.armed and ok:
+        if armed and ok:
             r = self._dose_rem + ua * dt
             q = r // 1000
             self.dose_uas += q
@@ -285,16 +288,16 @@ class Supervisor:
         cond[_R_I2C] = not ok
         cond[_R_OVF] = ok and meas.ovf
         cond[_R_STALE] = not meas.fresh
-        cond[_R_STUCK] = ok and not self._en and self._off_ms >= _OFF_SETTLE_MS and ua > _ZERO_TOL_UA
+        cond[_R_STUCK] = ok and not was_en and self._off_ms >= _OFF_SETTLE_MS and ua > _ZERO_TOL_UA
         cond[_R_HW] = meas.hw_limit
-        cond[_R_TIME] = self.armed and self.active_ms > _MAX_SESSION_MS
-        cond[_R_DOSE] = self.armed and self.dose_uas > self.dose_limit_uas
+        cond[_R_TIME] = armed and self.active_ms > _MAX_SESSION_MS
+        cond[_R_DOSE] = armed and self.dose_uas > self.dose_limit_uas
         cond[_R_OVERRUN] = en and meas.loop_us > _LOOP_OVERRUN_US
         cond[_R_DEAD] = (
             ok and en and sp_eff >= _DEAD_MIN_UA and hi * 10 < sp_eff and 0 <= mv < _DEAD_MAX_MV
         )
         cond[_R_IMPL] = (
-            ok and en and self.duty_pct == 100 and sp >= _IMPLAUSIBLE_MIN_UA and ua * 10 < sp
+            ok and en and duty == 100 and sp >= _IMPLAUSIBLE_MIN_UA and ua * 10 < sp
             and mv >= _DEAD_MAX_MV and not near and mv * 1000 // sp < _OPEN_LOAD_OHM
         )
         # Cross-check (plain DC, both readings good): they differ beyond the tolerance.
@@ -328,40 +331,45 @@ class Supervisor:
         # read (a flash erase, 45-400 ms) as time without a conversion, and trip F_STALE on a
         # healthy sensor read a moment later; a stall with the output on is the overrun rule's.
         age = meas.age_us
-        for i in range(_N):
-            if cond[i]:
-                if i == _R_STALE and age >= 0:
-                    # rounded up: the stamps sit just inside the reads, a little short of the truth
-                    a = (age + 999) // 1000
-                elif acc[i]:
-                    a = acc[i] + dt
-                else:
-                    # A condition first seen now has been observed for one period, not for the
-                    # whole gap since the last tick: after a stall (a flash erase with the output
-                    # off) one failed read must not count as 50 ms of failures.
-                    a = dt if dt < _PERIOD_MS else _PERIOD_MS
-                if a > _DT_MAX_MS:
-                    a = _DT_MAX_MS
-                acc[i] = a
-                if a >= win[i] and self.fault == 0:
-                    code = self._codes[i]
-                    if i <= _R_SHORT and cond[_R_MISMATCH] and not both_over:
-                        # A current or load rule tripped while the channels disagree and
-                        # the lower one shows nothing wrong: the sensing chain is at fault
-                        # (the output is cut either way).
-                        code = _F_SENSE_MISMATCH
-                    elif i == _R_HW and self._en:
-                        # With the clamp holding the voltage near what the load needs, no
-                        # skin can draw the limiter's 35 mA: a trip under current is a short.
-                        code = _F_SHORT
-                    self.fault = code
-                    self.fault_ua = hi
-            elif i == _R_MISMATCH and acc[i] > 0:
-                # leaky: readings that disagree more than a third of the time add up
-                a = acc[i] - (dt >> 1)
-                acc[i] = a if a > 0 else 0
-            else:
-                acc[i] = 0
+        # Most ticks no rule's condition holds and no rule has time counted: then the loop
+        # below would only write zeros over zeros, and any() (C, no allocation) skips it.
+        if any(cond) or any(acc):
+            for i in range(_N):
+                if cond[i]:
+                    if i == _R_STALE and age >= 0:
+                        # rounded up: the stamps sit just inside the reads, a little short of
+                        # the truth
+                        a = (age + 999) // 1000
+                    elif acc[i]:
+                        a = acc[i] + dt
+                    else:
+                        # A condition first seen now has been observed for one period, not for
+                        # the whole gap since the last tick: after a stall (a flash erase with the
+                        # output off) one failed read must not count as 50 ms of failures.
+                        a = dt if dt < _PERIOD_MS else _PERIOD_MS
+                    if a > _DT_MAX_MS:
+                        a = _DT_MAX_MS
+                    acc[i] = a
+                    if a >= win[i] and self.fault == 0:
+                        code = self._codes[i]
+                        if i <= _R_SHORT and cond[_R_MISMATCH] and not both_over:
+                            # A current or load rule tripped while the channels disagree and
+                            # the lower one shows nothing wrong: the sensing chain is at fault
+                            # (the output is cut either way).
+                            code = _F_SENSE_MISMATCH
+                        elif i == _R_HW and was_en:
+                            # With the clamp holding the voltage near what the load needs, no
+                            # skin can draw the limiter's 35 mA: a trip under current is a short.
+                            code = _F_SHORT
+                        self.fault = code
+                        self.fault_ua = hi
+                elif acc[i]:  # (nothing to do for a rule with no time counted)
+                    if i == _R_MISMATCH and acc[i] > 0:
+                        # leaky: readings that disagree more than a third of the time add up
+                        a = acc[i] - (dt >> 1)
+                        acc[i] = a if a > 0 else 0
+                    else:
+                        acc[i] = 0
 
         # Open circuit: little flows while the voltage says no skin is there (near the rail, or
         # an apparent load, voltage over the commanded current, beyond any skin), or the
