@@ -198,7 +198,12 @@ class Output:
             if not ok:
                 ua = 0
         if cmd.gate:
-            self.set_gate(True, cmd.gate_hz, cmd.gate_duty_u16)
+            # Plain DC with the gate already held high (no gate PWM): set_gate would change
+            # nothing, so the tick skips the call.
+            hz = cmd.gate_hz
+            du = cmd.gate_duty_u16
+            if not (self.gate and self._gate_pwm is None and (hz <= 0 or du >= 65535)):
+                self.set_gate(True, hz, du)
         elif self.gate:
             self.set_gate(False)
         self.set_ua(ua)
