@@ -142,6 +142,7 @@ class App:
         self._feed = board.feed
         self._bz_tick = board.buzzer.tick
         self._disp_step = board.display.step
+        self._ev = self.s.events  # its count read every tick (.n: no len() call)
         self._tick = self.tick
 
     # --- one tick ------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class App:
         self._bz_tick(now_ms)
         # At most one piece of low-rate work per tick, most urgent first; on ticks with none,
         # the display moves on by one line or one chunk.
-        if len(self.s.events):
+        if self._ev.n:
             job = _J_EVENTS
         elif self._fmt:
             job = _J_FORMAT

@@ -154,7 +154,8 @@ _ZERO_TOL_UA = const(200)
 
 
 class Events:
-    """Preallocated ring of (code, a, b) ints. When full the oldest is dropped (`lost`)."""
+    """Preallocated ring of (code, a, b) ints. When full the oldest is dropped (`lost`).
+    `n`: how many are queued (the loop reads it every tick: an attribute, not a len() call)."""
 
     def __init__(self, size=32):
         self.size = size
@@ -162,35 +163,35 @@ class Events:
         self._a = [0] * size
         self._b = [0] * size
         self._h = 0
-        self._n = 0
+        self.n = 0
         self.lost = 0
         self.a = 0
         self.b = 0
 
     def push(self, code, a, b):
-        if self._n == self.size:
+        if self.n == self.size:
             self._h = (self._h + 1) % self.size
-            self._n -= 1
+            self.n -= 1
             self.lost += 1
-        i = (self._h + self._n) % self.size
+        i = (self._h + self.n) % self.size
         self._c[i] = code
         self._a[i] = a
         self._b[i] = b
-        self._n += 1
+        self.n += 1
 
     def pop(self):
         """Oldest event code (0 when empty); its arguments in .a and .b."""
-        if self._n == 0:
+        if self.n == 0:
             return 0
         i = self._h
         self.a = self._a[i]
         self.b = self._b[i]
         self._h = (i + 1) % self.size
-        self._n -= 1
+        self.n -= 1
         return self._c[i]
 
     def __len__(self):
-        return self._n
+        return self.n
 
 
 class Session:
