@@ -435,10 +435,17 @@ class Session:
         elif buttons & BTN_STOP:
             # Running: STOP wins over anything else pressed in the same tick.
             self._stop(END_STOP)
-        elif self._usb(meas, dt, st):
+        elif meas.vbus and self._usb(meas, dt, st):
             pass
         else:
-            self._open(st)
+            # The calls only when there is something to judge (most ticks: no host, circuit
+            # closed); the lines here are what _usb and _open do otherwise.
+            if not meas.vbus:
+                self._usb_ms = 0
+            if sup.open_now:
+                self._open(st)
+            elif not sup.contact_lost:
+                self._drop_ua = 0
             self._run(self.state, dt, meas)
 
         st = self.state
