@@ -132,6 +132,7 @@ class App:
         self._status_next = now
         self._id_next = ticks_add(now, ID_MS)
         self._gc_next = ticks_add(now, GC_MS)
+        self._plan()
         # Bound methods cached: attribute lookups are the cost of a MicroPython tick.
         self._measure = board.measure
         self._poll = board.buttons.poll
@@ -161,6 +162,11 @@ class App:
             job = _J_EVENTS
         elif self._fmt:
             job = _J_FORMAT
+        elif not self._svc and ticks_diff(now_ms, self._due) < 0:
+            # None of the timed jobs is due yet (_due: the earliest of their deadlines, set by
+            # _plan): one look instead of three, on most ticks.
+            job = _J_NONE
+            self._disp_step()
         elif ticks_diff(now_ms, self._disp_next) >= 0:
             job = _J_RENDER
         elif ticks_diff(now_ms, self._status_next) >= 0:
@@ -181,7 +187,17 @@ class App:
                     micropython.heap_lock()
             else:
                 self._slow(job, now_ms)
+            self._plan()  # a job may have moved a deadline
         self.ticks += 1
+
+    def _plan(self):
+        # The earliest deadline of the timed jobs (page look, status, collector), for tick().
+        d = self._disp_next
+        if ticks_diff(self._status_next, d) < 0:
+            d = self._status_next
+        if ticks_diff(self._gc_next, d) < 0:
+            d = self._gc_next
+        self._due = d
 
     def _slow(self, job, now_ms):
         # Low-rate work that may allocate: events (buzzer, watchdog, log), a page, the status
