@@ -510,3 +510,6 @@ def test_local_limit_consts_are_the_limits():
         assert seen or mod is regulator, mod.__name__
     assert supervisor._PERIOD_MS == L.LOOP_PERIOD_MS
     assert regulator._TI == L.TRIM_TI_MS and regulator._ERR_MAX == L.TRIM_ERR_MAX_UA
+    import pins
+
+    assert regulator._DEAD == pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
