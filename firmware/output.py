@@ -43,15 +43,16 @@ def duty_to_ua(duty):
 
 # Clamp mV -> duty_u16 = mv x 65535 / CLAMP_FULL_SCALE_MV, reduced the same way (60 V:
 # 4369/4000, 60000 x 4369 = 2.6e8 < 2**30).
-_GC = _gcd(65535, pins.CLAMP_FULL_SCALE_MV)
+_CL_FS_MV = pins.CLAMP_FULL_SCALE_MV  # (a global: one look-up a tick, not two)
+_GC = _gcd(65535, _CL_FS_MV)
 _CNUM = 65535 // _GC
-_CDEN = pins.CLAMP_FULL_SCALE_MV // _GC
+_CDEN = _CL_FS_MV // _GC
 
 
 def mv_to_clamp_duty(mv):
     if mv <= 0:
         return 0
-    if mv >= pins.CLAMP_FULL_SCALE_MV:
+    if mv >= _CL_FS_MV:
         return 65535
     return mv * _CNUM // _CDEN
 
