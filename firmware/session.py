@@ -449,7 +449,7 @@ class Session:
             self._run(self.state, dt, meas)
 
         st = self.state
-        if (1 << st) & _ADJ_MASK:
+        if buttons & (BTN_UP | BTN_DOWN) and (1 << st) & _ADJ_MASK:
             if buttons & BTN_UP:
                 self._adjust(p.step_ua)
             elif buttons & BTN_DOWN:
@@ -494,10 +494,11 @@ class Session:
         sup.veto(cmd)
 
         # What the display shows.
-        self.set_ua = self.ramp.value
+        v = self.ramp.value
+        self.set_ua = v
         self.cmd_ua = cmd.ua
         self.actual_ua = meas.ua
-        self.set_avg_ua = self.set_ua * sup.duty_pct // 100
+        self.set_avg_ua = v * sup.duty_pct // 100
         self.dose_uas = sup.dose_uas
         self.limited_ua = sup.limited_ua
         self.limit_reason = sup.limit_reason
