@@ -388,6 +388,7 @@ class App:
         nxt = self._nxt
         last = self._last
         hist = self.tick_hist
+        period = PERIOD_US  # (a module global: a look-up per use)
         while True:
             t0 = ticks_us()
             self._loop_us = ticks_diff(t0, last)
@@ -399,7 +400,7 @@ class App:
                 self.tick_max_us = c
             c //= HIST_BIN_US
             hist[c if c < HIST_BINS else HIST_BINS - 1] += 1
-            nxt = ticks_add(nxt, PERIOD_US + self._stretch)
+            nxt = ticks_add(nxt, period + self._stretch)
             self._stretch = 0
             wait = ticks_diff(nxt, t1)
             if wait > 0:
