@@ -12,18 +12,18 @@
 # contact window. The chip sets the floor, measured on the rp2 build on the emulated RP2040
 # (bench/bench_rp2.py, `make bench`: rp2040_*): the first design's 2 ms overran on every tick
 # (2.9-5 ms: three INA219 reads, heap-allocated call frames, a 4-6 ms page render in one tick).
-# With the changes below a tick costs 2.2-2.6 ms median and 3.0-4.7 ms p99 per state on the
-# emulated chip (20 s per state, both images), and the collector's slot 10.3-11.9 ms. 5 ms was tried
+# With the changes below a tick costs 2.1-2.5 ms median and 3.9-4.2 ms p99 per state on the
+# emulated chip (20 s per state, stock image), and the collector's slot 10.3-11.9 ms. 5 ms was tried
 # and measured: p99 3.1-3.6 ms, above 60 % of it, and no room for a real chip. A real Pico runs
 # slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash),
 # and a second current channel (one ADC read and a few comparisons per tick) is to come: at 10 ms
-# the worst p99 x1.66 (~7.8 ms) still fits a period, and the collector's slot its two.
+# the worst p99 x1.66 (~7 ms) still fits a period, and the collector's slot its two.
 #
 # Tick cost on the emulated RP2040 (stock-frame image, figures rounded, us):
 #   board.measure: INA219 shunt register, one read (+ the status pair every 2nd tick:
 #     bus and power registers), ADC, limiter and VBUS pins              ~350 (~800)
-#   session.tick: supervisor, ramp, regulator                           ~1000
-#   output.apply ~150, buttons.poll ~160, buzzer, watchdog, loop         ~400
+#   session.tick: supervisor, ramp, regulator                           ~700
+#   output.apply ~100, buttons.poll ~140, buzzer, watchdog, loop         ~400
 #   then ONE of: a display line drawn into the frame or a 16-byte chunk sent (~250, a chunk
 #   ~600 on the wire), one line of a page formatted (~900), the page's look (~1200, 5 Hz),
 #   the events, the status line (~900, 1 Hz), the log's service, the collector (~8000, 0.1 Hz).
