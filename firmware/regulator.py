@@ -38,7 +38,7 @@ _TI = const(1_000)  # = limits.TRIM_TI_MS; local const so it is inlined
 _ERR_MAX = const(1_000)  # = limits.TRIM_ERR_MAX_UA
 _LIMITED_TOL_UA = const(150)  # = limits.LIMITED_TOL_UA
 # One setpoint PWM step, uA: 40_000 x 50_000 / 125 MHz = 16 (pins.SETPOINT_FULL_SCALE_UA x
-# pins.SETPOINT_PWM_FREQ // 125_000_000; a const so it is inlined, tests/test_supervisor.py
+# pins.SETPOINT_PWM_FREQ // 125_000_000; a const so it is inlined, tests/test_limits_config.py
 # checks it against the pin map).
 _DEAD = const(16)
 

@@ -128,7 +128,7 @@ _DROP_MASK = const((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 
 _TICKS_HALF = const(1 << 29)
 _TICKS_MASK = const((1 << 30) - 1)
 # The limits the session reads, as consts of this module (inlined by mpy-cross; L.NAME is
-# two look-ups at every use). Each _NAME is limits.NAME (tests/test_supervisor.py checks).
+# two look-ups at every use). Each _NAME is limits.NAME (tests/test_limits_config.py checks).
 _B_CAUSE = const(23)
 _B_CONFIG = const(21)
 _B_SELFTEST = const(22)

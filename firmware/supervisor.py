@@ -65,7 +65,7 @@ _R_FROZEN = const(16)
 _PERIOD_MS = const(10)
 # The limits the tick reads, as consts of this module: mpy-cross inlines those, while each
 # L.NAME is two look-ups (the module, then its attribute) at every use, some forty a tick in
-# check() and veto(). Each _NAME is limits.NAME, the same value (tests/test_supervisor.py
+# check() and veto(). Each _NAME is limits.NAME, the same value (tests/test_limits_config.py
 # checks every one); limits.py stays where they are defined and explained.
 _ABS_MAX_UA = const(30_000)
 _B_USB = const(20)

@@ -492,24 +492,3 @@ def test_clamp_follows_the_load_and_steps_up_when_it_needs_more():
     assert let(s, False, 0).clamp_mv == L.CLAMP_FLOOR_MV  # off: the floor
     s.check(P, meas(10_000, mv=59_000, ua2=10_000), False)
     assert let(s, True, 10_000, gate_hz=1_000, duty_u16=32_768).clamp_mv == L.COMPLIANCE_MV  # pulsed: the rail
-
-
-def test_local_limit_consts_are_the_limits():
-    # supervisor.py (and session.py, regulator.py) keep the limits their tick reads as consts
-    # of their own (inlined by mpy-cross: no look-up a tick); each _NAME must be limits.NAME.
-    import regulator
-    import session
-    import supervisor
-
-    for mod in (supervisor, session, regulator):
-        seen = 0
-        for name in dir(L):
-            if name.isupper() and hasattr(mod, "_" + name):
-                assert getattr(mod, "_" + name) == getattr(L, name), (mod.__name__, name)
-                seen += 1
-        assert seen or mod is regulator, mod.__name__
-    assert supervisor._PERIOD_MS == L.LOOP_PERIOD_MS
-    assert regulator._TI == L.TRIM_TI_MS and regulator._ERR_MAX == L.TRIM_ERR_MAX_UA
-    import pins
-
-    assert regulator._DEAD == pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
