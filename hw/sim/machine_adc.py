@@ -38,19 +38,21 @@ class ADC:
             st.pull = None
 
     def read_u16(self):
-        fn = _adc_src.get(self._key)
-        if fn is None:
+        v = _adc_src.get(self._key)  # the source, then its reading (one local less: see below)
+        if v is None:
             # Temperature sensor at 27 C reads 0.706 V
             v = 14020 if self._key == 4 else 0
         else:
+            # The source answers outside the firmware's heap lock (simulator code). Few locals:
+            # a frame over 11 words goes on the heap at every call when the heap is unlocked.
             d = vclock.sim_unlock()
             try:
-                v = int(fn())
+                v = int(v())
             finally:
                 vclock.sim_relock(d)
-        if v < 0:
-            v = 0
-        elif v > 65535:
-            v = 65535
-        raw = v >> 4  # 12-bit converter, scaled to 16 bits as rp2 does
-        return (raw << 4) | (raw >> 8)
+            if v < 0:
+                v = 0
+            elif v > 65535:
+                v = 65535
+        v >>= 4  # 12-bit converter, scaled to 16 bits as rp2 does
+        return (v << 4) | (v >> 8)

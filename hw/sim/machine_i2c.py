@@ -18,13 +18,18 @@ _ETIMEDOUT = const(110)
 
 def _device_read(dev, buf, n):
     # The device model answers outside the firmware's heap lock (it may allocate; rp2's
-    # driver does not); a short answer reads as an idle bus (0xFF), as on the wire.
+    # driver does not).
     d = vclock.sim_unlock()
     try:
-        data = dev.i2c_read(n)
-        buf[:] = data[:n] if len(data) >= n else data + b"\xff" * (n - len(data))
+        _answer(dev, buf, n)
     finally:
         vclock.sim_relock(d)
+
+
+def _answer(dev, buf, n):
+    # A short answer reads as an idle bus (0xFF), as on the wire.
+    data = dev.i2c_read(n)
+    buf[:] = data[:n] if len(data) >= n else data + b"\xff" * (n - len(data))
 
 class _Bus:
     """Simulated I2C wires (`sim_i2c_bus(id)`)."""
@@ -91,6 +96,12 @@ class I2C:
         self._timeout = timeout
         self._ptr = bytearray(2)
         self._ptr1 = memoryview(self._ptr)[:1]
+        # the register-read path's constants: the pointer write's wire time, the longest
+        # read that fits the timeout ((n + 1) * 9e6 // freq <= timeout)
+        self._t_ptr = 18_000_000 // freq
+        self._fast_n = ((timeout + 1) * freq - 1) // 9_000_000 - 1
+        self._rd_dev = None  # the device last read on this path, and its i2c_read_into or None
+        self._rd_into = None
         for p in (scl, sda):
             st = sim_pin(p)
             st.mode = 3
@@ -197,25 +208,33 @@ class I2C:
         # pointer write, repeated start, read: two transactions on the wire
         bus = self._bus
         dev = bus.devices.get(addr)
-        n = len(buf)
-        if (bus.fault is not None or dev is None or bus.pins is not None or addrsize != 8
-                or (n + 1) * 9_000_000 // self._freq > self._timeout):
+        if (dev is None or addrsize != 8 or bus.fault is not None or bus.pins is not None
+                or len(buf) > self._fast_n):
             self._write(addr, self._memaddr(memaddr, addrsize))
             self._read_into(addr, buf)
             return
         # The control loop's path (a register read every tick): what _write and _read_into
-        # do for a healthy device, without their layers.
+        # do for a healthy device, without their layers, under one heap unlock. The instants
+        # stay the wire's: the pointer write's time is charged before the device answers,
+        # the data's after it. A device model with i2c_read_into(buf) answers straight into
+        # the caller's buffer.
         bus.transactions += 2
+        if dev is not self._rd_dev:
+            self._rd_dev = dev
+            self._rd_into = getattr(dev, "i2c_read_into", None)
         p = self._ptr1
         p[0] = memaddr & 0xFF
         d = vclock.sim_unlock()
         try:
             dev.i2c_write(p)
+            vclock.charge_unlocked(self._t_ptr, d)
+            if self._rd_into is not None:
+                self._rd_into(buf)
+            else:
+                _answer(dev, buf, len(buf))
+            vclock.charge_unlocked((len(buf) + 1) * 9_000_000 // self._freq, d)
         finally:
             vclock.sim_relock(d)
-        vclock.charge(18_000_000 // self._freq)
-        _device_read(dev, buf, n)
-        vclock.charge((n + 1) * 9_000_000 // self._freq)
 
     def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
         buf = bytearray(nbytes)

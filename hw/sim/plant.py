@@ -45,13 +45,14 @@ from micropython import const
 
 import pins
 import scenario as _scn
-from plant_circuit import Circuit, OPEN, IMMERSED, SHORT, _LIMIT  # noqa: F401
+from plant_circuit import Circuit, OPEN, IMMERSED, SHORT, _LIMIT, seg_charge  # noqa: F401
 from plant_history import ChargeHistory
 
 _VC = float(pins.COMPLIANCE_MV)
 _HYD_STEP = const(100_000)  # us of hydration between updates of R_p
 LIMIT_RESPONSE_US = 20  # the limiter's comparator filter
 SENSE_WINDOW_US = 100  # anti-alias RC of the second current channel (RS2 -> ADC1)
+_NEVER = 1 << 60  # us: a time no run reaches (no scenario event or hydration mark ahead; a small int)
 
 
 
@@ -119,6 +120,8 @@ class Plant(Circuit, ChargeHistory):
         self._e_h = self._e_f = self._e_l = None
         self._n_key = self._s_key = self._q_key = None
         self._settled = False
+        self._quiet_end = 0  # a settled plant only books time before this (_advance, _run)
+        self._quiet_hyd = False
         self._open = None  # closed-form regulated segment in force (plant_circuit._regulate_exact)
         self._open_t0 = self._open_end = 0
         self._open_q0 = 0.0
@@ -294,7 +297,26 @@ class Plant(Circuit, ChargeHistory):
             self._advance(t1)
         if t1 <= t0:
             return self.current_ua(t1) if t1 >= self._t else 0
-        m = (self._charge(t1) - self._charge(t0)) / (t1 - t0)
+        e = self._h[self._hi]
+        a = e[0]
+        f = e[3]
+        if a <= t0 and f <= 0:
+            # The whole window in the newest history segment, DC or a closed-form regulated
+            # interval (the common case: a treatment): _charge's two lookups, written out.
+            he = self._he
+            if f == 0:
+                if t1 <= he:  # a constant current's mean is that current
+                    m = e[2]
+                    return int(m + 0.5) if m > 0.0 else 0
+                q1 = self._qe
+                q0 = self._qe if t0 >= he else e[1] + e[2] * (t0 - a)
+            else:
+                c = self._hc
+                q1 = self._qe if t1 >= he else e[1] + seg_charge(c, e[4], t1 - a)
+                q0 = self._qe if t0 >= he else e[1] + seg_charge(c, e[4], t0 - a)
+            m = (q1 - q0) / (t1 - t0)
+        else:
+            m = (self._charge(t1) - self._charge(t0)) / (t1 - t0)
         return int(m + 0.5) if m > 0.0 else 0
 
     def electrode_mv(self, now_us=None):
@@ -354,6 +376,7 @@ class Plant(Circuit, ChargeHistory):
 
     def _unsettle(self):
         self._settled = False
+        self._quiet_end = 0
         self._open = None  # the inputs change: a closed-form segment ends here
 
     def _update_rp(self):
@@ -448,6 +471,7 @@ class Plant(Circuit, ChargeHistory):
         self._gate_freq = 0
         self.hw_limit_tripped = False
         self._settled = False
+        self._quiet_end = 0
         self._open = None
         self._hist_reset(now)
 
@@ -457,14 +481,26 @@ class Plant(Circuit, ChargeHistory):
             self._advance(self._clock())
 
     def _advance(self, now):
-        if now == self._t or self._busy:
+        t = self._t
+        if now == t or self._busy:
             return None  # nothing to run (a query at the time of the last: the common case)
-        if self._open is not None and self._t < now and not self.hw_limit_tripped:
+        if self._settled and t < now < self._quiet_end:
+            # Settled, before the next hydration mark or scenario event and without noise (as
+            # _run found it, see there): all _run would do is book the time, extending the
+            # newest charge-history segment (its _acc, written out), and count hydration.
+            e = self._h[self._hi]
+            self._he = now
+            self._qe = e[1] + e[2] * (now - e[0])
+            if self._quiet_hyd:
+                self._hyd += now - t
+            self._t = now
+            return None
+        if self._open is not None and t < now and not self.hw_limit_tripped:
             end = self._open_end
             if end is None or now < end:
                 # In regulation, in closed form: the state at `now`, nothing to step.
                 if self._start is not None and self.contact == IMMERSED:
-                    self._hyd += now - self._t
+                    self._hyd += now - t
                 self._open_eval(now - self._open_t0)
                 self._t = now
                 return None
@@ -517,3 +553,22 @@ class Plant(Circuit, ChargeHistory):
                 t = self._t
         if t > self._t:
             self._t = t
+        # Until what a settled plant only books time (_advance's shortcut): the next hydration
+        # mark or scenario event, if nothing else moves (no contact noise) and the newest
+        # history segment is the one _acc would extend (DC, this current, ending now).
+        q = 0
+        if self._settled and self._r_noise == 1.0 and not self._drop and (
+                self.noise_frac <= 0.0 and self.noise_dropout <= 0.0 or self.contact != IMMERSED):
+            e = self._h[self._hi]
+            i = self._i
+            if self._he == self._t and e[3] == 0 and e[2] == (i if i > 0.0 else 0.0) and (
+                    self.output_stuck_on or not self._gate_freq):
+                q = self._ev_at
+                if q is None:
+                    q = _NEVER
+                self._quiet_hyd = self._start is not None and self.contact == IMMERSED
+                if self._quiet_hyd:
+                    hend = t + (self._hyd_mark - self._hyd)
+                    if hend < q:
+                        q = hend
+        self._quiet_end = q

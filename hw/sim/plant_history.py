@@ -66,8 +66,11 @@ class ChargeHistory:
         for _ in range(_HN):
             e = h[i]
             if e[0] <= t:
-                if e[3] < 0:
+                f = e[3]
+                if f < 0:
                     return e[1] + seg_charge(self._hc, e[4], t - e[0])
+                if not f:  # DC: _on_time is all of it
+                    return e[1] + e[2] * (t - e[0])
                 return e[1] + e[2] * _on_time(e, e[0], t)
             i = (i - 1) % _HN
         return h[(self._hi + 1) % _HN][1]  # older than the history: its oldest point

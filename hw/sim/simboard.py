@@ -33,6 +33,7 @@ import ssd1306_model
 import fram_model
 
 _HOOK_STEP = 1000  # us: the limiter is watched at least this often while time runs
+_SHUNT_MOHM = pins.SHUNT_MILLIOHM
 _DIV_NUM = pins.DIVIDER_BOTTOM_OHM * 65535
 _DIV_DEN = (pins.DIVIDER_TOP_OHM + pins.DIVIDER_BOTTOM_OHM) * pins.ADC_VREF_MV
 
@@ -96,30 +97,37 @@ class Board:
         m.sim_adc(pins.PIN_SENSE_ADC, self._adc_sense)
         m.sim_pwm(pins.PIN_CLAMP_PWM).on_change(self._on_clamp)
         self.panel = _panel.Panel(machine, vclock, seed)
-        vclock.add_hook(self._hook)
+        vclock.add_hook(self._hook, timed=True)
         self._sync_inputs()
         self._drive_outputs()
 
     # --- wiring ----------------------------------------------------------------------------
     def _shunt_source(self, now_us):
+        # The INA219's inputs (shunt uV, bus mV) over a window (t0, t1) or at an instant. The
+        # rare sensing faults are a function of their own: a small frame stays on the C stack.
         i = self.sensor_stuck_ua
         if i is None:
             i = self.plant.current_ua(now_us)
-            if self.sensor_gain is not None:
-                i = int(i * self.sensor_gain)
-            if self.sensor_drift is not None:
-                rate, t0 = self.sensor_drift
-                t = now_us[1] if type(now_us) is tuple else now_us
-                i += int(rate * (t - t0) / 1_000_000)
-            if self.sensor_noise_ua:
-                x = self._noise_x  # xorshift32: repeatable runs
-                x ^= (x << 13) & 0xFFFFFFFF
-                x ^= x >> 17
-                x ^= (x << 5) & 0xFFFFFFFF
-                self._noise_x = x
-                a = self.sensor_noise_ua
-                i += x % (2 * a + 1) - a
-        return (i * pins.SHUNT_MILLIOHM // 1000, 0)
+            if self.sensor_gain is not None or self.sensor_drift is not None or self.sensor_noise_ua:
+                i = self._sensor_faults(i, now_us)
+        return (i * _SHUNT_MOHM // 1000, 0)
+
+    def _sensor_faults(self, i, now_us):
+        if self.sensor_gain is not None:
+            i = int(i * self.sensor_gain)
+        if self.sensor_drift is not None:
+            rate, t0 = self.sensor_drift
+            t = now_us[1] if type(now_us) is tuple else now_us
+            i += int(rate * (t - t0) / 1_000_000)
+        if self.sensor_noise_ua:
+            x = self._noise_x  # xorshift32: repeatable runs
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            self._noise_x = x
+            a = self.sensor_noise_ua
+            i += x % (2 * a + 1) - a
+        return i
 
     def _adc_sense(self):
         ua = self.plant.sense_ua(self._vc.now_us())
@@ -166,12 +174,16 @@ class Board:
         self._m.sim_pin(pins.PIN_HW_LIMIT).drive(0 if tripped else 1)
 
     def _hook(self, now):
-        if now < self._last_hook:
+        # A timed clock hook: returns when it next needs to run (the clock skips it until then).
+        last = self._last_hook
+        if now < last:
             self.power_on()
-            return
-        if now - self._last_hook >= _HOOK_STEP:
+            return now + _HOOK_STEP
+        if now - last >= _HOOK_STEP:
             self._last_hook = now
             self.plant.current_ua(now)  # lets the limiter trip with nobody reading
+            return now + _HOOK_STEP
+        return last + _HOOK_STEP
 
     def _sync_inputs(self):
         m = self._m

@@ -123,12 +123,14 @@ class Tracer:
             self.samples = _Rows(_N_SAMPLES, len(COLUMNS))
             self.frames = _Frames(_N_FRAMES)
             self._hooked = True
-            self._vc.add_hook(self._hook)
+            self._vc.add_hook(self._hook, timed=True)
             self.sample(self._vc.now_us())
 
     def _hook(self, now):
+        # a timed clock hook: returns when it next needs to run
         if now >= self._next:
             self.sample(now)
+        return self._next
 
     def sample(self, now):
         p = period_us()

@@ -105,6 +105,10 @@ strict = False  # True: an exception in a soft callback propagates (tests); rp2 
 
 _now = 0
 _hooks = []
+_timed = []  # the hooks that say when they next need to run (add_hook(fn, timed=True))
+_all_timed = True
+_hook_due = 0  # the hooks run when virtual time reaches this (0: at every step)
+_hook_gen = 0  # add_hook/remove_hook count: a hook run that saw a change keeps _hook_due
 _events = []  # [due_us, fn, arg] sorted by due, FIFO among equal dues
 _next_due = _NEVER
 _soft = 0  # >0 while soft callbacks must wait (charge, running soft callback)
@@ -156,19 +160,30 @@ def ticks_add(t, delta):
 
 def advance(us):
     """Move virtual time forward by `us` (>= 0), running everything that falls due."""
+    if _heap_lock is None:
+        _advance(us)
+        return
+    # sim_unlock() written out, its common case: the heap was not locked
+    d = _heap_unlock()
+    if d == _UNDERFLOW:
+        _heap_lock()
+        _advance(us)
+    else:
+        _advance_fw(us, d)
+
+
+def _advance_fw(us, d):
+    # advance() under the firmware's heap lock, whose depth is d + 1 (one level is already
+    # off): fully unlocked for the simulator, the depth kept for soft callbacks.
     global _fw_depth
-    if _heap_lock is not None:
-        d = sim_unlock()
-        if d:
-            old = _fw_depth
-            _fw_depth = d
-            try:
-                _advance(us)
-            finally:
-                _fw_depth = old
-                sim_relock(d)
-            return
-    _advance(us)
+    d = sim_unlock() + 1 if d else 1
+    old = _fw_depth
+    _fw_depth = d
+    try:
+        _advance(us)
+    finally:
+        _fw_depth = old
+        sim_relock(d)
 
 
 def _advance(us):
@@ -180,8 +195,8 @@ def _advance(us):
         _wdt_expire()  # at its deadline, not at the end of a long step
     if t > _now:
         _now = t
-    for h in _hooks:
-        h(_now)
+    if _now >= _hook_due:
+        _run_hooks(_now)
     _count += 1
     if not (_count & 63) and _poll is not None:
         _poll()
@@ -201,6 +216,51 @@ def charge(us):
         _flush()
 
 
+def charge_unlocked(us, d):
+    """charge() for simulator code that already holds the heap unlocked: `d` is what its
+    sim_unlock() returned (the firmware's depth). A bus transfer unlocks once for its wire
+    times and its device's answer; soft callbacks that fall due run, as after charge(),
+    back under the firmware's lock."""
+    global _now, _count
+    t = _now + us
+    if t < _next_due and t < _wdt_due and t < _hook_due and (_count & 63) != 63 and not (_pace_k or _q_n):
+        # Nothing falls due within it (no event, watchdog, hook, poll or pacing; no soft
+        # callback waiting): all that _advance() would do, the common case of a wire time.
+        _now = t
+        _count += 1
+    else:
+        _charge_unlocked(us, d)
+
+
+def _charge_unlocked(us, d):
+    global _soft, _fw_depth
+    old = _fw_depth
+    if d:
+        _fw_depth = d
+    _soft += 1
+    try:
+        _advance(us)
+    finally:
+        _soft -= 1
+        _fw_depth = old
+    if _q_n and not _soft and not _masked:
+        _flush_as(d)
+
+
+def _flush_as(d):
+    # _flush() from unlocked simulator code whose firmware holds the lock at depth d
+    global _fw_depth
+    if not d:
+        _flush()
+        return
+    old = _fw_depth
+    _fw_depth = d
+    try:
+        _flush()
+    finally:
+        _fw_depth = old
+
+
 def _run_events(t):
     global _now, _next_due
     ev = _events
@@ -209,8 +269,8 @@ def _run_events(t):
         _next_due = ev[0][0] if ev else _NEVER
         if e[0] > _now:
             _now = e[0]
-            for h in _hooks:
-                h(_now)
+            if _now >= _hook_due:
+                _run_hooks(_now)
         e[1](e[2])
     _next_due = ev[0][0] if ev else _NEVER
 
@@ -381,14 +441,55 @@ def _wdt_expire():
 
 
 # --- hooks, poll, pacing -----------------------------------------------------------------
-def add_hook(fn):
+def add_hook(fn, timed=False):
+    """fn(now) runs, in the order added, whenever virtual time moves (each step, each event).
+
+    timed: fn returns the virtual time it next needs to run at. While every hook is timed
+    the clock skips them all until the earliest of those times (one integer compare per
+    step); a hook may still be called before its time, when another one is due.
+    """
+    global _hook_due, _hook_gen
     if fn not in _hooks:
         _hooks.append(fn)
+        if timed:
+            _timed.append(fn)
+    _hook_due = 0  # the new hook runs at the next step and says when it wants to again
+    _hook_gen += 1
+    _hooks_changed()
 
 
 def remove_hook(fn):
+    global _hook_gen
     if fn in _hooks:
         _hooks.remove(fn)
+    if fn in _timed:
+        _timed.remove(fn)
+    _hook_gen += 1
+    _hooks_changed()
+
+
+def _hooks_changed():
+    global _all_timed
+    _all_timed = True
+    for h in _hooks:
+        if h not in _timed:
+            _all_timed = False
+
+
+def _run_hooks(now):
+    global _hook_due
+    if not _all_timed:
+        for h in _hooks:
+            h(now)
+        return  # _hook_due stays 0: every step
+    g = _hook_gen
+    due = _NEVER
+    for h in _hooks:
+        d = h(now)
+        if d < due:
+            due = d
+    if g == _hook_gen:  # (a hook added by a hook is due at once)
+        _hook_due = due
 
 
 def set_poll(fn):
@@ -430,9 +531,10 @@ def reset():
 
     Hooks, the poll hook, pacing and boot_offset stay: they belong to the simulator.
     """
-    global _now, _next_due, _soft
+    global _now, _next_due, _soft, _hook_due
     global _wdt_due, _wdt_fn, _wdt_timeout, _count, _dropped, _irq_errors, last_irq_error
     _now = 0
+    _hook_due = 0  # time went back: every hook runs at the next step (the board sees the power-on)
     del _events[:]
     _next_due = _NEVER
     _soft = 0
