@@ -96,10 +96,11 @@ for n in ("current_ua", "mean_ua", "electrode_mv", "sense_ua", "_advance", "_run
     wattr(p, n, "plant." + n)
 for i in range(len(vclock._hooks)):
     vclock._hooks[i] = wrap("clock hook (board: limiter watch)", vclock._hooks[i])
-wattr(b.adc, "read_u16", "mock ADC read (electrode)")
+# board.measure calls these through bound methods it made once (Board.__init__)
+b._adc_read = wrap("mock ADC read (electrode)", b._adc_read)
 b._sense_read = wrap("mock ADC read (sense)", b._sense_read)
-wattr(b.hw_limit, "value", "mock Pin.value")
-wattr(b.vbus, "value", "mock Pin.value")
+b._hw_limit_value = wrap("mock Pin.value", b._hw_limit_value)
+b._vbus_value = wrap("mock Pin.value", b._vbus_value)
 for o in (b.output._sp, b.output._cl):
     if o is not None:
         wattr(o, "duty_u16", "mock PWM.duty_u16 (+ plant input)")

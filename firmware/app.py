@@ -12,18 +12,18 @@
 # contact window. The chip sets the floor, measured on the rp2 build on the emulated RP2040
 # (bench/bench_rp2.py, `make bench`: rp2040_*): the first design's 2 ms overran on every tick
 # (2.9-5 ms: three INA219 reads, heap-allocated call frames, a 4-6 ms page render in one tick).
-# With the changes below a tick costs 2.2-2.6 ms median and 3.0-4.7 ms p99 per state on the
-# emulated chip (20 s per state, both images), and the collector's slot 10.3-11.9 ms. 5 ms was tried
+# With the changes below a tick costs 2.1-2.5 ms median and 3.9-4.2 ms p99 per state on the
+# emulated chip (20 s per state, stock image), and the collector's slot 10.3-11.9 ms. 5 ms was tried
 # and measured: p99 3.1-3.6 ms, above 60 % of it, and no room for a real chip. A real Pico runs
 # slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash),
 # and a second current channel (one ADC read and a few comparisons per tick) is to come: at 10 ms
-# the worst p99 x1.66 (~7.8 ms) still fits a period, and the collector's slot its two.
+# the worst p99 x1.66 (~7 ms) still fits a period, and the collector's slot its two.
 #
 # Tick cost on the emulated RP2040 (stock-frame image, figures rounded, us):
 #   board.measure: INA219 shunt register, one read (+ the status pair every 2nd tick:
 #     bus and power registers), ADC, limiter and VBUS pins              ~350 (~800)
-#   session.tick: supervisor, ramp, regulator                           ~1000
-#   output.apply ~150, buttons.poll ~160, buzzer, watchdog, loop         ~400
+#   session.tick: supervisor, ramp, regulator                           ~700
+#   output.apply ~100, buttons.poll ~140, buzzer, watchdog, loop         ~400
 #   then ONE of: a display line drawn into the frame or a 16-byte chunk sent (~250, a chunk
 #   ~600 on the wire), one line of a page formatted (~900), the page's look (~1200, 5 Hz),
 #   the events, the status line (~900, 1 Hz), the log's service, the collector (~8000, 0.1 Hz).
@@ -132,6 +132,7 @@ class App:
         self._status_next = now
         self._id_next = ticks_add(now, ID_MS)
         self._gc_next = ticks_add(now, GC_MS)
+        self._plan()
         # Bound methods cached: attribute lookups are the cost of a MicroPython tick.
         self._measure = board.measure
         self._poll = board.buttons.poll
@@ -142,6 +143,7 @@ class App:
         self._feed = board.feed
         self._bz_tick = board.buzzer.tick
         self._disp_step = board.display.step
+        self._ev = self.s.events  # its count read every tick (.n: no len() call)
         self._tick = self.tick
 
     # --- one tick ------------------------------------------------------------------------
@@ -156,10 +158,15 @@ class App:
         self._bz_tick(now_ms)
         # At most one piece of low-rate work per tick, most urgent first; on ticks with none,
         # the display moves on by one line or one chunk.
-        if len(self.s.events):
+        if self._ev.n:
             job = _J_EVENTS
         elif self._fmt:
             job = _J_FORMAT
+        elif not self._svc and ticks_diff(now_ms, self._due) < 0:
+            # None of the timed jobs is due yet (_due: the earliest of their deadlines, set by
+            # _plan): one look instead of three, on most ticks.
+            job = _J_NONE
+            self._disp_step()
         elif ticks_diff(now_ms, self._disp_next) >= 0:
             job = _J_RENDER
         elif ticks_diff(now_ms, self._status_next) >= 0:
@@ -180,7 +187,17 @@ class App:
                     micropython.heap_lock()
             else:
                 self._slow(job, now_ms)
+            self._plan()  # a job may have moved a deadline
         self.ticks += 1
+
+    def _plan(self):
+        # The earliest deadline of the timed jobs (page look, status, collector), for tick().
+        d = self._disp_next
+        if ticks_diff(self._status_next, d) < 0:
+            d = self._status_next
+        if ticks_diff(self._gc_next, d) < 0:
+            d = self._gc_next
+        self._due = d
 
     def _slow(self, job, now_ms):
         # Low-rate work that may allocate: events (buzzer, watchdog, log), a page, the status
@@ -371,6 +388,7 @@ class App:
         nxt = self._nxt
         last = self._last
         hist = self.tick_hist
+        period = PERIOD_US  # (a module global: a look-up per use)
         while True:
             t0 = ticks_us()
             self._loop_us = ticks_diff(t0, last)
@@ -382,7 +400,7 @@ class App:
                 self.tick_max_us = c
             c //= HIST_BIN_US
             hist[c if c < HIST_BINS else HIST_BINS - 1] += 1
-            nxt = ticks_add(nxt, PERIOD_US + self._stretch)
+            nxt = ticks_add(nxt, period + self._stretch)
             self._stretch = 0
             wait = ticks_diff(nxt, t1)
             if wait > 0:

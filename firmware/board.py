@@ -207,9 +207,15 @@ class Board:
         self.adc = ADC(Pin(pins.PIN_ELECTRODE_ADC))
         # The second current channel (RS2 through an RC into ADC1): one read a tick.
         self.adc_sense = ADC(Pin(pins.PIN_SENSE_ADC))
-        self._sense_read = self.adc_sense.read_u16
         self.vbus = Pin(pins.PIN_VBUS_SENSE, Pin.IN)
         self.hw_limit = Pin(pins.PIN_HW_LIMIT, Pin.IN, Pin.PULL_UP)
+        # measure() runs every tick: its bound methods made once here (a look-up and a
+        # bound-method object per use otherwise)
+        self._ina_fill = self.ina.fill
+        self._adc_read = self.adc.read_u16
+        self._sense_read = self.adc_sense.read_u16
+        self._hw_limit_value = self.hw_limit.value
+        self._vbus_value = self.vbus.value
         self.wdt = None
         self.feeder = None  # machine.Timer feeding the watchdog while the REPL runs
         self.reset_cause = machine.reset_cause()
@@ -303,11 +309,12 @@ class Board:
     def measure(self, meas, loop_us=0):
         """Fill a supervisor.Meas from the sensors: ua, err, ovf, fresh, mv, hw_limit, vbus,
         loop_us. No allocation; an I2C error shows in meas.err, never as an exception."""
-        self.ina.fill(meas)
-        meas.mv = adc_to_mv(self.adc.read_u16())
+        self._ina_fill(meas)
+        u16 = self._adc_read()
+        meas.mv = u16 * _Q + ((u16 * _K + _HALF) >> _S)  # adc_to_mv(u16), without the call
         meas.ua2 = (self._sense_read() * _SK) >> _SS
-        meas.hw_limit = self.hw_limit.value() == 0
-        meas.vbus = self.vbus.value() == 1
+        meas.hw_limit = self._hw_limit_value() == 0
+        meas.vbus = self._vbus_value() == 1
         meas.loop_us = loop_us
 
     # --- watchdog -----------------------------------------------------------------------

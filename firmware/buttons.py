@@ -105,16 +105,21 @@ class Buttons:
         """Debounce: accept levels that have been stable long enough. No allocation."""
         e = self._edged
         self._edged = 0
+        # every tick, five pins: the lists in locals (one look-up each, not one per pin)
+        pins = self._pins
+        raw = self._raw
+        stable = self._stable
+        edge_ms = self._edge_ms
         for i in range(self.n):
             bit = 1 << i
-            v = self._pins[i].value()
-            if v != self._raw[i]:
-                self._raw[i] = v
+            v = pins[i].value()
+            if v != raw[i]:
+                raw[i] = v
                 if not e & bit:  # a change no IRQ reported (or it was lost): start timing now
-                    self._edge_ms[i] = now_ms
-            if v != self._stable[i]:
-                if _ticks_diff(now_ms, self._edge_ms[i]) >= self.debounce_ms:
-                    self._stable[i] = v
+                    edge_ms[i] = now_ms
+            if v != stable[i]:
+                if _ticks_diff(now_ms, edge_ms[i]) >= self.debounce_ms:
+                    stable[i] = v
                     if v:  # released
                         self._stuck &= ~bit
                         self._long_sent &= ~bit

@@ -43,15 +43,16 @@ def duty_to_ua(duty):
 
 # Clamp mV -> duty_u16 = mv x 65535 / CLAMP_FULL_SCALE_MV, reduced the same way (60 V:
 # 4369/4000, 60000 x 4369 = 2.6e8 < 2**30).
-_GC = _gcd(65535, pins.CLAMP_FULL_SCALE_MV)
+_CL_FS_MV = pins.CLAMP_FULL_SCALE_MV  # (a global: one look-up a tick, not two)
+_GC = _gcd(65535, _CL_FS_MV)
 _CNUM = 65535 // _GC
-_CDEN = pins.CLAMP_FULL_SCALE_MV // _GC
+_CDEN = _CL_FS_MV // _GC
 
 
 def mv_to_clamp_duty(mv):
     if mv <= 0:
         return 0
-    if mv >= pins.CLAMP_FULL_SCALE_MV:
+    if mv >= _CL_FS_MV:
         return 65535
     return mv * _CNUM // _CDEN
 
@@ -198,7 +199,12 @@ class Output:
             if not ok:
                 ua = 0
         if cmd.gate:
-            self.set_gate(True, cmd.gate_hz, cmd.gate_duty_u16)
+            # Plain DC with the gate already held high (no gate PWM): set_gate would change
+            # nothing, so the tick skips the call.
+            hz = cmd.gate_hz
+            du = cmd.gate_duty_u16
+            if not (self.gate and self._gate_pwm is None and (hz <= 0 or du >= 65535)):
+                self.set_gate(True, hz, du)
         elif self.gate:
             self.set_gate(False)
         self.set_ua(ua)

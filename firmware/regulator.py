@@ -32,13 +32,15 @@ still trimmed away.
 from micropython import const
 
 import limits as L
-import pins
 from output import ua_to_duty  # noqa: F401  (one conversion, from the pin map's full scale)
 
 _TI = const(1_000)  # = limits.TRIM_TI_MS; local const so it is inlined
 _ERR_MAX = const(1_000)  # = limits.TRIM_ERR_MAX_UA
-# One setpoint PWM step, uA: 40_000 x 50_000 / 125 MHz = 16.
-_DEAD = pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
+_LIMITED_TOL_UA = const(150)  # = limits.LIMITED_TOL_UA
+# One setpoint PWM step, uA: 40_000 x 50_000 / 125 MHz = 16 (pins.SETPOINT_FULL_SCALE_UA x
+# pins.SETPOINT_PWM_FREQ // 125_000_000; a const so it is inlined, tests/test_limits_config.py
+# checks it against the pin map).
+_DEAD = const(16)
 
 
 class Regulator:
@@ -95,7 +97,7 @@ class Regulator:
                     acc = -self._acc_max
                 self._acc = acc
                 self.trim = acc // _TI
-            self.saturated = err > 0 and (hi or self.trim >= self.trim_max) and meas_ua + L.LIMITED_TOL_UA < sp_ua
+            self.saturated = err > 0 and (hi or self.trim >= self.trim_max) and meas_ua + _LIMITED_TOL_UA < sp_ua
         else:
             self.saturated = False
         out = sp_ua + self.trim

@@ -127,10 +127,35 @@ _ADJ_MASK = const((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6
 _DROP_MASK = const((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 9))
 _TICKS_HALF = const(1 << 29)
 _TICKS_MASK = const((1 << 30) - 1)
+# The limits the session reads, as consts of this module (inlined by mpy-cross; L.NAME is
+# two look-ups at every use). Each _NAME is limits.NAME (tests/test_limits_config.py checks).
+_B_CAUSE = const(23)
+_B_CONFIG = const(21)
+_B_SELFTEST = const(22)
+_B_STORAGE = const(24)
+_B_USB = const(20)
+_CONFIRM_TIMEOUT_MS = const(30_000)
+_CONTACT_OK_UA = const(30)
+_CONTACT_STABLE_MS = const(500)
+_CONTACT_TEST_UA = const(50)
+_CONTACT_TIMEOUT_MS = const(60_000)
+_DT_MAX_MS = const(1_000)
+_F_NONE = const(0)
+_LIMITED_HEADROOM_UA = const(300)
+_LIM_NONE = const(0)
+_OPEN_LOAD_OHM = const(50_000)
+_PAUSE_TIMEOUT_MS = const(300_000)
+_REVERSE_SETTLE_MS = const(200)
+_STOP_RAMP_MS = const(2_500)
+_TARGET_MIN_UA = const(500)
+_UAS_PER_MAMIN = const(60_000)
+_USB_DEBOUNCE_MS = const(100)
+_ZERO_TOL_UA = const(200)
 
 
 class Events:
-    """Preallocated ring of (code, a, b) ints. When full the oldest is dropped (`lost`)."""
+    """Preallocated ring of (code, a, b) ints. When full the oldest is dropped (`lost`).
+    `n`: how many are queued (the loop reads it every tick: an attribute, not a len() call)."""
 
     def __init__(self, size=32):
         self.size = size
@@ -138,35 +163,35 @@ class Events:
         self._a = [0] * size
         self._b = [0] * size
         self._h = 0
-        self._n = 0
+        self.n = 0
         self.lost = 0
         self.a = 0
         self.b = 0
 
     def push(self, code, a, b):
-        if self._n == self.size:
+        if self.n == self.size:
             self._h = (self._h + 1) % self.size
-            self._n -= 1
+            self.n -= 1
             self.lost += 1
-        i = (self._h + self._n) % self.size
+        i = (self._h + self.n) % self.size
         self._c[i] = code
         self._a[i] = a
         self._b[i] = b
-        self._n += 1
+        self.n += 1
 
     def pop(self):
         """Oldest event code (0 when empty); its arguments in .a and .b."""
-        if self._n == 0:
+        if self.n == 0:
             return 0
         i = self._h
         self.a = self._a[i]
         self.b = self._b[i]
         self._h = (i + 1) % self.size
-        self._n -= 1
+        self.n -= 1
         return self._c[i]
 
     def __len__(self):
-        return self._n
+        return self.n
 
 
 class Session:
@@ -201,10 +226,10 @@ class Session:
         self.treat_ms = 0
         self.time_left_s = self.preset.duration_ms // 1000
         self.dose_uas = 0
-        self.fault = L.F_NONE
+        self.fault = _F_NONE
         self.limited = False
         self.limited_ua = 0
-        self.limit_reason = L.LIM_NONE
+        self.limit_reason = _LIM_NONE
         self.contact_lost = False
         self.load_ohm = -1
         self.end_reason = END_NONE
@@ -238,14 +263,14 @@ class Session:
 
     def _blocked(self, meas, confirming=False):
         if not self.config_ok:
-            return L.B_CONFIG
+            return _B_CONFIG
         if not self.storage_ok:
-            return L.B_STORAGE
+            return _B_STORAGE
         if not self.selftest_ok:
-            return L.B_SELFTEST
+            return _B_SELFTEST
         if confirming and not self.summary_ok:
             # No session goes unrecorded: its summary must be on flash before any current.
-            return L.B_STORAGE
+            return _B_STORAGE
         return self.sup.start_block(meas, self.isolated_usb)
 
     def _begin(self):
@@ -255,7 +280,7 @@ class Session:
         self.reg.freeze = p.gate_hz > 0
         self.ramp.set_slew(p.slew_up, p.slew_down)
         self.ramp.reset(0)
-        self.ramp.set_target(L.CONTACT_TEST_UA)
+        self.ramp.set_target(_CONTACT_TEST_UA)
         self.polarity = p.polarity
         self.treat_ms = 0
         self.reversed = False
@@ -268,7 +293,7 @@ class Session:
     def _stop(self, reason):
         """A quick smooth ramp to zero (at most STOP_RAMP_MS), then STOPPED."""
         v = self.ramp.value
-        slew = (v * 1000 + L.STOP_RAMP_MS - 1) // L.STOP_RAMP_MS
+        slew = (v * 1000 + _STOP_RAMP_MS - 1) // _STOP_RAMP_MS
         self.ramp.set_slew(self.preset.slew_up, slew if slew > self.preset.slew_down else self.preset.slew_down)
         self.ramp.set_target(0)
         self._end_after_stop = reason
@@ -288,7 +313,7 @@ class Session:
         self._paused_from = self.state
         self.ramp.reset(0)  # setpoint to zero at once
         self.ramp.set_slew(self.preset.slew_up, self.preset.slew_down)
-        self.ramp.set_target(L.CONTACT_TEST_UA)  # then a test current looks for the skin
+        self.ramp.set_target(_CONTACT_TEST_UA)  # then a test current looks for the skin
         self.reg.reset()
         self._stable = 0
         self._go(PAUSED)
@@ -306,16 +331,16 @@ class Session:
         load = self.sup.load_ohm
         # the higher reading: a sensor reading low must not hold the contact check (the
         # cross-check names it once the ramp makes the difference visible)
-        if meas.err == 0 and self.sup.hi_ua >= L.CONTACT_OK_UA and load <= L.OPEN_LOAD_OHM:
+        if meas.err == 0 and self.sup.hi_ua >= _CONTACT_OK_UA and load <= _OPEN_LOAD_OHM:
             self._stable += dt
         else:
             self._stable = 0
-        return self._stable >= L.CONTACT_STABLE_MS
+        return self._stable >= _CONTACT_STABLE_MS
 
     def _adjust(self, delta):
         p = self.preset
         old = self.target_ua
-        lo = p.step_ua if p.step_ua > L.TARGET_MIN_UA else L.TARGET_MIN_UA
+        lo = p.step_ua if p.step_ua > _TARGET_MIN_UA else _TARGET_MIN_UA
         t = old + delta
         if t > p.ceiling_ua:
             t = p.ceiling_ua
@@ -342,7 +367,7 @@ class Session:
 
     def dose_mamin(self):
         # Rounded, as the host tools round it (149.6 mA.min shows 150, not 149).
-        return (self.dose_uas + L.UAS_PER_MAMIN // 2) // L.UAS_PER_MAMIN
+        return (self.dose_uas + _UAS_PER_MAMIN // 2) // _UAS_PER_MAMIN
 
     # --- the tick ------------------------------------------------------------------------
     def tick(self, now_ms, meas, buttons):
@@ -350,8 +375,8 @@ class Session:
             dt = ((now_ms - self._last + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
             if dt < 0:
                 dt = 0
-            elif dt > L.DT_MAX_MS:
-                dt = L.DT_MAX_MS
+            elif dt > _DT_MAX_MS:
+                dt = _DT_MAX_MS
         else:
             dt = 0
             self._have_last = True
@@ -375,11 +400,11 @@ class Session:
             if buttons & BTN_STOP:
                 if sup.clear():
                     self.events.push(EV_CLEARED, self.fault, 0)
-                    self.fault = L.F_NONE
+                    self.fault = _F_NONE
                     self._to_idle()
                 else:
-                    self.refuse = L.B_CAUSE
-                    self.events.push(EV_REFUSED, L.B_CAUSE, st)
+                    self.refuse = _B_CAUSE
+                    self.events.push(EV_REFUSED, _B_CAUSE, st)
         elif st == IDLE:
             if buttons & BTN_STOP:
                 pass
@@ -394,7 +419,7 @@ class Session:
             elif buttons & BTN_MODE:
                 self.select((self.preset_idx + 1) % len(self.presets))
         elif st == CONFIRM:
-            if buttons & BTN_STOP or self._t_state > L.CONFIRM_TIMEOUT_MS:
+            if buttons & BTN_STOP or self._t_state > _CONFIRM_TIMEOUT_MS:
                 self._go(IDLE)
             elif buttons & BTN_START:
                 b = self._blocked(meas, True)
@@ -410,14 +435,21 @@ class Session:
         elif buttons & BTN_STOP:
             # Running: STOP wins over anything else pressed in the same tick.
             self._stop(END_STOP)
-        elif self._usb(meas, dt, st):
+        elif meas.vbus and self._usb(meas, dt, st):
             pass
         else:
-            self._open(st)
+            # The calls only when there is something to judge (most ticks: no host, circuit
+            # closed); the lines here are what _usb and _open do otherwise.
+            if not meas.vbus:
+                self._usb_ms = 0
+            if sup.open_now:
+                self._open(st)
+            elif not sup.contact_lost:
+                self._drop_ua = 0
             self._run(self.state, dt, meas)
 
         st = self.state
-        if (1 << st) & _ADJ_MASK:
+        if buttons & (BTN_UP | BTN_DOWN) and (1 << st) & _ADJ_MASK:
             if buttons & BTN_UP:
                 self._adjust(p.step_ua)
             elif buttons & BTN_DOWN:
@@ -432,7 +464,7 @@ class Session:
             else:
                 self.events.push(EV_LIMIT_END, meas.ua, self.target_ua)
         if lim and (1 << st) & ((1 << RAMP_UP) | (1 << TREAT) | (1 << REV_UP)):
-            self.ramp.hold_below(sup.limited_ua + L.LIMITED_HEADROOM_UA)
+            self.ramp.hold_below(sup.limited_ua + _LIMITED_HEADROOM_UA)
 
         # The command.
         cmd = self.cmd
@@ -462,10 +494,11 @@ class Session:
         sup.veto(cmd)
 
         # What the display shows.
-        self.set_ua = self.ramp.value
+        v = self.ramp.value
+        self.set_ua = v
         self.cmd_ua = cmd.ua
         self.actual_ua = meas.ua
-        self.set_avg_ua = self.set_ua * sup.duty_pct // 100
+        self.set_avg_ua = v * sup.duty_pct // 100
         self.dose_uas = sup.dose_uas
         self.limited_ua = sup.limited_ua
         self.limit_reason = sup.limit_reason
@@ -482,11 +515,11 @@ class Session:
             self._usb_ms = 0
             return False
         self._usb_ms += dt
-        if self._usb_ms < L.USB_DEBOUNCE_MS:
+        if self._usb_ms < _USB_DEBOUNCE_MS:
             return False
         self._usb_ms = 0
-        self.refuse = L.B_USB
-        self.events.push(EV_REFUSED, L.B_USB, st)
+        self.refuse = _B_USB
+        self.events.push(EV_REFUSED, _B_USB, st)
         self._stop(END_USB)
         return True
 
@@ -504,7 +537,7 @@ class Session:
             return
         ramp = self.ramp
         v = ramp.value
-        lvl = 0 if st == RAMP_DOWN or st == STOPPING else L.CONTACT_TEST_UA
+        lvl = 0 if st == RAMP_DOWN or st == STOPPING else _CONTACT_TEST_UA
         if v > lvl:
             if v > self._drop_ua:
                 self._drop_ua = v
@@ -525,7 +558,7 @@ class Session:
                 self.events.push(EV_CONTACT, meas.ua, sup.load_ohm)
                 ramp.set_target(self.target_ua)
                 self._go(RAMP_UP)
-            elif self._t_state > L.CONTACT_TIMEOUT_MS:
+            elif self._t_state > _CONTACT_TIMEOUT_MS:
                 self._stop(END_NO_CONTACT)
             return
         if st == PAUSED:
@@ -542,7 +575,7 @@ class Session:
                 self.reg.reset()
                 self.events.push(EV_RESUME, self.treat_ms // 1000, self.target_ua)
                 self._go(RAMP_UP)
-            elif self._t_state > L.PAUSE_TIMEOUT_MS:
+            elif self._t_state > _PAUSE_TIMEOUT_MS:
                 self._stop(END_PAUSE_TIMEOUT)
             return
         if st == STOPPING:
@@ -569,11 +602,11 @@ class Session:
             return
         if st == REV_DOWN:
             if ramp.value == 0:
-                if meas.err == 0 and meas.ua <= L.ZERO_TOL_UA:
+                if meas.err == 0 and meas.ua <= _ZERO_TOL_UA:
                     self._stable += dt
                 else:
                     self._stable = 0
-                if self._stable >= L.REVERSE_SETTLE_MS:
+                if self._stable >= _REVERSE_SETTLE_MS:
                     self._flip()
                     ramp.set_target(self.target_ua)
                     self._go(REV_UP)

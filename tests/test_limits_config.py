@@ -240,3 +240,22 @@ def _apply(mutate):
     cfg = config.defaults()
     mutate(cfg)
     return cfg
+
+
+def test_local_limit_consts_are_the_limits():
+    # supervisor.py, session.py and regulator.py keep the limits their tick reads as consts of
+    # their own (inlined by mpy-cross: no look-up a tick); each _NAME must be limits.NAME.
+    import regulator
+    import session
+    import supervisor
+
+    for mod in (supervisor, session, regulator):
+        seen = 0
+        for name in dir(L):
+            if name.isupper() and hasattr(mod, "_" + name):
+                assert getattr(mod, "_" + name) == getattr(L, name), (mod.__name__, name)
+                seen += 1
+        assert seen, mod.__name__
+    assert supervisor._PERIOD_MS == L.LOOP_PERIOD_MS
+    assert regulator._TI == L.TRIM_TI_MS and regulator._ERR_MAX == L.TRIM_ERR_MAX_UA
+    assert regulator._DEAD == pins.SETPOINT_FULL_SCALE_UA * pins.SETPOINT_PWM_FREQ // 125_000_000
