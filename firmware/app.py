@@ -15,9 +15,9 @@
 # With the changes below a tick costs 2.1-2.5 ms median and 3.9-4.2 ms p99 per state on the
 # emulated chip (20 s per state, stock image), and the collector's slot 10.3-11.9 ms. 5 ms was tried
 # and measured: p99 3.1-3.6 ms, above 60 % of it, and no room for a real chip. A real Pico runs
-# slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash),
-# and a second current channel (one ADC read and a few comparisons per tick) is to come: at 10 ms
-# the worst p99 x1.66 (~7 ms) still fits a period, and the collector's slot its two.
+# slower than the emulator (no flash cache modelled: x1.1 typical, up to x1.66 for code in flash)
+# (the second current channel's ADC read and cross-check are in these figures): at 10 ms the
+# worst p99 x1.66 (~7 ms) still fits a period, and the collector's slot its two.
 #
 # Tick cost on the emulated RP2040 (stock-frame image, figures rounded, us):
 #   board.measure: INA219 shunt register, one read (+ the status pair every 2nd tick:
