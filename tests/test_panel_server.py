@@ -259,11 +259,24 @@ def test_a_power_cut_from_the_menu_restarts_the_unit_and_the_trace_goes_on(fw_bu
         try:
             unit_state(s)
             request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "take"})
-            st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "patient", "do": "tray",
-                                                       "side": "right", "in": False})
-            t_cut = srv.hub._last_t
-            st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "fault", "id": "power_cut"})
-            assert st == 200, r
+            # The hand comes out and the power is cut before the hub's poller has read the
+            # unit again: the hub must know the hand is out from the command itself.
+            gate = threading.Event()
+            poll = srv.hub.poll
+
+            def gated_poll():
+                gate.wait()
+                return poll()
+
+            srv.hub.poll = gated_poll
+            try:
+                st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "patient", "do": "tray",
+                                                           "side": "right", "in": False})
+                t_cut = srv.hub._last_t
+                st, r = request(srv, "POST", "/cmd", body={"client": s.client, "cmd": "fault", "id": "power_cut"})
+                assert st == 200, r
+            finally:
+                gate.set()
             s.wait(lambda m: any("the unit restarted" in e[2] for e in m.get("events", [])))
             # The panel's clock runs on across the unit's restart (its own starts again at 0),
             # and the patient's hand is still out of the water.

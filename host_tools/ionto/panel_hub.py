@@ -136,6 +136,7 @@ class Hub:
         self._last_t = 0
         self._prev = None  # last sample row, for events
         self._patient = None  # the patient as last seen, replayed into a restarted unit
+        self._pseq = 0  # patient commands sent: a trace asked for before one is older news
         self.error = ""
         self._new_events = []
         self.initial = []  # requests sent once the unit first answers (sent by the poll thread)
@@ -255,10 +256,11 @@ class Hub:
                 self._event(self._last_t, "unit", "the unit restarted (%s)" % (
                     "watchdog or reset" if st.get("last_exit") == -10 else "power on"))
                 self._restore_patient()
+        pseq = self._pseq
         r = self._req("trace", since=self._seq, fsince=self._fseq, bsince=self._bseq)
         if not r.get("ok"):
             raise SimError(r.get("error", "trace failed"))
-        return self._absorb(r)
+        return self._absorb(r, pseq == self._pseq)
 
     def _restore_patient(self):
         # The patient outlives the unit's restart: hands out stay out.
@@ -273,7 +275,7 @@ class Hub:
         if p.get("soft_water"):
             self._req("patient", do="soft_water", on=True)
 
-    def _absorb(self, r):
+    def _absorb(self, r, patient_news=True):
         off = self._offset_ms
         rows = []
         for row in r["samples"]:
@@ -289,7 +291,7 @@ class Hub:
         now_t = r["now_us"] // 1000 + off
         self._last_t = max(self._last_t, now_t)
         self._seq, self._fseq, self._bseq = r["seq"], r["fseq"], r["bseq"]
-        if r.get("patient"):
+        if r.get("patient") and patient_news:
             self._patient = r["patient"]
         with self.data_lock:
             self.samples += rows
@@ -381,6 +383,11 @@ class Hub:
             with self.data_lock:
                 self.held.pop(req["button"], None)
         r = self._send(req)
+        if cmd == "patient":
+            # The patient as it is now, not at the last poll: a power cut right after a hand
+            # came out must restore the hand out (_restore_patient).
+            self._pseq += 1
+            self._patient = {k: v for k, v in r.items() if k != "ok"}
         if cmd == "hold" and r.get("ok"):
             with self.data_lock:
                 self.held[req["button"]] = cid
