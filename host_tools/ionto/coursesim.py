@@ -64,11 +64,15 @@ def run_session(c, spec, unix_start):
     c.exec(_SET_CLOCK % (unix_start, unix_start))
     press(c, "START", "START")
     wait_for(c, "app.s.state == 4 or app.s.limited", timeout=60)  # at target, or held below it (LIMITED)
-    done = 0
-    for p in spec.get("presses", []):
-        wait_virtual_s(c, max(0, p["after_s"] - done))
-        done = p["after_s"]
-        press(c, p["button"])
+    presses = spec.get("presses", [])
+    if presses:
+        # One sequence on the unit's clock: a host slower than the unit's virtual seconds must not
+        # stretch the nurse's "one second later" into five (the session may end on its dose first).
+        first = presses[0]["after_s"]
+        wait_virtual_s(c, first)
+        for p in presses:
+            c.press(p["button"], after_ms=int((p["after_s"] - first) * 1000))
+        wait_virtual_s(c, presses[-1]["after_s"] - first + 0.3)
     wait_for(c, "app.s.state in (10, 11) and not log.pending()", timeout=180)  # DONE or STOPPED, on flash
     n = c.eval("log.session")
     press(c, "STOP")
