@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import cli, clinictime
 from .shipped import SIM
-from .scripted import app_ready, press, wait_for, wait_virtual_s
+from .scripted import app_ready, press, press_fired, press_when, wait_for
 from .simctl import SimError, VirtualUnit
 
 COURSES_DIR = SIM / "courses"
@@ -62,19 +62,19 @@ def run_session(c, spec, unix_start):
     c.scenario(data={"name": "course_day_%d" % spec["day"], "description": "",
                      "load": spec.get("load", {}), "events": spec.get("events", [])})
     c.exec(_SET_CLOCK % (unix_start, unix_start))
-    press(c, "START", "START")
-    wait_for(c, "app.s.state == 4 or app.s.limited", timeout=60)  # at target, or held below it (LIMITED)
     presses = spec.get("presses", [])
     if presses:
-        # One sequence on the unit's clock: a host slower than the unit's virtual seconds must not
-        # stretch the nurse's "one second later" into five (the session may end on its dose first).
-        first = presses[0]["after_s"]
-        wait_virtual_s(c, first)
-        for p in presses:
-            c.press(p["button"], after_ms=int((p["after_s"] - first) * 1000))
-        wait_virtual_s(c, presses[-1]["after_s"] - first + 0.3)
+        # The nurse's presses, timed from the moment the unit is at its target (or held below
+        # it, LIMITED), on the unit's own clock: sent from here one by one, a host slower than
+        # the virtual unit's seconds would stretch "one second later" into five, and the session
+        # could end on its dose before the raised target is reached.
+        press_when(c, "a.s.state == 4 or a.s.limited", [(p["after_s"] * 1000, p["button"]) for p in presses])
+    press(c, "START", "START")
     wait_for(c, "app.s.state in (10, 11) and not log.pending()", timeout=180)  # DONE or STOPPED, on flash
     n = c.eval("log.session")
+    if presses and press_fired(c) is None:
+        raise SimError("course day %d: the session ended before it reached its target; the presses "
+                       "%s were not made" % (spec["day"], ", ".join(p["button"] for p in presses)))
     press(c, "STOP")
     wait_for(c, "app.s.state == 0", timeout=30)
     return n

@@ -78,6 +78,46 @@ class Recorder:
         return self.ctl.eval("(_rec.max_step, _rec.max_step_t, _rec.peak)", scope="sim")
 
 
+# A timed vclock hook: the first time the condition holds of the firmware's app (`a`), it
+# presses the buttons on the unit's clock, each after_ms from that instant. The host only
+# learns of it later: however slow it is, the nurse's presses keep their pace.
+_ARMED = r"""
+class _Armed:
+    def __init__(self, presses):
+        self.presses = presses
+        self.fired_us = None
+    def __call__(self, now):
+        if self.fired_us is None:
+            a = R.g.get("app")
+            if a is None or not (%s):
+                return now + 10000
+            self.fired_us = now
+            for after_ms, button in self.presses:
+                board.panel.press(button, 120, now + after_ms * 1000)
+        return now + 3600000000
+try:
+    vclock.remove_hook(_armed)
+except Exception:
+    pass
+_armed = _Armed(%r)
+vclock.add_hook(_armed, timed=True)
+"""
+
+
+def press_when(ctl, cond, presses):
+    """Arm presses [(after_ms, button) ...] for the first moment `cond` (a Python expression on
+    `a`, the firmware's app) holds, checked every 10 ms of the unit's time. press_fired() says when."""
+    ctl.exec(_ARMED % (cond, [(int(ms), str(b)) for ms, b in presses]), scope="sim")
+
+
+def press_fired(ctl, disarm=True):
+    """The unit's time (us) at which armed presses went, or None; disarm removes the hook."""
+    t = ctl.eval("_armed.fired_us", scope="sim")
+    if disarm:
+        ctl.exec("vclock.remove_hook(_armed)", scope="sim")
+    return t
+
+
 def state_name(ctl):
     """The unit's state as its display names it ("NONE" before its application runs)."""
     code = ctl.eval("app.s.state if app else -1")
