@@ -78,11 +78,7 @@ def test_bench_refuses_while_a_treatment_runs(vu, capsys):
     c = vu.ctl
     c.usb(host_present=False)  # as in the clinic: START is allowed
     try:
-        # scripted.press lets the press's hold and debounce pass: a second START sent while the
-        # first is still held (120 ms) is no new press, and the unit would wait in CONFIRM.
-        press(c, "START")
-        wait_for(c, "app.s.state == 1", timeout=30)  # CONFIRM
-        press(c, "START")
+        press(c, "START", "START")  # one sequence on the unit's clock, a nurse's pace apart
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1000", timeout=120)
         ticks = c.eval("app.ticks")
         rc, out, err = bench(capsys, "--port", vu.port)

@@ -10,7 +10,7 @@ import pytest
 
 from ionto import cli, config_cmd, link
 from ionto.errors import EXIT_CONFIG, EXIT_UNIT
-from ionto.scripted import app_ready, press, wait_for
+from ionto.scripted import app_ready, paced, press, wait_for
 from ionto.simctl import VirtualUnit, _repo_env
 
 
@@ -51,9 +51,10 @@ def test_the_question_is_asked_with_the_unit_in_its_application(vu, capsys, monk
         app_running(vu.ctl)
         with link.Link.open(vu.port) as u:
             seen["status"] = u.listen(5, min_st=1)
-        press(vu.ctl, "START")
-        seen["after_start"] = wait_for(vu.ctl, "app.s.state == 1 and 1")
-        press(vu.ctl, "STOP")
+        with paced(vu.ctl):  # CONFIRM's 30 s must not run out before the host sees it
+            press(vu.ctl, "START")
+            seen["after_start"] = wait_for(vu.ctl, "app.s.state == 1 and 1")
+            press(vu.ctl, "STOP")
         wait_for(vu.ctl, "app.s.state == 0")
         seen["question"] = question
         return "y"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ionto.scripted import press, wait_for, wait_virtual_s
+from ionto.scripted import paced, press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
 
 pytestmark = pytest.mark.slow
@@ -27,9 +27,10 @@ def test_mpremote_cannot_cut_a_treatment_and_gets_in_once_it_ended(fw_bundle):
         c.usb(host_present=False)  # isolated supply in the clinic: START is allowed
         wait_for(c, "app is not None and app.ticks > 50", timeout=60)
         assert c.eval("app.s.selftest_ok") is True
-        press(c, "START")  # and let the press's debounce pass before the next
-        assert c.eval("app.s.state") == 1  # CONFIRM
-        press(c, "START")
+        with paced(c):  # CONFIRM's 30 s must not run out before the host sees it
+            press(c, "START")  # and let the press's debounce pass before the next
+            assert c.eval("app.s.state") == 1  # CONFIRM
+            press(c, "START")
         # Into the ramp with real current flowing.
         wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=120)
         st = c.state()

@@ -26,7 +26,7 @@ import time
 import pytest
 
 from ionto import link
-from ionto.scripted import app_ready, press, wait_for
+from ionto.scripted import app_ready, paced, press, wait_for
 from ionto.simctl import VirtualUnit, _repo_env
 
 SEED = int(os.environ.get("IONTO_INTERRUPT_SEED", "20261203"))
@@ -127,9 +127,10 @@ def unit_back(vu, timeout=30):
     if vu.ctl.eval("app.s.state") in (10, 11):  # DONE or STOPPED: STOP returns to IDLE
         press(vu.ctl, "STOP")
     wait_for(vu.ctl, "app.s.state == 0", timeout=timeout)
-    press(vu.ctl, "START")
-    wait_for(vu.ctl, "app.s.state == 1", timeout=timeout)  # CONFIRM: START was taken
-    press(vu.ctl, "STOP")
+    with paced(vu.ctl):  # CONFIRM's 30 s must not run out before the host sees it
+        press(vu.ctl, "START")
+        wait_for(vu.ctl, "app.s.state == 1", timeout=timeout)  # CONFIRM: START was taken
+        press(vu.ctl, "STOP")
     wait_for(vu.ctl, "app.s.state == 0", timeout=timeout)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import limits as L
-from ionto.scripted import press, wait_for, wait_virtual_s
+from ionto.scripted import paced, press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
 
 pytestmark = pytest.mark.slow
@@ -185,11 +185,12 @@ def test_summary_not_written_refuses_start_with_storage_error(bundle):
         # The next summary's path taken by a directory: its write fails (as on a damaged or
         # full flash: the log makes room by pruning, so filling the flash alone does not).
         c.exec("import os\n_p = '/log/s%06d.sum' % (app.log.session + 1)\nos.mkdir(_p)")
-        _to_confirm(c)
-        assert c.eval("app.s.state") == 1  # CONFIRM: the summary write was tried
-        assert c.eval("app.log.summary_ok") is False and c.eval("app.s.summary_ok") is False
-        c.exec("_evs = []\n_on = app.on_event\napp.on_event = lambda k, a, b: (_evs.append((k, a, b)), _on(k, a, b))")
-        press(c, "START")
+        with paced(c):  # the checks between the two STARTs take no bite of CONFIRM's 30 s
+            _to_confirm(c)
+            assert c.eval("app.s.state") == 1  # CONFIRM: the summary write was tried
+            assert c.eval("app.log.summary_ok") is False and c.eval("app.s.summary_ok") is False
+            c.exec("_evs = []\n_on = app.on_event\napp.on_event = lambda k, a, b: (_evs.append((k, a, b)), _on(k, a, b))")
+            press(c, "START")
         assert c.eval("app.s.state") == 0 and c.eval("app.s.refuse") == L.B_STORAGE
         assert c.eval("[e for e in _evs if e[0] == 9]") == [[9, L.B_STORAGE, 1]]  # EV_REFUSED at CONFIRM
         wait_virtual_s(c, 0.5)
@@ -199,9 +200,10 @@ def test_summary_not_written_refuses_start_with_storage_error(bundle):
         assert c.eval("app.s.sup.armed") is False
         # Room again: the next attempt writes the summary and START is allowed.
         assert _p_gone(c)  # the refused session's files went with it (abandon)
-        _to_confirm(c)
-        assert c.eval("app.s.state") == 1 and c.eval("app.s.summary_ok") is True
-        press(c, "START")
+        with paced(c):
+            _to_confirm(c)
+            assert c.eval("app.s.state") == 1 and c.eval("app.s.summary_ok") is True
+            press(c, "START")
         wait_for(c, "app.s.state in (2, 3, 4)", timeout=30)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import cli, clinictime
 from .shipped import SIM
-from .scripted import app_ready, press, press_fired, press_when, wait_for
+from .scripted import app_ready, arm, armed_at, press, wait_for
 from .simctl import SimError, VirtualUnit
 
 COURSES_DIR = SIM / "courses"
@@ -68,11 +68,11 @@ def run_session(c, spec, unix_start):
         # it, LIMITED), on the unit's own clock: sent from here one by one, a host slower than
         # the virtual unit's seconds would stretch "one second later" into five, and the session
         # could end on its dose before the raised target is reached.
-        press_when(c, "a.s.state == 4 or a.s.limited", [(p["after_s"] * 1000, p["button"]) for p in presses])
+        arm(c, "a.s.state == 4 or a.s.limited", [(p["after_s"] * 1000, p["button"]) for p in presses])
     press(c, "START", "START")
     wait_for(c, "app.s.state in (10, 11) and not log.pending()", timeout=180)  # DONE or STOPPED, on flash
     n = c.eval("log.session")
-    if presses and press_fired(c) is None:
+    if presses and armed_at(c) is None:
         raise SimError("course day %d: the session ended before it reached its target; the presses "
                        "%s were not made" % (spec["day"], ", ".join(p["button"] for p in presses)))
     press(c, "STOP")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import cli, words
 from .fw import load
-from .scripted import COLUMNS, Recorder, press, state_name, wait_for, wait_virtual_s
+from .scripted import COLUMNS, Recorder, arm, armed_at, paced, press, state_name, wait_for, wait_virtual_s
 from .simctl import SimError, VirtualUnit
 
 
@@ -87,10 +87,11 @@ def run(out, scenario="hand_lifted", quiet=False):
         rec = Recorder(c, period_ms=100)
         frames = [_frame(c, out, "1_idle")]
         say("idle:     " + " | ".join(x for x in _lines(c) if x))
-        press(c, "START")
-        frames.append(_frame(c, out, "2_confirm"))
-        say("confirm:  " + " | ".join(x for x in _lines(c) if x))
-        press(c, "START")
+        with paced(c):  # CONFIRM's 30 s must not run out while the frame is taken
+            press(c, "START")
+            frames.append(_frame(c, out, "2_confirm"))
+            say("confirm:  " + " | ".join(x for x in _lines(c) if x))
+            press(c, "START")
         wait_for(c, "app.s.state == 4", recorder=rec)  # TREAT: contact found, ramped up
         say("treating at %s after the ramp" % words.ma(c.eval("app.s.actual_ua")))
         wait_virtual_s(c, 30, rec)
@@ -100,8 +101,13 @@ def run(out, scenario="hand_lifted", quiet=False):
         wait_virtual_s(c, 40, rec)
         say("nurse raised the target twice: %s" % words.ma(c.eval("app.s.target_ua")))
         frames.append(_frame(c, out, "3_running"))
-        wait_for(c, "app.s.state == 8", timeout=300, recorder=rec)  # PAUSED: the hand came out
+        # PAUSED: the hand came out. Its 20 s on the unit's clock would be gone in a poll or two
+        # of this loop: from the moment it pauses the unit runs at 10x, then as fast again.
+        arm(c, "a.s.state == 8", accel=10)
+        wait_for(c, "app.s.state == 8", timeout=300, recorder=rec)
         frames.append(_frame(c, out, "4_paused"))
+        armed_at(c)
+        c.accel(0)
         say("hand lifted at %.0f s of treatment: paused, output to zero" % (c.eval("app.s.treat_ms") / 1000))
         wait_for(c, "app.s.state == 3 or app.s.state == 4", timeout=300, recorder=rec)
         say("hand back in the water: fresh ramp from zero")

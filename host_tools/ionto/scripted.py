@@ -79,12 +79,14 @@ class Recorder:
 
 
 # A timed vclock hook: the first time the condition holds of the firmware's app (`a`), it
-# presses the buttons on the unit's clock, each after_ms from that instant. The host only
-# learns of it later: however slow it is, the nurse's presses keep their pace.
+# presses the buttons on the unit's clock, each after_ms from that instant, and may change the
+# pace of virtual time. The host only learns of it later: however slow it is, the nurse's
+# presses keep their pace, and a moment it must see lasts long enough in real time.
 _ARMED = r"""
 class _Armed:
-    def __init__(self, presses):
+    def __init__(self, presses, accel):
         self.presses = presses
+        self.accel = accel
         self.fired_us = None
     def __call__(self, now):
         if self.fired_us is None:
@@ -94,28 +96,50 @@ class _Armed:
             self.fired_us = now
             for after_ms, button in self.presses:
                 board.panel.press(button, 120, now + after_ms * 1000)
+            if self.accel is not None:
+                vclock.set_accel(self.accel)
         return now + 3600000000
 try:
     vclock.remove_hook(_armed)
 except Exception:
     pass
-_armed = _Armed(%r)
+_armed = _Armed(%r, %r)
 vclock.add_hook(_armed, timed=True)
 """
 
 
-def press_when(ctl, cond, presses):
-    """Arm presses [(after_ms, button) ...] for the first moment `cond` (a Python expression on
-    `a`, the firmware's app) holds, checked every 10 ms of the unit's time. press_fired() says when."""
-    ctl.exec(_ARMED % (cond, [(int(ms), str(b)) for ms, b in presses]), scope="sim")
+def arm(ctl, cond, presses=(), accel=None):
+    """For the first moment `cond` (a Python expression on `a`, the firmware's app) holds,
+    checked every 10 ms of the unit's time: press [(after_ms, button) ...] from then on, and
+    set the pace of virtual time to `accel` (0: as fast as possible). armed_at() says when."""
+    ctl.exec(_ARMED % (cond, [(int(ms), str(b)) for ms, b in presses], accel), scope="sim")
 
 
-def press_fired(ctl, disarm=True):
-    """The unit's time (us) at which armed presses went, or None; disarm removes the hook."""
+def armed_at(ctl, disarm=True):
+    """The unit's time (us) at which the armed condition held, or None; disarm removes the hook."""
     t = ctl.eval("_armed.fired_us", scope="sim")
     if disarm:
         ctl.exec("vclock.remove_hook(_armed)", scope="sim")
     return t
+
+
+class paced:
+    """Virtual time at x times real time inside the block, as it was after it: a window the
+    host must act within (CONFIRM's 30 s between two STARTs) then lasts 30/x s of real time
+    (3 s at the default 10x), not the quarter second it lasts on a unit running as fast as it
+    can."""
+
+    def __init__(self, ctl, x=10):
+        self.ctl = ctl
+        self.x = x
+
+    def __enter__(self):
+        self.was = self.ctl.eval("vclock.get_accel()", scope="sim")
+        self.ctl.accel(self.x)
+        return self
+
+    def __exit__(self, *exc):
+        self.ctl.accel(self.was)
 
 
 def state_name(ctl):
