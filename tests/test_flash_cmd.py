@@ -13,7 +13,7 @@ import pytest
 
 from ionto import flash_cmd, link, mpy_build, uf2
 from ionto.errors import (EXIT_FIRMWARE, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_USAGE, IontoError)
-from ionto.scripted import press, wait_for
+from ionto.scripted import paced, press, wait_for
 from ionto.simctl import VirtualUnit
 
 from conftest import FIRMWARE, run_mpy
@@ -334,16 +334,17 @@ def test_refuses_while_a_treatment_runs_and_sends_nothing(vu, capsys):
     wait_for(c, "app is not None and app.ticks > 50", timeout=30)
     press(c, "START", "START")
     wait_for(c, "app.s.state in (3, 4)", timeout=60)
-    before = c.eval("app.ticks")
-    sent = bytes_received(c)
-    rc = flash("--port", vu.port)
-    err = capsys.readouterr().err
-    assert rc == EXIT_TREATING and "treatment is running" in err and "nothing was sent" in err
-    with pytest.raises(IontoError) as e:  # a dry run is refused alike
-        flash_cmd.deploy(vu.port, dry_run=True)
-    assert e.value.code == EXIT_TREATING
-    assert bytes_received(c) == sent  # not one byte reached the unit
-    assert c.eval("app.ticks") > before and c.eval("app.s.state") in (3, 4)  # carried on, never interrupted
+    with paced(c):  # 10x while the host works: the treatment is still running after
+        before = c.eval("app.ticks")
+        sent = bytes_received(c)
+        rc = flash("--port", vu.port)
+        err = capsys.readouterr().err
+        assert rc == EXIT_TREATING and "treatment is running" in err and "nothing was sent" in err
+        with pytest.raises(IontoError) as e:  # a dry run is refused alike
+            flash_cmd.deploy(vu.port, dry_run=True)
+        assert e.value.code == EXIT_TREATING
+        assert bytes_received(c) == sent  # not one byte reached the unit
+        assert c.eval("app.ticks") > before and c.eval("app.s.state") in (3, 4)  # carried on, never interrupted
     press(c, "STOP")
     wait_for(c, "app.s.state == 11", timeout=60)
     c.usb(host_present=True)

@@ -10,7 +10,7 @@ import serial
 from ionto import firmware_build, link
 from ionto.cli import main as ionto
 from ionto.errors import (EXIT_AMBIGUOUS, EXIT_BUSY, EXIT_NO_DEVICE, EXIT_TREATING, EXIT_UNIT, IontoError)
-from ionto.scripted import app_ready, press, wait_for, wait_virtual_s
+from ionto.scripted import app_ready, paced, press, wait_for, wait_virtual_s
 from ionto.simctl import VirtualUnit
 
 from helpers import boots, bytes_received, run_treatment, to_idle, wait_restart
@@ -147,14 +147,15 @@ def test_refuses_while_treating_without_sending_a_byte(vu):
     vu.ctl.usb(host_present=False)
     press(vu.ctl, "START", "START")
     wait_for(vu.ctl, "app.s.state in (3, 4)", timeout=60)
-    before = vu.ctl.eval("app.ticks")
-    sent = bytes_received(vu.ctl)
-    with pytest.raises(IontoError) as e:
-        with link.Link.open(vu.port) as u:
-            u.enter()
-    assert e.value.code == EXIT_TREATING and "treatment is running" in e.value.message
-    assert bytes_received(vu.ctl) == sent  # not one byte reached the unit
-    assert vu.ctl.eval("app.ticks") > before and vu.ctl.eval("app.s.state") in (3, 4)  # carried on
+    with paced(vu.ctl):  # 10x while the host works: the treatment is still running after
+        before = vu.ctl.eval("app.ticks")
+        sent = bytes_received(vu.ctl)
+        with pytest.raises(IontoError) as e:
+            with link.Link.open(vu.port) as u:
+                u.enter()
+        assert e.value.code == EXIT_TREATING and "treatment is running" in e.value.message
+        assert bytes_received(vu.ctl) == sent  # not one byte reached the unit
+        assert vu.ctl.eval("app.ticks") > before and vu.ctl.eval("app.s.state") in (3, 4)  # carried on
     press(vu.ctl, "STOP")
     wait_for(vu.ctl, "app.s.state == 11", timeout=60)  # STOPPED: ramped down, output off
     press(vu.ctl, "STOP")  # back to IDLE for whatever comes next

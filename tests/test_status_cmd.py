@@ -14,7 +14,7 @@ from ionto import cli, status_cmd
 from ionto.clock_cmd import fmt_offset
 from ionto.errors import EXIT_TREATING
 from ionto.link import Link
-from ionto.scripted import app_ready, press, wait_for
+from ionto.scripted import app_ready, paced, press, wait_for
 from ionto.simctl import VirtualUnit
 
 from helpers import bytes_received
@@ -109,31 +109,32 @@ def test_status_during_a_treatment_does_not_disturb_it(vu, capsys):
     c.usb(host_present=False)  # the clinic's isolated supply: START is allowed
     press(c, "START", "START")
     wait_for(c, "app.s.state in (3, 4) and app.s.actual_ua > 1500", timeout=60)
-    before = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms)")
-    sent = bytes_received(c)
-    rc, out, err = ionto(capsys, "status", "--port", vu.port)
-    assert rc == 0, err
-    assert "a treatment is running" in out and "Nothing was sent to the unit" in out
-    assert "when it is idle" in out
-    assert "actual " in out and " mA" in out
-    # The version may come from the @ID line; nothing that only the REPL could give.
-    assert "intact" not in out and "storage    " not in out
-    rc, out, err = ionto(capsys, "status", "--json", "--port", vu.port)
-    d = json.loads(out)
-    assert d["treating"] is True and "info" not in d
-    assert d["status"]["actual_ua"] > 1000 and d["status"]["target_ua"] == 15000
-    # Commands that need the REPL refuse, sending nothing.
-    rc, out, err = ionto(capsys, "clock", "sync", "--port", vu.port)
-    assert rc == EXIT_TREATING and "a treatment is running" in err
-    rc, out, err = ionto(capsys, "config", "set", "presets[0].target_ua", "9000", "--yes", "--port", vu.port)
-    assert rc == EXIT_TREATING
-    assert bytes_received(c) == sent  # none of them sent the unit a single byte
-    # The treatment carried on: same session, still delivering, its clock and ramp moving on.
-    after = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms, app.s.end_reason)")
-    assert after[0] in TREATING and after[1] > before[1] and after[3] > before[3]
-    assert after[2] >= before[2] and after[4] == 0
-    st = c.state()
-    assert st["enable"] == 1 and st["true_ua"] > 1000
+    with paced(c):  # 10x while the host works: the treatment is still running after
+        before = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms)")
+        sent = bytes_received(c)
+        rc, out, err = ionto(capsys, "status", "--port", vu.port)
+        assert rc == 0, err
+        assert "a treatment is running" in out and "Nothing was sent to the unit" in out
+        assert "when it is idle" in out
+        assert "actual " in out and " mA" in out
+        # The version may come from the @ID line; nothing that only the REPL could give.
+        assert "intact" not in out and "storage    " not in out
+        rc, out, err = ionto(capsys, "status", "--json", "--port", vu.port)
+        d = json.loads(out)
+        assert d["treating"] is True and "info" not in d
+        assert d["status"]["actual_ua"] > 1000 and d["status"]["target_ua"] == 15000
+        # Commands that need the REPL refuse, sending nothing.
+        rc, out, err = ionto(capsys, "clock", "sync", "--port", vu.port)
+        assert rc == EXIT_TREATING and "a treatment is running" in err
+        rc, out, err = ionto(capsys, "config", "set", "presets[0].target_ua", "9000", "--yes", "--port", vu.port)
+        assert rc == EXIT_TREATING
+        assert bytes_received(c) == sent  # none of them sent the unit a single byte
+        # The treatment carried on: same session, still delivering, its clock and ramp moving on.
+        after = c.eval("(app.s.state, app.ticks, app.s.set_ua, app.s.treat_ms, app.s.end_reason)")
+        assert after[0] in TREATING and after[1] > before[1] and after[3] > before[3]
+        assert after[2] >= before[2] and after[4] == 0
+        st = c.state()
+        assert st["enable"] == 1 and st["true_ua"] > 1000
     # A fault ends it; status (idle again) lists it from the event log.
     c.fault("i2c_nack")
     wait_for(c, "app.s.state == 12", timeout=30)
