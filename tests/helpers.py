@@ -23,12 +23,13 @@ def ready(c, timeout=60):
 
 
 def to_idle(c, timeout=60):
-    """Bring the application back to IDLE from wherever an earlier test left it: a treatment is
-    stopped (STOP, its ramp down), a STOPPED or DONE screen acknowledged (STOP)."""
+    """Bring the application back to IDLE from wherever an earlier test left it: a START
+    waiting for its confirmation is cancelled (STOP), a treatment is stopped (STOP, its ramp
+    down), a STOPPED or DONE screen acknowledged (STOP)."""
     wait_for(c, "globals().get('app') is not None and app.ticks > 20", timeout=timeout)
     if c.eval("app.s.state") not in (S.IDLE, S.STOPPED, S.DONE, S.FAULT):
         press(c, "STOP")
-        wait_for(c, "app.s.state in (%d, %d)" % (S.STOPPED, S.DONE), timeout=timeout)
+        wait_for(c, "app.s.state in (%d, %d, %d)" % (S.IDLE, S.STOPPED, S.DONE), timeout=timeout)
     if c.eval("app.s.state") != S.IDLE:
         press(c, "STOP")
     wait_for(c, "app.s.state == %d" % S.IDLE, timeout=timeout)
