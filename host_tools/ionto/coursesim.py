@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import cli, clinictime
 from .shipped import SIM
-from .scripted import app_ready, arm, armed_at, press, wait_for
+from .scripted import app_ready, arm, armed_at, paced, press, wait_for
 from .simctl import SimError, VirtualUnit
 
 COURSES_DIR = SIM / "courses"
@@ -61,7 +61,6 @@ def run_session(c, spec, unix_start):
     """One session as the nurse runs it -> the unit's session number."""
     c.scenario(data={"name": "course_day_%d" % spec["day"], "description": "",
                      "load": spec.get("load", {}), "events": spec.get("events", [])})
-    c.exec(_SET_CLOCK % (unix_start, unix_start))
     presses = spec.get("presses", [])
     if presses:
         # The nurse's presses, timed from the moment the unit is at its target (or held below
@@ -69,7 +68,9 @@ def run_session(c, spec, unix_start):
         # the virtual unit's seconds would stretch "one second later" into five, and the session
         # could end on its dose before the raised target is reached.
         arm(c, "a.s.state == 4 or a.s.limited", [(p["after_s"] * 1000, p["button"]) for p in presses])
-    press(c, "START", "START")
+    with paced(c):  # the session starts at the clinic time just set, not a host's stall later
+        c.exec(_SET_CLOCK % (unix_start, unix_start))
+        press(c, "START", "START")
     wait_for(c, "app.s.state in (10, 11) and not log.pending()", timeout=180)  # DONE or STOPPED, on flash
     n = c.eval("log.session")
     if presses and armed_at(c) is None:
