@@ -76,7 +76,6 @@ class Regulator:
                 err = _ERR_MAX
             elif err < -_ERR_MAX:
                 err = -_ERR_MAX
-            # Anti-windup: never integrate further into a saturated direction.
             if -_DEAD <= err <= _DEAD:
                 # Within a PWM step: a sign change means the steps straddle the target,
                 # and the actuator can do no better (module doc).
@@ -87,9 +86,8 @@ class Regulator:
                 self._hold = False
             if err:
                 self._err = err
-            if self._hold:
-                pass
-            elif (err > 0 and not hi) or (err < 0 and not lo):
+            # Held, or anti-windup: never integrate further into a saturated direction.
+            if not self._hold and ((err > 0 and not hi) or (err < 0 and not lo)):
                 acc = self._acc + err * dt_ms
                 if acc > self._acc_max:
                     acc = self._acc_max

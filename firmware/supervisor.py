@@ -364,7 +364,7 @@ class Supervisor:
                         self.fault = code
                         self.fault_ua = hi
                 elif acc[i]:  # (nothing to do for a rule with no time counted)
-                    if i == _R_MISMATCH and acc[i] > 0:
+                    if i == _R_MISMATCH:
                         # leaky: readings that disagree more than a third of the time add up
                         a = acc[i] - (dt >> 1)
                         acc[i] = a if a > 0 else 0
