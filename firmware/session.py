@@ -435,17 +435,17 @@ class Session:
         elif buttons & BTN_STOP:
             # Running: STOP wins over anything else pressed in the same tick.
             self._stop(END_STOP)
-        elif meas.vbus and self._usb(meas, dt, st):
+        elif meas.vbus and self._usb(dt, st):
             pass
         else:
             # The calls only when there is something to judge (most ticks: no host, circuit
-            # closed); the lines here are what _usb and _open do otherwise.
+            # closed).
             if not meas.vbus:
-                self._usb_ms = 0
+                self._usb_ms = 0  # no host: a next one is debounced afresh
             if sup.open_now:
                 self._open(st)
             elif not sup.contact_lost:
-                self._drop_ua = 0
+                self._drop_ua = 0  # in contact: the next drop is measured from here
             self._run(self.state, dt, meas)
 
         st = self.state
@@ -508,10 +508,11 @@ class Session:
         self.time_left_s = (left + 999) // 1000 if left > 0 else 0
         return cmd
 
-    def _usb(self, meas, dt, st):
-        """A USB host on a non-isolated unit during a treatment (HZ18): debounced, then the
-        STOP ramp-down and "USB connected" on the end screen. True when it ended the run."""
-        if not meas.vbus or self.isolated_usb or st == STOPPING:
+    def _usb(self, dt, st):
+        """A USB host (VBUS present) on a non-isolated unit during a treatment (HZ18):
+        debounced, then the STOP ramp-down and "USB connected" on the end screen. True when it
+        ended the run."""
+        if self.isolated_usb or st == STOPPING:
             self._usb_ms = 0
             return False
         self._usb_ms += dt
@@ -528,11 +529,6 @@ class Session:
         contact-test level now, not after the pause's debounce; back in contact, it climbs
         again from there at the preset's slew (never a jump back). The pause (timer, beeps,
         display) still waits for contact_lost."""
-        sup = self.sup
-        if not sup.open_now:
-            if not sup.contact_lost:
-                self._drop_ua = 0
-            return
         if not (1 << st) & _DROP_MASK:
             return
         ramp = self.ramp
