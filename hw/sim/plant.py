@@ -45,7 +45,7 @@ from micropython import const
 
 import pins
 import scenario as _scn
-from plant_circuit import Circuit, OPEN, IMMERSED, SHORT, _LIMIT, seg_charge  # noqa: F401
+from plant_circuit import Circuit, OPEN, IMMERSED, SHORT, _LIMIT  # noqa: F401
 from plant_history import ChargeHistory
 
 _VC = float(pins.COMPLIANCE_MV)
@@ -298,23 +298,10 @@ class Plant(Circuit, ChargeHistory):
         if t1 <= t0:
             return self.current_ua(t1) if t1 >= self._t else 0
         e = self._h[self._hi]
-        a = e[0]
-        f = e[3]
-        if a <= t0 and f <= 0:
-            # The whole window in the newest history segment, DC or a closed-form regulated
-            # interval (the common case: a treatment): _charge's two lookups, written out.
-            he = self._he
-            if f == 0:
-                if t1 <= he:  # a constant current's mean is that current
-                    m = e[2]
-                    return int(m + 0.5) if m > 0.0 else 0
-                q1 = self._qe
-                q0 = self._qe if t0 >= he else e[1] + e[2] * (t0 - a)
-            else:
-                c = self._hc
-                q1 = self._qe if t1 >= he else e[1] + seg_charge(c, e[4], t1 - a)
-                q0 = self._qe if t0 >= he else e[1] + seg_charge(c, e[4], t0 - a)
-            m = (q1 - q0) / (t1 - t0)
+        if e[3] == 0 and e[0] <= t0 and t1 <= self._he:
+            # The whole window inside the newest history segment, a constant current (the
+            # common case: a settled treatment): its mean is that current.
+            m = e[2]
         else:
             m = (self._charge(t1) - self._charge(t0)) / (t1 - t0)
         return int(m + 0.5) if m > 0.0 else 0
